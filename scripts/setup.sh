@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs and starts what the build and the tests need on a fresh Debian machine of the project's kind.
+# Idempotent: skips what is already there.
+set -euo pipefail
+
+packages=(
+  cmake libcurl4-openssl-dev libssl-dev libsasl2-dev zlib1g-dev libzstd-dev pkg-config # rdkafka's cmake-build
+  prometheus # the real server, started by the manager's tests
+  kcat       # a real Kafka client for scripts and benchmarks
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The Debian package starts a Prometheus service we do not use; tests start their own on free ports.
+if pgrep -x prometheus >/dev/null && [ -f /etc/default/prometheus ]; then
+  pkill -x prometheus || true
+fi
+
+# Postgres runs on this kind of machine; start it if it stopped.
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+
+rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked

@@ -1,0 +1,334 @@
+//! `/api/v1/clusters`: subscribe, read, replace, pause, resume, unsubscribe, and the decision history.
+
+use axum::{
+    Json, Router,
+    extract::{Path, Query, State, rejection::QueryRejection},
+    http::{StatusCode, header},
+    response::IntoResponse,
+    routing::{get, post},
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{AppState, error::ApiError, error::ErrorBody, json::ApiJson};
+use crate::{
+    cluster::{ClusterSpec, FieldProblem},
+    storage::{ClusterRecord, DecisionRecord, StorageError},
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/clusters", post(subscribe).get(list))
+        .route(
+            "/clusters/{name}",
+            get(read).put(replace).delete(unsubscribe),
+        )
+        .route("/clusters/{name}/pause", post(pause))
+        .route("/clusters/{name}/resume", post(resume))
+        .route("/clusters/{name}/decisions", get(decisions))
+}
+
+/// A subscribed cluster: its spec with every default filled in, and its state.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ClusterView {
+    pub name: String,
+    pub paused: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub spec: ClusterSpec,
+}
+
+impl From<ClusterRecord> for ClusterView {
+    fn from(record: ClusterRecord) -> Self {
+        Self {
+            name: record.spec.name.clone(),
+            paused: record.paused,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+            spec: record.spec,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClusterPage {
+    pub items: Vec<ClusterView>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DecisionPage {
+    pub items: Vec<DecisionRecord>,
+    /// Pass as `before` to get the next (older) page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<i64>,
+}
+
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 500;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterPageQuery {
+    /// Page size, 1 to 500 (default 50).
+    limit: Option<u32>,
+    /// Only clusters whose name sorts after this one.
+    after: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionPageQuery {
+    /// Page size, 1 to 500 (default 50).
+    limit: Option<u32>,
+    /// Only decisions older than this id.
+    before: Option<i64>,
+}
+
+fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    match limit.unwrap_or(DEFAULT_PAGE) {
+        limit @ 1..=MAX_PAGE => Ok(limit),
+        _ => Err(ApiError::InvalidQuery(FieldProblem::new(
+            "limit",
+            format!("must be between 1 and {MAX_PAGE}"),
+        ))),
+    }
+}
+
+fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    query.map(|Query(q)| q).map_err(|rejection| {
+        ApiError::InvalidQuery(FieldProblem::new("(query)", rejection.body_text()))
+    })
+}
+
+fn validated(state: &AppState, spec: ClusterSpec) -> Result<ClusterSpec, ApiError> {
+    spec.validate(state.validation)
+        .map_err(ApiError::Validation)?;
+    Ok(spec.with_resolved_defaults())
+}
+
+fn unknown_cluster(name: &str) -> impl Fn(StorageError) -> ApiError + '_ {
+    move |e| match e {
+        StorageError::NotFound => ApiError::NotFound(format!("no cluster named {name:?}")),
+        other => other.into(),
+    }
+}
+
+/// Subscribe a cluster.
+#[utoipa::path(
+    post, path = "/api/v1/clusters", tag = "clusters",
+    request_body = ClusterSpec,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Subscribed", body = ClusterView),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 409, description = "A cluster with this name exists", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid spec; `fields` names each problem", body = ErrorBody),
+    )
+)]
+pub async fn subscribe(
+    State(state): State<AppState>,
+    ApiJson(spec): ApiJson<ClusterSpec>,
+) -> Result<impl IntoResponse, ApiError> {
+    let spec = validated(&state, spec)?;
+    let record = state.storage.insert_cluster(&spec).await.map_err(|e| match e {
+        StorageError::Conflict => {
+            ApiError::Conflict(format!("a cluster named {:?} is already subscribed", spec.name))
+        }
+        other => other.into(),
+    })?;
+    tracing::info!(cluster = %spec.name, "cluster subscribed");
+    let location = format!("/api/v1/clusters/{}", spec.name);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(ClusterView::from(record)),
+    ))
+}
+
+/// List subscribed clusters, by name.
+#[utoipa::path(
+    get, path = "/api/v1/clusters", tag = "clusters",
+    params(ClusterPageQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = ClusterPage),
+        (status = 400, description = "Bad query parameter", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    )
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    page: Result<Query<ClusterPageQuery>, QueryRejection>,
+) -> Result<Json<ClusterPage>, ApiError> {
+    let page = query(page)?;
+    let limit = page_limit(page.limit)?;
+    let mut records = state
+        .storage
+        .list_clusters(page.after.as_deref(), limit + 1)
+        .await?;
+    let more = records.len() > limit as usize;
+    records.truncate(limit as usize);
+    let next_after = more
+        .then(|| records.last().map(|r| r.spec.name.clone()))
+        .flatten();
+    Ok(Json(ClusterPage {
+        items: records.into_iter().map(ClusterView::from).collect(),
+        next_after,
+    }))
+}
+
+/// Read one cluster.
+#[utoipa::path(
+    get, path = "/api/v1/clusters/{name}", tag = "clusters",
+    params(("name" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, body = ClusterView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+pub async fn read(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<ClusterView>, ApiError> {
+    let record = state
+        .storage
+        .get_cluster(&name)
+        .await
+        .map_err(unknown_cluster(&name))?;
+    Ok(Json(record.into()))
+}
+
+/// Replace a cluster's spec. The name in the body must be the one in the path.
+#[utoipa::path(
+    put, path = "/api/v1/clusters/{name}", tag = "clusters",
+    params(("name" = String, Path)),
+    request_body = ClusterSpec,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = ClusterView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+    )
+)]
+pub async fn replace(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(spec): ApiJson<ClusterSpec>,
+) -> Result<Json<ClusterView>, ApiError> {
+    if spec.name != name {
+        return Err(ApiError::Validation(vec![FieldProblem::new(
+            "name",
+            format!(
+                "must match the cluster in the path ({name:?}); a cluster cannot be renamed, got {:?}",
+                spec.name
+            ),
+        )]));
+    }
+    let spec = validated(&state, spec)?;
+    let record = state
+        .storage
+        .replace_cluster(&spec)
+        .await
+        .map_err(unknown_cluster(&name))?;
+    tracing::info!(cluster = %name, "cluster spec replaced");
+    Ok(Json(record.into()))
+}
+
+/// Unsubscribe a cluster. Its samples go; its decisions stay in the audit trail.
+#[utoipa::path(
+    delete, path = "/api/v1/clusters/{name}", tag = "clusters",
+    params(("name" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 204, description = "Unsubscribed"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+pub async fn unsubscribe(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .storage
+        .delete_cluster(&name)
+        .await
+        .map_err(unknown_cluster(&name))?;
+    tracing::info!(cluster = %name, "cluster unsubscribed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Pause: the autoscaler takes no action for this cluster until it is resumed.
+#[utoipa::path(
+    post, path = "/api/v1/clusters/{name}/pause", tag = "clusters",
+    params(("name" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, body = ClusterView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+pub async fn pause(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<ClusterView>, ApiError> {
+    set_paused(state, name, true).await
+}
+
+/// Resume a paused cluster.
+#[utoipa::path(
+    post, path = "/api/v1/clusters/{name}/resume", tag = "clusters",
+    params(("name" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, body = ClusterView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+pub async fn resume(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<ClusterView>, ApiError> {
+    set_paused(state, name, false).await
+}
+
+async fn set_paused(
+    state: AppState,
+    name: String,
+    paused: bool,
+) -> Result<Json<ClusterView>, ApiError> {
+    let record = state
+        .storage
+        .set_cluster_paused(&name, paused)
+        .await
+        .map_err(unknown_cluster(&name))?;
+    tracing::info!(cluster = %name, paused, "cluster pause state set");
+    Ok(Json(record.into()))
+}
+
+/// A cluster's decisions, newest first.
+#[utoipa::path(
+    get, path = "/api/v1/clusters/{name}/decisions", tag = "clusters",
+    params(("name" = String, Path), DecisionPageQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = DecisionPage),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+    )
+)]
+pub async fn decisions(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    page: Result<Query<DecisionPageQuery>, QueryRejection>,
+) -> Result<Json<DecisionPage>, ApiError> {
+    let page = query(page)?;
+    let limit = page_limit(page.limit)?;
+    let cluster = state
+        .storage
+        .get_cluster(&name)
+        .await
+        .map_err(unknown_cluster(&name))?;
+    let mut items = state
+        .storage
+        .list_decisions(cluster.id, page.before, limit + 1)
+        .await?;
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    let next_before = more.then(|| items.last().map(|d| d.id)).flatten();
+    Ok(Json(DecisionPage { items, next_before }))
+}

@@ -1,0 +1,43 @@
+//! The OpenAPI document, generated from the same types and handlers the router serves.
+
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+
+use super::{clusters, error::ErrorBody};
+use crate::{
+    cluster::{
+        ArgoCdApp, ClusterSpec, FieldProblem, GitLocation, MetricQueries, MetricsSource, Policy,
+        SecretRef, Target, TargetKind, WriteBack,
+    },
+    storage::{DecisionRecord, DecisionStatus},
+};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "autoscaler", description = "GitOps autoscaler for stream-processing jobs"),
+    paths(
+        clusters::subscribe, clusters::list, clusters::read, clusters::replace,
+        clusters::unsubscribe, clusters::pause, clusters::resume, clusters::decisions,
+    ),
+    components(schemas(
+        ClusterSpec, Target, TargetKind, MetricsSource, MetricQueries, GitLocation, WriteBack,
+        ArgoCdApp, Policy, SecretRef, clusters::ClusterView, clusters::ClusterPage,
+        clusters::DecisionPage, DecisionRecord, DecisionStatus, ErrorBody, FieldProblem,
+    )),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}

@@ -1,0 +1,13 @@
+//! What a subscribed cluster is: the spec a user submits, its defaults, and the checks it must pass before
+//! anything is stored. Pure code: no I/O.
+
+mod secret;
+mod spec;
+mod validate;
+
+pub use secret::SecretRef;
+pub use spec::{
+    ArgoCdApp, ClusterSpec, GitLocation, MetricQueries, MetricsSource, Policy, Target, TargetKind,
+    WriteBack,
+};
+pub use validate::{FieldProblem, ValidationContext};

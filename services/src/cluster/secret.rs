@@ -1,0 +1,13 @@
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Where a credential lives. The spec names it; the worker reads it when it needs it. Credentials themselves
+/// are never accepted, stored or returned by the API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum SecretRef {
+    /// The name of an environment variable of the worker process.
+    Env(String),
+    /// A path relative to the configured secrets directory.
+    File(String),
+}

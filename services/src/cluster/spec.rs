@@ -1,0 +1,249 @@
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+use utoipa::ToSchema;
+
+use super::SecretRef;
+
+/// A cluster's subscription: what it is, where its metrics and its scale live, how to change it, and the
+/// policy the autoscaler follows. Everything but the essentials has a default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSpec {
+    /// A DNS label: lowercase letters, digits and `-`, at most 63 characters.
+    #[schema(example = "logs-ingest")]
+    pub name: String,
+    pub target: Target,
+    pub metrics: MetricsSource,
+    pub git: GitLocation,
+    #[serde(default)]
+    pub write_back: WriteBack,
+    pub argocd: ArgoCdApp,
+    pub policy: Policy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    /// This project's pipeline engine.
+    Engine,
+    /// An Apache Flink job.
+    Flink,
+    /// Any other workload; every metric needs its own PromQL query.
+    Generic,
+}
+
+impl TargetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Engine => "engine",
+            TargetKind::Flink => "flink",
+            TargetKind::Generic => "generic",
+        }
+    }
+
+    /// Whether a new replica count takes effect without the autoscaler restarting the job: the engine's
+    /// consumer group rebalances on its own; a Flink job without reactive mode must be restarted.
+    pub fn scales_reactively_by_default(self) -> bool {
+        !matches!(self, TargetKind::Flink)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    pub kind: TargetKind,
+    /// Defaults by kind: `true` for `engine` and `generic`, `false` for `flink`.
+    #[serde(default)]
+    pub reactive: Option<bool>,
+    /// The control API that restarts a non-reactive target at a new parallelism: the engine's control
+    /// endpoint or the Flink REST API. Required when the target does not scale reactively.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub control_url: Option<Url>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSource {
+    #[schema(value_type = String, example = "http://prometheus:9090")]
+    pub prometheus_url: Url,
+    /// Label matchers that pick this cluster's series out of the kind's preset queries, such as
+    /// `{"pipeline": "logs-ingest"}`. Required unless every metric has its own query.
+    #[serde(default)]
+    pub selector: Option<BTreeMap<String, String>>,
+    /// Per-metric PromQL overrides; each must return one value for this cluster.
+    #[serde(default)]
+    pub queries: MetricQueries,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MetricQueries {
+    /// CPU load, 0 to 1 per core available to the job.
+    pub cpu_load: Option<String>,
+    /// Consumer lag in records.
+    pub lag_records: Option<String>,
+    /// Consumer lag in seconds.
+    pub lag_seconds: Option<String>,
+    /// Records consumed per second.
+    pub records_in: Option<String>,
+    /// Records written out per second.
+    pub records_out: Option<String>,
+    /// The current scale (replicas or parallelism).
+    pub scale: Option<String>,
+}
+
+impl MetricQueries {
+    /// Every metric with its name and override, in a fixed order.
+    pub fn entries(&self) -> [(&'static str, Option<&str>); 6] {
+        [
+            ("cpu_load", self.cpu_load.as_deref()),
+            ("lag_records", self.lag_records.as_deref()),
+            ("lag_seconds", self.lag_seconds.as_deref()),
+            ("records_in", self.records_in.as_deref()),
+            ("records_out", self.records_out.as_deref()),
+            ("scale", self.scale.as_deref()),
+        ]
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GitLocation {
+    /// Any Git remote: `https://`, `ssh://`, `git@host:path` or `file://`. Without credentials in it.
+    #[schema(example = "https://git.example.com/platform/gitops.git")]
+    pub repository: String,
+    #[serde(default = "default_branch")]
+    #[schema(example = "main")]
+    pub branch: String,
+    /// The YAML file holding the scale, relative to the repository root.
+    #[schema(example = "pipelines/logs-ingest/values.yaml")]
+    pub path: String,
+    /// Dot-separated path to the number in that file.
+    #[schema(example = "engine.replicas")]
+    pub key: String,
+    /// Credentials for pushing, if the remote needs them.
+    #[serde(default)]
+    pub credentials: Option<SecretRef>,
+}
+
+fn default_branch() -> String {
+    "main".to_owned()
+}
+
+/// How a new scale reaches Git.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+pub enum WriteBack {
+    /// Commit and push to the branch directly.
+    #[default]
+    Commit,
+    /// Open (or update) one pull request per cluster for review.
+    PullRequest {
+        /// `owner/name` on GitHub.
+        github_repository: String,
+        /// GitHub's REST API; defaults to `https://api.github.com`. Set it for GitHub Enterprise.
+        #[serde(default)]
+        #[schema(value_type = Option<String>)]
+        github_api_url: Option<Url>,
+        /// A token allowed to push branches and open pull requests.
+        token: SecretRef,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ArgoCdApp {
+    #[schema(value_type = String, example = "https://argocd.example.com")]
+    pub server: Url,
+    #[schema(example = "logs-ingest")]
+    pub application: String,
+    /// An Argo CD API token.
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+    /// For applications with automated sync: ask for a refresh instead of a sync.
+    #[serde(default)]
+    pub auto_sync: bool,
+}
+
+/// When and how far to scale. Defaults are the design's: lag above 300 s or CPU above 0.8 scales up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    #[serde(default = "default_min_scale")]
+    pub min_scale: u32,
+    pub max_scale: u32,
+    /// The source topic's partition count: parallelism above it does no work.
+    #[serde(default)]
+    pub partition_count: Option<u32>,
+    /// Scale up when lag stays above this many seconds over the scale-up window.
+    #[serde(default = "default_lag_seconds_high")]
+    pub lag_seconds_high: f64,
+    /// Scale up when CPU load stays above this over the scale-up window.
+    #[serde(default = "default_cpu_high")]
+    pub cpu_high: f64,
+    /// Scale down only when CPU load stays below this over the scale-down window...
+    #[serde(default = "default_cpu_low")]
+    pub cpu_low: f64,
+    /// ...and lag stays below this many seconds.
+    #[serde(default = "default_lag_seconds_low")]
+    pub lag_seconds_low: f64,
+    #[serde(default = "default_scale_up_window")]
+    pub scale_up_window_seconds: u32,
+    #[serde(default = "default_scale_down_window")]
+    pub scale_down_window_seconds: u32,
+    /// No new action this long after a change was applied.
+    #[serde(default = "default_cooldown")]
+    pub cooldown_seconds: u32,
+    /// The new scale must drain the current lag within this time.
+    #[serde(default = "default_catch_up")]
+    pub catch_up_seconds: u32,
+}
+
+fn default_min_scale() -> u32 {
+    1
+}
+fn default_lag_seconds_high() -> f64 {
+    300.0
+}
+fn default_cpu_high() -> f64 {
+    0.8
+}
+fn default_cpu_low() -> f64 {
+    0.3
+}
+fn default_lag_seconds_low() -> f64 {
+    30.0
+}
+fn default_scale_up_window() -> u32 {
+    300
+}
+fn default_scale_down_window() -> u32 {
+    1800
+}
+fn default_cooldown() -> u32 {
+    900
+}
+fn default_catch_up() -> u32 {
+    600
+}
+
+impl ClusterSpec {
+    /// Fills the defaults that depend on other fields, so what is stored and returned is explicit.
+    pub fn with_resolved_defaults(mut self) -> Self {
+        self.target.reactive = Some(
+            self.target
+                .reactive
+                .unwrap_or_else(|| self.target.kind.scales_reactively_by_default()),
+        );
+        self
+    }
+
+    pub fn scales_reactively(&self) -> bool {
+        self.target
+            .reactive
+            .unwrap_or_else(|| self.target.kind.scales_reactively_by_default())
+    }
+}

@@ -1,0 +1,148 @@
+//! Command line and environment configuration. Every flag has an environment variable; values are checked
+//! at start so that a bad setting stops the service with a message that names it.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "autoscaler", version, about = "GitOps autoscaler for stream-processing jobs")]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: CommonConfig,
+    #[command(subcommand)]
+    pub role: Option<Role>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Role {
+    /// Every role in one process (the default).
+    Run,
+    /// The subscription API, metric scraping and rule evaluation.
+    Manager,
+    /// Takes scaling tasks from the queue: estimate, check, write back to Git, sync Argo CD.
+    Worker,
+    /// Receives Argo CD notifications, GitHub events and engine registrations.
+    Webhook,
+    /// Creates the database if it is missing, applies migrations, and exits.
+    Migrate,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CommonConfig {
+    /// Postgres connection URL. The database is created if it does not exist.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/autoscaler",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "AUTOSCALER_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    pub listen: SocketAddr,
+
+    /// Bearer tokens accepted by the API, comma-separated (at least 16 characters each).
+    #[arg(
+        long,
+        env = "AUTOSCALER_API_TOKENS",
+        value_delimiter = ',',
+        global = true,
+        hide_env_values = true
+    )]
+    pub api_tokens: Vec<String>,
+
+    /// Directory that `{"file": ...}` secret references resolve under.
+    #[arg(long, env = "AUTOSCALER_SECRETS_DIR", global = true)]
+    pub secrets_dir: Option<PathBuf>,
+
+    /// How long metric samples are kept, such as `7d` or `36h`.
+    #[arg(long, env = "AUTOSCALER_SAMPLE_RETENTION", default_value = "7d", value_parser = humantime::parse_duration, global = true)]
+    pub sample_retention: Duration,
+
+    /// Largest request body accepted, in bytes; larger bodies get 413.
+    #[arg(long, env = "AUTOSCALER_MAX_BODY_BYTES", default_value_t = 64 * 1024, global = true)]
+    pub max_body_bytes: usize,
+
+    /// How long in-flight work may take to finish after SIGTERM, such as `30s`.
+    #[arg(long, env = "AUTOSCALER_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub shutdown_timeout: Duration,
+
+    /// Log format; the level comes from RUST_LOG (default `info`).
+    #[arg(long, env = "AUTOSCALER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A setting that clap parsed but that makes no sense, named by its environment variable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {setting}: {problem}")]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub problem: String,
+}
+
+const MIN_TOKEN_LEN: usize = 16;
+
+impl CommonConfig {
+    /// Checks what clap cannot: relations between settings and the ones a role needs.
+    pub fn validate(&self, role: Role) -> Result<(), ConfigError> {
+        let serves_api = matches!(role, Role::Run | Role::Manager);
+        if serves_api && self.api_tokens.is_empty() {
+            return Err(ConfigError {
+                setting: "AUTOSCALER_API_TOKENS",
+                problem: "the API needs at least one bearer token (--api-tokens)".to_owned(),
+            });
+        }
+        if let Some(position) = self
+            .api_tokens
+            .iter()
+            .position(|t| t.len() < MIN_TOKEN_LEN || t.trim() != t)
+        {
+            return Err(ConfigError {
+                setting: "AUTOSCALER_API_TOKENS",
+                problem: format!(
+                    "token {} must be at least {MIN_TOKEN_LEN} characters without surrounding spaces",
+                    position + 1
+                ),
+            });
+        }
+        if let Some(dir) = &self.secrets_dir
+            && !dir.is_dir()
+        {
+            return Err(ConfigError {
+                setting: "AUTOSCALER_SECRETS_DIR",
+                problem: format!("{} is not a directory", dir.display()),
+            });
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError {
+                setting: "AUTOSCALER_MAX_BODY_BYTES",
+                problem: "must be at least 1024".to_owned(),
+            });
+        }
+        if self.sample_retention < Duration::from_secs(3600) {
+            return Err(ConfigError {
+                setting: "AUTOSCALER_SAMPLE_RETENTION",
+                problem: "must be at least 1h: the rules and the regression learn from this history"
+                    .to_owned(),
+            });
+        }
+        if !(self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError {
+                setting: "DATABASE_URL",
+                problem: "must be a postgres:// URL".to_owned(),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,11 @@
+//! The GitOps autoscaler: subscribes stream-processing clusters, watches their metrics, and changes their
+//! scale only through Git. See the README and ARCHITECTURE.md for the loop.
+
+pub mod api;
+pub mod cluster;
+pub mod config;
+pub mod metrics;
+pub mod roles;
+pub mod shutdown;
+pub mod storage;
+pub mod telemetry;

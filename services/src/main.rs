@@ -1,0 +1,25 @@
+use std::process::ExitCode;
+
+use autoscaler::config::{Cli, Role};
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    autoscaler::telemetry::init(cli.common.log_format);
+    let role = cli.role.unwrap_or(Role::Run);
+    if let Err(e) = cli.common.validate(role) {
+        tracing::error!("{e}");
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    let shutdown = autoscaler::shutdown::on_signal();
+    match autoscaler::roles::run(role, cli.common, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The service's own Prometheus metrics: HTTP requests, loop timings, queue depth.
+
+use std::time::Duration;
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: String,
+    /// The matched route template, never the raw path, so label values stay bounded.
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub method: String,
+    pub route: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LoopLabels {
+    /// Which loop, such as `sample_retention`.
+    pub name: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClusterLabels {
+    pub paused: bool,
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: Family<RequestLabels, Counter>,
+    pub http_request_duration: Family<RouteLabels, Histogram>,
+    pub loop_duration: Family<LoopLabels, Histogram>,
+    pub loop_errors: Family<LoopLabels, Counter>,
+    pub queue_depth: Family<QueueLabels, Gauge>,
+    pub clusters: Family<ClusterLabels, Gauge>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms to about 16 s.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.001, 2.0, 15))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let http_requests = Family::<RequestLabels, Counter>::default();
+        let http_request_duration =
+            Family::<RouteLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
+        let loop_duration =
+            Family::<LoopLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
+        let loop_errors = Family::<LoopLabels, Counter>::default();
+        let queue_depth = Family::<QueueLabels, Gauge>::default();
+        let clusters = Family::<ClusterLabels, Gauge>::default();
+
+        let mut registry = Registry::with_prefix("autoscaler");
+        registry.register(
+            "http_requests",
+            "HTTP requests handled, by route and status",
+            http_requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency, by route",
+            http_request_duration.clone(),
+        );
+        registry.register(
+            "loop_duration_seconds",
+            "Time one iteration of a background loop took",
+            loop_duration.clone(),
+        );
+        registry.register(
+            "loop_errors",
+            "Background loop iterations that failed",
+            loop_errors.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Scaling tasks in the queue that are not done, by status",
+            queue_depth.clone(),
+        );
+        registry.register("clusters", "Subscribed clusters", clusters.clone());
+
+        Self {
+            registry,
+            http_requests,
+            http_request_duration,
+            loop_duration,
+            loop_errors,
+            queue_depth,
+            clusters,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn observe_loop(&self, name: &'static str, took: Duration, ok: bool) {
+        let labels = LoopLabels { name };
+        self.loop_duration
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+        if !ok {
+            self.loop_errors.get_or_create(&labels).inc();
+        }
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

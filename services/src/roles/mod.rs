@@ -1,0 +1,83 @@
+//! The service's roles. Each is thin orchestration over storage, the API and the loops; `run` starts all
+//! of them in one process.
+
+mod retention;
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    api::{self, ApiTokens, AppState},
+    cluster::ValidationContext,
+    config::{CommonConfig, Role},
+    metrics::Metrics,
+    storage::Storage,
+};
+
+/// Starts the role and runs it until `shutdown` is cancelled.
+pub async fn run(
+    role: Role,
+    config: CommonConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let storage = Storage::connect(&config.database_url)
+        .await
+        .context("cannot connect to the database (DATABASE_URL)")?;
+    storage
+        .migrate()
+        .await
+        .context("cannot apply the database migrations")?;
+    tracing::info!("database ready");
+    if role == Role::Migrate {
+        return Ok(());
+    }
+
+    let state = AppState {
+        storage: storage.clone(),
+        tokens: Arc::new(ApiTokens::new(&config.api_tokens)),
+        validation: ValidationContext {
+            secrets_dir_configured: config.secrets_dir.is_some(),
+        },
+        metrics: Arc::new(Metrics::default()),
+        max_body_bytes: config.max_body_bytes,
+    };
+
+    let mut tasks = JoinSet::new();
+    if matches!(role, Role::Run | Role::Manager) {
+        tasks.spawn(retention::run(
+            storage.clone(),
+            state.metrics.clone(),
+            config.sample_retention,
+            shutdown.clone(),
+        ));
+    }
+
+    let router = match role {
+        Role::Run | Role::Manager => api::router(state),
+        // The worker and webhook roles serve operations endpoints only, until their own work lands.
+        Role::Worker | Role::Webhook | Role::Migrate => api::ops_router(state),
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (AUTOSCALER_LISTEN)", config.listen))?;
+    tracing::info!(role = ?role, address = %listener.local_addr()?, "listening");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await
+        .context("the HTTP server failed")?;
+
+    drain(tasks, config.shutdown_timeout).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Waits for background loops to finish their current iteration, up to the shutdown timeout.
+async fn drain(mut tasks: JoinSet<()>, timeout: Duration) {
+    let all_done = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(timeout, all_done).await.is_err() {
+        tracing::warn!(?timeout, "background work did not finish in time; abandoning it");
+    }
+}

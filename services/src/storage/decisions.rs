@@ -1,0 +1,108 @@
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{AssertSqlSafe, types::Json};
+use utoipa::ToSchema;
+
+use super::{Storage, StorageError, conflict_on_unique};
+
+/// Where a decision stands. The in-flight ones (pending to syncing) are at most one per cluster: a unique
+/// index in the schema guarantees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type, ToSchema)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionStatus {
+    Pending,
+    Running,
+    Vetoed,
+    Skipped,
+    Committed,
+    PrOpen,
+    Merged,
+    Rejected,
+    Syncing,
+    Synced,
+    Applied,
+    Failed,
+}
+
+/// One entry of the audit trail: why the autoscaler acted (or did not), and what came of it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
+pub struct DecisionRecord {
+    pub id: i64,
+    #[serde(rename = "cluster")]
+    pub cluster_name: String,
+    pub status: DecisionStatus,
+    /// The rule that fired.
+    pub rule: String,
+    /// The metrics window the rule saw.
+    #[schema(value_type = Object)]
+    pub inputs: Json<serde_json::Value>,
+    /// The estimate: model, coefficients, fit, or the fallback used and why.
+    #[schema(value_type = Option<Object>)]
+    pub estimate: Option<Json<serde_json::Value>>,
+    pub from_scale: Option<i32>,
+    pub to_scale: Option<i32>,
+    #[schema(value_type = Option<Object>)]
+    pub write_back: Option<Json<serde_json::Value>>,
+    #[schema(value_type = Option<Object>)]
+    pub sync: Option<Json<serde_json::Value>>,
+    /// Why it ended as it did (a veto, a failure).
+    pub reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// What the rule evaluator knows when it decides to act.
+#[derive(Debug, Clone)]
+pub struct NewDecision {
+    pub cluster_id: i64,
+    pub cluster_name: String,
+    pub rule: String,
+    pub inputs: serde_json::Value,
+    pub from_scale: Option<i32>,
+}
+
+const COLUMNS: &str = "id, cluster_name, status, rule, inputs, estimate, from_scale, to_scale, \
+    write_back, sync, reason, created_at, updated_at, finished_at";
+
+impl Storage {
+    /// Records a pending decision. `Conflict` when the cluster already has one in flight.
+    pub async fn insert_pending_decision(
+        &self,
+        new: &NewDecision,
+    ) -> Result<DecisionRecord, StorageError> {
+        sqlx::query_as(AssertSqlSafe(format!(
+            "insert into decisions (cluster_id, cluster_name, status, rule, inputs, from_scale) \
+             values ($1, $2, 'pending', $3, $4, $5) returning {COLUMNS}"
+        )))
+        .bind(new.cluster_id)
+        .bind(&new.cluster_name)
+        .bind(&new.rule)
+        .bind(Json(&new.inputs))
+        .bind(new.from_scale)
+        .fetch_one(self.pool())
+        .await
+        .map_err(conflict_on_unique)
+    }
+
+    /// A cluster's decisions, newest first, older than `before` (keyset pagination).
+    pub async fn list_decisions(
+        &self,
+        cluster_id: i64,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<DecisionRecord>, StorageError> {
+        let rows = sqlx::query_as(AssertSqlSafe(format!(
+            "select {COLUMNS} from decisions \
+             where cluster_id = $1 and ($2::bigint is null or id < $2) \
+             order by id desc limit $3"
+        )))
+        .bind(cluster_id)
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows)
+    }
+}
