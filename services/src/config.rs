@@ -6,7 +6,11 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "autoscaler", version, about = "GitOps autoscaler for stream-processing jobs")]
+#[command(
+    name = "autoscaler",
+    version,
+    about = "GitOps autoscaler for stream-processing jobs"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub common: CommonConfig,
@@ -41,7 +45,12 @@ pub struct CommonConfig {
     pub database_url: String,
 
     /// Address the HTTP server listens on.
-    #[arg(long, env = "AUTOSCALER_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "AUTOSCALER_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
     pub listen: SocketAddr,
 
     /// Bearer tokens accepted by the API, comma-separated (at least 16 characters each).
@@ -131,8 +140,9 @@ impl CommonConfig {
         if self.sample_retention < Duration::from_secs(3600) {
             return Err(ConfigError {
                 setting: "AUTOSCALER_SAMPLE_RETENTION",
-                problem: "must be at least 1h: the rules and the regression learn from this history"
-                    .to_owned(),
+                problem:
+                    "must be at least 1h: the rules and the regression learn from this history"
+                        .to_owned(),
             });
         }
         if !(self.database_url.starts_with("postgres://")

@@ -51,7 +51,9 @@ pub struct Metrics {
 
 fn latency_histogram() -> Histogram {
     // 1 ms to about 16 s.
-    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.001, 2.0, 15))
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.001, 2.0, 15,
+    ))
 }
 
 impl Default for Metrics {

@@ -34,7 +34,9 @@ impl ApiTokens {
         let presented = digest(presented);
         self.digests
             .iter()
-            .fold(subtle::Choice::from(0), |found, d| found | d.ct_eq(&presented))
+            .fold(subtle::Choice::from(0), |found, d| {
+                found | d.ct_eq(&presented)
+            })
             .into()
     }
 }

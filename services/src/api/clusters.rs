@@ -137,12 +137,17 @@ pub async fn subscribe(
     ApiJson(spec): ApiJson<ClusterSpec>,
 ) -> Result<impl IntoResponse, ApiError> {
     let spec = validated(&state, spec)?;
-    let record = state.storage.insert_cluster(&spec).await.map_err(|e| match e {
-        StorageError::Conflict => {
-            ApiError::Conflict(format!("a cluster named {:?} is already subscribed", spec.name))
-        }
-        other => other.into(),
-    })?;
+    let record = state
+        .storage
+        .insert_cluster(&spec)
+        .await
+        .map_err(|e| match e {
+            StorageError::Conflict => ApiError::Conflict(format!(
+                "a cluster named {:?} is already subscribed",
+                spec.name
+            )),
+            other => other.into(),
+        })?;
     tracing::info!(cluster = %spec.name, "cluster subscribed");
     let location = format!("/api/v1/clusters/{}", spec.name);
     Ok((

@@ -41,22 +41,25 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
 
 /// Parses a body, naming the field at fault when the JSON is well-formed but the shape is wrong.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Syntax first, so that broken JSON is reported as such even where the shape is wrong too.
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+        .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
             serde_json::error::Category::Data => ApiError::InvalidBody(FieldProblem::new(
-                if path == "." { "(body)".to_owned() } else { path },
+                if path == "." {
+                    "(body)".to_owned()
+                } else {
+                    path
+                },
                 strip_position(&inner.to_string()),
             )),
             _ => ApiError::MalformedJson(inner.to_string()),
         }
     })?;
-    // Trailing content after the value is malformed too.
-    deserializer
-        .end()
-        .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
     Ok(value)
 }
 

@@ -55,7 +55,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
-        .layer(middleware::from_fn_with_state(state.clone(), record_request))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_request,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -64,7 +67,10 @@ pub fn router(state: AppState) -> Router {
 pub fn ops_router(state: AppState) -> Router {
     ops::router()
         .fallback(no_route)
-        .layer(middleware::from_fn_with_state(state.clone(), record_request))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_request,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -39,7 +39,9 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         }
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "reason": "the database did not answer within 2s"})),
+            Json(
+                json!({"status": "unavailable", "reason": "the database did not answer within 2s"}),
+            ),
         ),
     }
 }

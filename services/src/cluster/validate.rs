@@ -91,7 +91,10 @@ impl ClusterSpec {
 
     fn validate_metrics(&self, problems: &mut Problems) {
         let metrics = &self.metrics;
-        problems.check("metrics.prometheus_url", check_http_url(&metrics.prometheus_url));
+        problems.check(
+            "metrics.prometheus_url",
+            check_http_url(&metrics.prometheus_url),
+        );
         if let Some(selector) = &metrics.selector {
             if selector.is_empty() {
                 problems.add("metrics.selector", "must name at least one label");
@@ -107,7 +110,9 @@ impl ClusterSpec {
         let mut without_query = Vec::new();
         for (metric, query) in metrics.queries.entries() {
             match query {
-                Some(query) => problems.check(&format!("metrics.queries.{metric}"), check_query(query)),
+                Some(query) => {
+                    problems.check(&format!("metrics.queries.{metric}"), check_query(query))
+                }
                 None => without_query.push(metric),
             }
         }
@@ -164,7 +169,10 @@ impl ClusterSpec {
     fn validate_argocd(&self, ctx: ValidationContext, problems: &mut Problems) {
         let argocd = &self.argocd;
         problems.check("argocd.server", check_http_url(&argocd.server));
-        problems.check("argocd.application", check_dns_subdomain(&argocd.application));
+        problems.check(
+            "argocd.application",
+            check_dns_subdomain(&argocd.application),
+        );
         if let Some(secret) = &argocd.token {
             problems.check("argocd.token", check_secret(secret, ctx));
         }
@@ -209,7 +217,10 @@ fn validate_policy(policy: &Policy, problems: &mut Problems) {
         );
     }
     if !(policy.lag_seconds_high > 0.0 && policy.lag_seconds_high.is_finite()) {
-        problems.add("policy.lag_seconds_high", "must be a positive number of seconds");
+        problems.add(
+            "policy.lag_seconds_high",
+            "must be a positive number of seconds",
+        );
     }
     if !(policy.lag_seconds_low >= 0.0 && policy.lag_seconds_low < policy.lag_seconds_high) {
         problems.add(
@@ -218,8 +229,16 @@ fn validate_policy(policy: &Policy, problems: &mut Problems) {
         );
     }
     let windows = [
-        ("policy.scale_up_window_seconds", policy.scale_up_window_seconds, 30),
-        ("policy.scale_down_window_seconds", policy.scale_down_window_seconds, 30),
+        (
+            "policy.scale_up_window_seconds",
+            policy.scale_up_window_seconds,
+            30,
+        ),
+        (
+            "policy.scale_down_window_seconds",
+            policy.scale_down_window_seconds,
+            30,
+        ),
         ("policy.catch_up_seconds", policy.catch_up_seconds, 30),
         ("policy.cooldown_seconds", policy.cooldown_seconds, 0),
     ];
@@ -262,7 +281,10 @@ fn check_dns_subdomain(name: &str) -> Result<(), String> {
 
 fn check_http_url(url: &Url) -> Result<(), String> {
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("must be an http or https URL, got scheme {:?}", url.scheme()));
+        return Err(format!(
+            "must be an http or https URL, got scheme {:?}",
+            url.scheme()
+        ));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err("must not carry credentials: name a secret instead".to_owned());
@@ -282,12 +304,12 @@ fn check_git_remote(remote: &str) -> Result<(), String> {
     if remote.contains("://") {
         let url = Url::parse(remote).map_err(|e| format!("is not a valid URL: {e}"))?;
         match url.scheme() {
-            "https" | "http" if !url.username().is_empty() || url.password().is_some() => {
-                Err("must not carry credentials: name a secret in git.credentials instead".to_owned())
-            }
-            "ssh" | "git" if url.password().is_some() => {
-                Err("must not carry a password: name a secret in git.credentials instead".to_owned())
-            }
+            "https" | "http" if !url.username().is_empty() || url.password().is_some() => Err(
+                "must not carry credentials: name a secret in git.credentials instead".to_owned(),
+            ),
+            "ssh" | "git" if url.password().is_some() => Err(
+                "must not carry a password: name a secret in git.credentials instead".to_owned(),
+            ),
             "https" | "http" | "ssh" | "git" | "file" => Ok(()),
             other => Err(format!(
                 "must use https, http, ssh, git or file, got scheme {other:?}"
@@ -329,7 +351,10 @@ fn check_relative_path(path: &str) -> Result<(), String> {
     if path.is_empty() || path.starts_with('/') || path.contains('\\') || path.contains('\0') {
         return Err(format!("must be a relative path, got {path:?}"));
     }
-    if path.split('/').any(|part| part.is_empty() || part == "." || part == "..") {
+    if path
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == "..")
+    {
         return Err(format!(
             "must not contain empty, '.' or '..' components, got {path:?}"
         ));
@@ -340,7 +365,9 @@ fn check_relative_path(path: &str) -> Result<(), String> {
 fn check_yaml_path(path: &str) -> Result<(), String> {
     check_relative_path(path)?;
     if !(path.ends_with(".yaml") || path.ends_with(".yml")) {
-        return Err(format!("must name a YAML file (.yaml or .yml), got {path:?}"));
+        return Err(format!(
+            "must name a YAML file (.yaml or .yml), got {path:?}"
+        ));
     }
     Ok(())
 }
@@ -408,7 +435,9 @@ fn check_secret(secret: &SecretRef, ctx: ValidationContext) -> Result<(), String
             if ok {
                 Ok(())
             } else {
-                Err(format!("env must be an environment variable name, got {name:?}"))
+                Err(format!(
+                    "env must be an environment variable name, got {name:?}"
+                ))
             }
         }
         SecretRef::File(path) => {

@@ -78,6 +78,9 @@ pub async fn run(
 async fn drain(mut tasks: JoinSet<()>, timeout: Duration) {
     let all_done = async { while tasks.join_next().await.is_some() {} };
     if tokio::time::timeout(timeout, all_done).await.is_err() {
-        tracing::warn!(?timeout, "background work did not finish in time; abandoning it");
+        tracing::warn!(
+            ?timeout,
+            "background work did not finish in time; abandoning it"
+        );
     }
 }

@@ -68,11 +68,12 @@ impl Storage {
     }
 
     pub async fn get_cluster(&self, name: &str) -> Result<ClusterRecord, StorageError> {
-        let row: Option<ClusterRow> =
-            sqlx::query_as(AssertSqlSafe(format!("select {COLUMNS} from clusters where name = $1")))
-                .bind(name)
-                .fetch_optional(self.pool())
-                .await?;
+        let row: Option<ClusterRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "select {COLUMNS} from clusters where name = $1"
+        )))
+        .bind(name)
+        .fetch_optional(self.pool())
+        .await?;
         row.ok_or(StorageError::NotFound)?.try_into()
     }
 

@@ -105,4 +105,26 @@ impl Storage {
         .await?;
         Ok(rows)
     }
+
+    /// Ends a decision with its final status and the reason.
+    pub async fn finish_decision(
+        &self,
+        id: i64,
+        status: DecisionStatus,
+        reason: Option<&str>,
+    ) -> Result<(), StorageError> {
+        let result = sqlx::query(
+            "update decisions set status = $2, reason = $3, updated_at = now(), finished_at = now() \
+             where id = $1",
+        )
+        .bind(id)
+        .bind(status)
+        .bind(reason)
+        .execute(self.pool())
+        .await?;
+        if result.rows_affected() == 0 {
+            return Err(StorageError::NotFound);
+        }
+        Ok(())
+    }
 }

@@ -25,7 +25,11 @@ impl Storage {
     }
 
     /// Stores one scrape of one cluster; a repeated timestamp replaces the earlier row.
-    pub async fn insert_sample(&self, cluster_id: i64, sample: &Sample) -> Result<(), StorageError> {
+    pub async fn insert_sample(
+        &self,
+        cluster_id: i64,
+        sample: &Sample,
+    ) -> Result<(), StorageError> {
         sqlx::query(
             "insert into metric_samples \
              (cluster_id, sampled_at, cpu_load, lag_records, lag_seconds, records_in, records_out, scale) \

@@ -53,7 +53,11 @@ fn the_minimal_spec_is_valid_and_gets_the_designs_defaults() {
 fn flink_defaults_to_non_reactive_and_then_needs_a_control_url() {
     let spec = with(valid(), "/target/kind", json!("flink"));
     assert_eq!(fields_of(spec.clone()), ["target.control_url"]);
-    let spec = with(spec, "/target/control_url", json!("http://flink-jobmanager:8081"));
+    let spec = with(
+        spec,
+        "/target/control_url",
+        json!("http://flink-jobmanager:8081"),
+    );
     assert_eq!(fields_of(spec), Vec::<String>::new());
 }
 
@@ -63,15 +67,37 @@ fn a_generic_target_needs_every_query_and_cannot_be_non_reactive() {
     let spec = with(spec, "/target/reactive", json!(false));
     let fields = fields_of(spec);
     assert!(fields.contains(&"target.reactive".to_owned()), "{fields:?}");
-    for metric in ["cpu_load", "lag_records", "lag_seconds", "records_in", "records_out", "scale"] {
-        assert!(fields.contains(&format!("metrics.queries.{metric}")), "{metric} in {fields:?}");
+    for metric in [
+        "cpu_load",
+        "lag_records",
+        "lag_seconds",
+        "records_in",
+        "records_out",
+        "scale",
+    ] {
+        assert!(
+            fields.contains(&format!("metrics.queries.{metric}")),
+            "{metric} in {fields:?}"
+        );
     }
 }
 
 #[test]
 fn names_that_are_not_dns_labels_are_refused() {
-    for name in ["", "Logs", "logs_ingest", "-logs", "logs-", "a.b", &"x".repeat(64)] {
-        assert_eq!(fields_of(with(valid(), "/name", json!(name))), ["name"], "name {name:?}");
+    for name in [
+        "",
+        "Logs",
+        "logs_ingest",
+        "-logs",
+        "logs-",
+        "a.b",
+        &"x".repeat(64),
+    ] {
+        assert_eq!(
+            fields_of(with(valid(), "/name", json!(name))),
+            ["name"],
+            "name {name:?}"
+        );
     }
 }
 
@@ -81,7 +107,11 @@ fn min_above_max_is_refused_and_names_both_bounds() {
     let problems = problems_of(spec, ValidationContext::default());
     assert_eq!(problems.len(), 1);
     assert_eq!(problems[0].field, "policy.min_scale");
-    assert!(problems[0].problem.contains("policy.max_scale (8)"), "{}", problems[0].problem);
+    assert!(
+        problems[0].problem.contains("policy.max_scale (8)"),
+        "{}",
+        problems[0].problem
+    );
 }
 
 #[test]
@@ -95,30 +125,74 @@ fn thresholds_out_of_range_are_refused() {
     let cases = [
         ("/policy/cpu_high", json!(1.5), "policy.cpu_high"),
         ("/policy/cpu_low", json!(0.9), "policy.cpu_low"),
-        ("/policy/lag_seconds_low", json!(400), "policy.lag_seconds_low"),
-        ("/policy/scale_up_window_seconds", json!(5), "policy.scale_up_window_seconds"),
-        ("/policy/scale_down_window_seconds", json!(60), "policy.scale_down_window_seconds"),
+        (
+            "/policy/lag_seconds_low",
+            json!(400),
+            "policy.lag_seconds_low",
+        ),
+        (
+            "/policy/scale_up_window_seconds",
+            json!(5),
+            "policy.scale_up_window_seconds",
+        ),
+        (
+            "/policy/scale_down_window_seconds",
+            json!(60),
+            "policy.scale_down_window_seconds",
+        ),
         ("/policy/min_scale", json!(0), "policy.min_scale"),
     ];
     for (pointer, value, field) in cases {
-        assert_eq!(fields_of(with(valid(), pointer, value.clone())), [field], "{pointer} = {value}");
+        assert_eq!(
+            fields_of(with(valid(), pointer, value.clone())),
+            [field],
+            "{pointer} = {value}"
+        );
     }
 }
 
 #[test]
 fn urls_must_be_http_and_carry_no_credentials() {
     let cases = [
-        ("/metrics/prometheus_url", "ftp://prometheus:9090", "metrics.prometheus_url"),
-        ("/argocd/server", "https://admin:hunter2@argocd.example.com", "argocd.server"),
-        ("/git/repository", "https://ghp_token@github.com/o/r.git", "git.repository"),
-        ("/git/repository", "ssh://git:pw@host/repo.git", "git.repository"),
+        (
+            "/metrics/prometheus_url",
+            "ftp://prometheus:9090",
+            "metrics.prometheus_url",
+        ),
+        (
+            "/argocd/server",
+            "https://admin:hunter2@argocd.example.com",
+            "argocd.server",
+        ),
+        (
+            "/git/repository",
+            "https://ghp_token@github.com/o/r.git",
+            "git.repository",
+        ),
+        (
+            "/git/repository",
+            "ssh://git:pw@host/repo.git",
+            "git.repository",
+        ),
         ("/git/repository", "not a remote", "git.repository"),
     ];
     for (pointer, url, field) in cases {
-        assert_eq!(fields_of(with(valid(), pointer, json!(url))), [field], "{url}");
+        assert_eq!(
+            fields_of(with(valid(), pointer, json!(url))),
+            [field],
+            "{url}"
+        );
     }
-    for remote in ["git@github.com:o/r.git", "ssh://git@host/r.git", "file:///srv/git/r.git"] {
-        assert_eq!(fields_of(with(valid(), "/git/repository", json!(remote))), Vec::<String>::new(), "{remote}");
+    for remote in [
+        "git@github.com:o/r.git",
+        "ssh://git@host/r.git",
+        "file:///srv/git/r.git",
+    ] {
+        assert_eq!(
+            fields_of(with(valid(), "/git/repository", json!(remote))),
+            Vec::<String>::new(),
+            "{remote}"
+        );
     }
 }
 
@@ -134,7 +208,11 @@ fn git_paths_branches_and_keys_are_checked() {
         ("/git/key", "engine.$replicas", "git.key"),
     ];
     for (pointer, value, field) in cases {
-        assert_eq!(fields_of(with(valid(), pointer, json!(value))), [field], "{pointer} = {value}");
+        assert_eq!(
+            fields_of(with(valid(), pointer, json!(value))),
+            [field],
+            "{pointer} = {value}"
+        );
     }
 }
 
@@ -142,9 +220,15 @@ fn git_paths_branches_and_keys_are_checked() {
 fn file_secrets_need_a_secrets_directory_and_stay_inside_it() {
     let spec = with(valid(), "/git/credentials", json!({"file": "git/token"}));
     assert_eq!(fields_of(spec.clone()), ["git.credentials"]);
-    let ctx = ValidationContext { secrets_dir_configured: true };
+    let ctx = ValidationContext {
+        secrets_dir_configured: true,
+    };
     assert!(problems_of(spec, ctx).is_empty());
-    let escaping = with(valid(), "/git/credentials", json!({"file": "../../etc/shadow"}));
+    let escaping = with(
+        valid(),
+        "/git/credentials",
+        json!({"file": "../../etc/shadow"}),
+    );
     assert_eq!(problems_of(escaping, ctx).len(), 1);
     let bad_env = with(valid(), "/argocd/token", json!({"env": "NOT-A-NAME"}));
     assert_eq!(fields_of(bad_env), ["argocd.token"]);
@@ -153,12 +237,19 @@ fn file_secrets_need_a_secrets_directory_and_stay_inside_it() {
 #[test]
 fn a_selector_is_needed_unless_every_metric_has_a_query() {
     let mut spec = valid();
-    spec["metrics"].as_object_mut().expect("object").remove("selector");
+    spec["metrics"]
+        .as_object_mut()
+        .expect("object")
+        .remove("selector");
     spec["metrics"]["queries"] = json!({"cpu_load": "avg(rate(process_cpu_seconds_total[1m]))"});
     let problems = problems_of(spec, ValidationContext::default());
     assert_eq!(problems.len(), 1);
     assert_eq!(problems[0].field, "metrics.selector");
-    assert!(problems[0].problem.contains("lag_records"), "{}", problems[0].problem);
+    assert!(
+        problems[0].problem.contains("lag_records"),
+        "{}",
+        problems[0].problem
+    );
     let bad_label = with(valid(), "/metrics/selector", json!({"0bad": "x"}));
     assert_eq!(fields_of(bad_label), ["metrics.selector.0bad"]);
 }

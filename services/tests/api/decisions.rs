@@ -1,0 +1,127 @@
+use autoscaler::storage::{DecisionStatus, NewDecision};
+use serde_json::{Value, json};
+
+use crate::harness::{TestApp, spec};
+
+async fn record_decisions(app: &TestApp, cluster: &str, count: usize) -> Vec<i64> {
+    let cluster = app.storage.get_cluster(cluster).await.expect("cluster");
+    let mut ids = Vec::new();
+    for i in 0..count {
+        let decision = app
+            .storage
+            .insert_pending_decision(&NewDecision {
+                cluster_id: cluster.id,
+                cluster_name: cluster.spec.name.clone(),
+                rule: "lag_above_threshold".to_owned(),
+                inputs: json!({"window": i}),
+                from_scale: Some(2),
+            })
+            .await
+            .expect("insert");
+        app.storage
+            .finish_decision(decision.id, DecisionStatus::Vetoed, Some("test"))
+            .await
+            .expect("finish");
+        ids.push(decision.id);
+    }
+    ids
+}
+
+#[tokio::test]
+async fn decisions_come_newest_first_and_page_backwards() {
+    let app = TestApp::spawn().await;
+    app.subscribe(&spec("delta")).await;
+    app.subscribe(&spec("other")).await;
+    let ids = record_decisions(&app, "delta", 5).await;
+    record_decisions(&app, "other", 2).await;
+
+    let first: Value = app
+        .get("/api/v1/clusters/delta/decisions?limit=3")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let first_ids: Vec<i64> = first["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|d| d["id"].as_i64())
+        .collect();
+    assert_eq!(first_ids, [ids[4], ids[3], ids[2]]);
+    assert_eq!(first["items"][0]["cluster"], "delta");
+    assert_eq!(first["items"][0]["status"], "vetoed");
+    assert_eq!(first["items"][0]["reason"], "test");
+
+    let before = first["next_before"].as_i64().expect("a next page");
+    let second: Value = app
+        .get(&format!(
+            "/api/v1/clusters/delta/decisions?limit=3&before={before}"
+        ))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let second_ids: Vec<i64> = second["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|d| d["id"].as_i64())
+        .collect();
+    assert_eq!(second_ids, [ids[1], ids[0]]);
+    assert!(second.get("next_before").is_none(), "last page: {second}");
+}
+
+#[tokio::test]
+async fn the_database_allows_one_decision_in_flight_per_cluster() {
+    let app = TestApp::spawn().await;
+    app.subscribe(&spec("epsilon")).await;
+    let cluster = app.storage.get_cluster("epsilon").await.expect("cluster");
+    let new = NewDecision {
+        cluster_id: cluster.id,
+        cluster_name: "epsilon".to_owned(),
+        rule: "cpu_above_threshold".to_owned(),
+        inputs: json!({}),
+        from_scale: Some(1),
+    };
+
+    let first = app
+        .storage
+        .insert_pending_decision(&new)
+        .await
+        .expect("first");
+    let second = app.storage.insert_pending_decision(&new).await;
+
+    assert!(
+        matches!(second, Err(autoscaler::storage::StorageError::Conflict)),
+        "{second:?}"
+    );
+    app.storage
+        .finish_decision(first.id, DecisionStatus::Applied, None)
+        .await
+        .expect("finish");
+    app.storage
+        .insert_pending_decision(&new)
+        .await
+        .expect("a new one once the first finished");
+}
+
+#[tokio::test]
+async fn decisions_survive_their_cluster_being_deleted() {
+    let app = TestApp::spawn().await;
+    app.subscribe(&spec("zeta")).await;
+    record_decisions(&app, "zeta", 2).await;
+
+    let deleted = app
+        .authed(reqwest::Method::DELETE, "/api/v1/clusters/zeta")
+        .send()
+        .await
+        .expect("sent");
+
+    assert_eq!(deleted.status(), 204);
+    let (kept,): (i64,) =
+        sqlx::query_as("select count(*) from decisions where cluster_name = 'zeta'")
+            .fetch_one(app.storage.pool())
+            .await
+            .expect("count");
+    assert_eq!(kept, 2);
+}

@@ -1,0 +1,198 @@
+use std::sync::Arc;
+
+use autoscaler::{
+    api::{self, ApiTokens, AppState},
+    cluster::ValidationContext,
+    metrics::Metrics,
+    storage::Storage,
+};
+use serde_json::{Value, json};
+
+pub const TOKEN: &str = "test-token-0123456789abcdef";
+pub const BODY_LIMIT: usize = 16 * 1024;
+
+/// The server for Postgres admin work; each test gets its own database on it.
+pub fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A database of its own, dropped when the test ends.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    pub fn new() -> Self {
+        let name = format!("autoscaler_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = admin_url();
+        let base = admin
+            .rsplit_once('/')
+            .map_or(admin.as_str(), |(base, _)| base);
+        let url = format!("{base}/{name}");
+        Self { name, url }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs outside async; a short-lived runtime on its own thread does the async cleanup.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("cleanup runtime");
+            runtime.block_on(async {
+                if let Ok(pool) = sqlx::PgPool::connect(&admin_url()).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "drop database if exists {name} with (force)"
+                    )))
+                    .execute(&pool)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub storage: Storage,
+    pub client: reqwest::Client,
+    _database: TestDatabase,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(ValidationContext::default()).await
+    }
+
+    pub async fn spawn_with(validation: ValidationContext) -> Self {
+        let database = TestDatabase::new();
+        let storage = Storage::connect(&database.url)
+            .await
+            .expect("connect (creating the database)");
+        storage.migrate().await.expect("migrate");
+        let state = AppState {
+            storage: storage.clone(),
+            tokens: Arc::new(ApiTokens::new(&[TOKEN])),
+            validation,
+            metrics: Arc::new(Metrics::default()),
+            max_body_bytes: BODY_LIMIT,
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a free port");
+        let address = format!("http://{}", listener.local_addr().expect("local address"));
+        tokio::spawn(async move {
+            axum::serve(listener, api::router(state))
+                .await
+                .expect("server runs");
+        });
+        Self {
+            address,
+            storage,
+            client: reqwest::Client::new(),
+            _database: database,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// A request with the valid token.
+    pub fn authed(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(TOKEN)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.authed(reqwest::Method::POST, path)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn put_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.authed(reqwest::Method::PUT, path)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.authed(reqwest::Method::GET, path)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn subscribe(&self, spec: &Value) -> Value {
+        let response = self.post_json("/api/v1/clusters", spec).await;
+        assert_eq!(response.status(), 201, "subscribe {spec}");
+        response.json().await.expect("json body")
+    }
+
+    pub async fn cluster_count(&self) -> usize {
+        self.storage
+            .list_clusters(None, 10_000)
+            .await
+            .expect("list clusters")
+            .len()
+    }
+}
+
+/// A valid spec with only the essentials.
+pub fn spec(name: &str) -> Value {
+    json!({
+        "name": name,
+        "target": {"kind": "engine"},
+        "metrics": {"prometheus_url": "http://prometheus:9090", "selector": {"pipeline": name}},
+        "git": {
+            "repository": "https://git.example.com/platform/gitops.git",
+            "path": format!("pipelines/{name}/values.yaml"),
+            "key": "engine.replicas"
+        },
+        "argocd": {"server": "https://argocd.example.com", "application": name},
+        "policy": {"max_scale": 8}
+    })
+}
+
+/// Reads a JSON error body and checks its shape: a code, a message, and the fields at fault.
+pub async fn error_body(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status(), status, "status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "content type {content_type}"
+    );
+    let body: Value = response.json().await.expect("json error body");
+    assert!(body["error"].is_string(), "error code in {body}");
+    assert!(body["message"].is_string(), "message in {body}");
+    body
+}
+
+/// The fields named in an error body.
+pub fn fields(body: &Value) -> Vec<String> {
+    body["fields"]
+        .as_array()
+        .map(|fields| {
+            fields
+                .iter()
+                .filter_map(|f| f["field"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,8 @@
+//! The subscription API against the real Postgres: a fresh database per test, the real router on a free
+//! loopback port, and a real HTTP client.
+
+mod clusters;
+mod decisions;
+mod harness;
+mod ops;
+mod refusals;

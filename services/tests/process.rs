@@ -1,0 +1,166 @@
+//! The `autoscaler` binary as a user runs it: it creates its database, serves the API, stops cleanly on
+//! SIGTERM, keeps its data across a restart, and refuses a bad configuration with a message naming it.
+
+#[path = "api/harness.rs"]
+#[expect(
+    dead_code,
+    reason = "the process tests use only part of the API harness"
+)]
+mod harness;
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use harness::{TOKEN, TestDatabase, spec};
+use serde_json::Value;
+
+struct Service {
+    child: Child,
+    address: String,
+}
+
+impl Service {
+    /// Starts `autoscaler run` on a free port and waits until it says where it listens.
+    fn start(database_url: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_autoscaler"))
+            .arg("run")
+            .env("DATABASE_URL", database_url)
+            .env("AUTOSCALER_LISTEN", "127.0.0.1:0")
+            .env("AUTOSCALER_API_TOKENS", TOKEN)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(address) = line.split("address=").nth(1) {
+                    let _ = tx.send(address.trim().to_owned());
+                }
+            }
+        });
+        let address = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the service logs its listening address within 60 s");
+        Self {
+            child,
+            address: format!("http://{address}"),
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(killed.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the service did not stop within 30 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_service_creates_its_database_and_keeps_subscriptions_across_a_restart() {
+    let database = TestDatabase::new();
+    let client = reqwest::Client::new();
+
+    let first = Service::start(&database.url);
+    let created = client
+        .post(format!("{}/api/v1/clusters", first.address))
+        .bearer_auth(TOKEN)
+        .json(&spec("survivor"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(created.status(), 201);
+    let status = first.terminate();
+    assert!(status.success(), "graceful exit on SIGTERM, got {status}");
+
+    let second = Service::start(&database.url);
+    let read = client
+        .get(format!("{}/api/v1/clusters/survivor", second.address))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(read.status(), 200);
+    let body: Value = read.json().await.expect("json");
+    assert_eq!(body["spec"]["policy"]["max_scale"], 8);
+    let ready = client
+        .get(format!("{}/readyz", second.address))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(ready.status(), 200);
+    assert!(second.terminate().success());
+}
+
+#[test]
+fn a_bad_configuration_stops_start_up_with_a_message_naming_the_setting() {
+    let cases: [(&[(&str, &str)], &str); 4] = [
+        (&[], "AUTOSCALER_API_TOKENS"),
+        (
+            &[("AUTOSCALER_API_TOKENS", "short")],
+            "AUTOSCALER_API_TOKENS",
+        ),
+        (
+            &[
+                ("AUTOSCALER_API_TOKENS", TOKEN),
+                ("AUTOSCALER_SECRETS_DIR", "/nonexistent/dir"),
+            ],
+            "AUTOSCALER_SECRETS_DIR",
+        ),
+        (
+            &[
+                ("AUTOSCALER_API_TOKENS", TOKEN),
+                ("DATABASE_URL", "mysql://localhost/db"),
+            ],
+            "DATABASE_URL",
+        ),
+    ];
+    for (env, setting) in cases {
+        let output = Command::new(env!("CARGO_BIN_EXE_autoscaler"))
+            .arg("run")
+            .env_remove("AUTOSCALER_API_TOKENS")
+            .env_remove("DATABASE_URL")
+            .envs(env.iter().copied())
+            .output()
+            .expect("the binary runs");
+        assert_eq!(output.status.code(), Some(2), "{env:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(setting), "{env:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_malformed_flag_value_names_the_flag() {
+    let output = Command::new(env!("CARGO_BIN_EXE_autoscaler"))
+        .args(["--sample-retention", "forever", "migrate"])
+        .output()
+        .expect("the binary runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--sample-retention"), "{stderr}");
+}
