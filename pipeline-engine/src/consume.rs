@@ -1,0 +1,454 @@
+//! The consume stage: one OS thread owning the Kafka consumer. It hands records to the process stage
+//! through a bounded buffer and pauses its partitions while that buffer is full, so a slow sink holds
+//! the consumer back instead of filling memory. It also serves rebalances (drain, commit, let go) and
+//! commits the tracker's offsets.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::Message;
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+
+use crate::completion::Completion;
+use crate::config::KafkaConfig;
+use crate::metrics::PartitionLabels;
+use crate::offsets::TopicPartition;
+use crate::record::{Position, SourceRecord};
+use crate::status::{AssignedPartition, StatusBoard};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumeError {
+    #[error("kafka consumer: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+}
+
+/// Requests from the supervisor to the consumer thread.
+pub enum Command {
+    /// Where to send batches; `None` holds them (and pauses the partitions). Acknowledged once applied,
+    /// after which the thread holds no sender to earlier stages.
+    Output(Option<flume::Sender<Vec<SourceRecord>>>, tokio::sync::oneshot::Sender<()>),
+    /// Commit what is done. With `rewind`, unfinished records were abandoned: seek each partition back
+    /// to its lowest unfinished offset so they are read again.
+    Checkpoint { rewind: bool, reply: tokio::sync::oneshot::Sender<()> },
+    /// Final commit, then leave the group.
+    Stop,
+}
+
+#[derive(Default)]
+struct Buffer {
+    /// Full batches waiting for room in the process stage's buffer.
+    held: VecDeque<Vec<SourceRecord>>,
+    partial: Vec<SourceRecord>,
+}
+
+impl Buffer {
+    /// Removes the records of `tps`, returning the lowest removed offset (and generation) per partition.
+    fn remove_partitions(&mut self, tps: &[TopicPartition]) -> BTreeMap<TopicPartition, (u64, i64)> {
+        let mut lowest: BTreeMap<TopicPartition, (u64, i64)> = BTreeMap::new();
+        let mut keep = |r: &SourceRecord| {
+            let p = &r.position;
+            let hit = tps.iter().any(|tp| tp.partition == p.partition && tp.topic == p.topic);
+            if hit {
+                let e = lowest.entry(TopicPartition::new(p.topic.clone(), p.partition)).or_insert((p.generation, p.offset));
+                e.1 = e.1.min(p.offset);
+            }
+            !hit
+        };
+        self.partial.retain(&mut keep);
+        for b in &mut self.held {
+            b.retain(&mut keep);
+        }
+        self.held.retain(|b| !b.is_empty());
+        lowest
+    }
+
+    fn len(&self) -> usize {
+        self.partial.len() + self.held.iter().map(Vec::len).sum::<usize>()
+    }
+}
+
+pub struct EngineContext {
+    completion: Arc<Completion>,
+    status: Arc<StatusBoard>,
+    buffer: Mutex<Buffer>,
+    drain_deadline: Duration,
+    /// Set by a rebalance so the loop re-applies its pause to a fresh assignment.
+    reassigned: AtomicBool,
+}
+
+impl EngineContext {
+    fn buffer(&self) -> MutexGuard<'_, Buffer> {
+        self.buffer.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn publish_assignment(&self) {
+        let assigned: Vec<AssignedPartition> = self
+            .completion
+            .tracker()
+            .assigned()
+            .map(|tp| AssignedPartition { topic: tp.topic.to_string(), partition: tp.partition })
+            .collect();
+        self.status.update(|s| s.assigned_partitions = assigned);
+    }
+
+    /// Drops every record not yet handed to the stages and stops tracking them, so they do not hold the
+    /// commit point (they are fetched again).
+    fn drop_buffered(&self) {
+        let all: Vec<TopicPartition> = self.completion.tracker().assigned().cloned().collect();
+        let dropped = self.buffer().remove_partitions(&all);
+        let mut t = self.completion.tracker();
+        for (tp, (generation, offset)) in &dropped {
+            t.forget_from(tp, *generation, *offset);
+        }
+    }
+
+    /// Drains work of revoked partitions (up to the deadline), commits what is done and forgets them.
+    fn revoke(&self, consumer: &BaseConsumer<Self>, tps: Vec<TopicPartition>) {
+        let _span = tracing::info_span!("revoke", partitions = tps.len()).entered();
+        let dropped = self.buffer().remove_partitions(&tps);
+        {
+            let mut t = self.completion.tracker();
+            for (tp, (generation, offset)) in &dropped {
+                t.forget_from(tp, *generation, *offset);
+            }
+        }
+        let deadline = Instant::now() + self.drain_deadline;
+        loop {
+            let pending: usize = {
+                let t = self.completion.tracker();
+                tps.iter().map(|tp| t.pending(tp)).sum()
+            };
+            if pending == 0 {
+                break;
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(pending, "drain deadline passed on revoke; unfinished records will be re-read by the next owner");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if consumer.assignment_lost() {
+            tracing::warn!("assignment lost; not committing for revoked partitions");
+        } else {
+            commit(consumer, &self.completion, Some(&tps));
+        }
+        let mut t = self.completion.tracker();
+        for tp in &tps {
+            t.revoke(tp);
+            let labels = PartitionLabels { topic: tp.topic.to_string(), partition: tp.partition.to_string() };
+            self.completion.metrics.lag_records.remove(&labels);
+            self.completion.metrics.lag_seconds.remove(&labels);
+        }
+        drop(t);
+        self.publish_assignment();
+        tracing::info!("partitions revoked");
+    }
+}
+
+impl ClientContext for EngineContext {
+    fn stats(&self, stats: Statistics) {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let t = self.completion.tracker();
+        for (topic, ts) in &stats.topics {
+            for (partition, ps) in &ts.partitions {
+                let tp = TopicPartition::new(topic.as_str(), *partition);
+                if *partition < 0 || t.generation(&tp).is_none() {
+                    continue;
+                }
+                let lag = match t.committable(&tp) {
+                    Some(c) if ps.hi_offset >= 0 => (ps.hi_offset - c).max(0),
+                    _ => ps.consumer_lag.max(0),
+                };
+                let seconds = if lag > 0 {
+                    t.oldest_timestamp_ms(&tp).map_or(0.0, |ts| ((now_ms - ts).max(0)) as f64 / 1000.0)
+                } else {
+                    0.0
+                };
+                let labels = PartitionLabels { topic: topic.clone(), partition: partition.to_string() };
+                self.completion.metrics.lag_records.get_or_create(&labels).set(lag);
+                self.completion.metrics.lag_seconds.get_or_create(&labels).set(seconds);
+            }
+        }
+    }
+}
+
+impl ConsumerContext for EngineContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                let tps = tpl.elements().iter().map(|e| TopicPartition::new(e.topic(), e.partition())).collect();
+                self.revoke(consumer, tps);
+            }
+            Rebalance::Assign(_) => {}
+            Rebalance::Error(e) => tracing::error!(error = %e, "rebalance error"),
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            {
+                let mut t = self.completion.tracker();
+                for e in tpl.elements() {
+                    t.assign(TopicPartition::new(e.topic(), e.partition()));
+                }
+            }
+            self.reassigned.store(true, Ordering::SeqCst);
+            self.publish_assignment();
+            tracing::info!(partitions = tpl.count(), "partitions assigned");
+        }
+    }
+}
+
+/// Commits the tracker's offsets (all moved partitions, or exactly `only`), synchronously.
+fn commit(consumer: &BaseConsumer<EngineContext>, completion: &Completion, only: Option<&[TopicPartition]>) {
+    let offsets: Vec<(TopicPartition, i64)> = {
+        let t = completion.tracker();
+        match only {
+            Some(tps) => tps.iter().filter_map(|tp| t.committable(tp).map(|o| (tp.clone(), o))).collect(),
+            None => t.to_commit(),
+        }
+    };
+    if offsets.is_empty() {
+        return;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (tp, o) in &offsets {
+        if let Err(e) = tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*o)) {
+            tracing::error!(error = %e, "building commit list");
+            return;
+        }
+    }
+    match consumer.commit(&tpl, CommitMode::Sync) {
+        Ok(()) => {
+            completion.metrics.commits.inc();
+            let mut t = completion.tracker();
+            for (tp, o) in &offsets {
+                t.mark_committed(tp, *o);
+            }
+            tracing::debug!(partitions = offsets.len(), "offsets committed");
+        }
+        Err(e) => tracing::warn!(error = %e, "offset commit failed; will retry"),
+    }
+}
+
+pub struct ConsumerThread {
+    consumer: BaseConsumer<EngineContext>,
+    commands: std::sync::mpsc::Receiver<Command>,
+    topics: Vec<Arc<str>>,
+    fetch_batch: usize,
+    commit_interval: Duration,
+    out: Option<flume::Sender<Vec<SourceRecord>>>,
+    paused: bool,
+}
+
+pub fn client_config(k: &KafkaConfig, instance_id: &str) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", &k.brokers)
+        .set("group.id", &k.group_id)
+        .set("client.id", format!("pipeline-engine-{instance_id}"))
+        // Offsets are committed only from the tracker, never automatically.
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .set("auto.offset.reset", &k.auto_offset_reset)
+        .set("session.timeout.ms", k.session_timeout_ms.to_string())
+        .set("statistics.interval.ms", "1000")
+        .set("queued.max.messages.kbytes", k.queued_max_kbytes.to_string())
+        .set("queued.min.messages", "20000");
+    for (key, v) in &k.properties {
+        cfg.set(key, v);
+    }
+    cfg
+}
+
+impl ConsumerThread {
+    pub fn new(
+        k: &KafkaConfig,
+        instance_id: &str,
+        completion: Arc<Completion>,
+        status: Arc<StatusBoard>,
+        drain_deadline: Duration,
+        commands: std::sync::mpsc::Receiver<Command>,
+    ) -> Result<Self, ConsumeError> {
+        let ctx = EngineContext {
+            completion,
+            status,
+            buffer: Mutex::new(Buffer::default()),
+            drain_deadline,
+            reassigned: AtomicBool::new(false),
+        };
+        let consumer: BaseConsumer<EngineContext> = client_config(k, instance_id).create_with_context(ctx)?;
+        let topics: Vec<&str> = k.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics)?;
+        Ok(Self {
+            consumer,
+            commands,
+            topics: k.topics.iter().map(|t| Arc::from(t.as_str())).collect(),
+            fetch_batch: k.fetch_batch,
+            commit_interval: Duration::from_millis(k.commit_interval_ms),
+            out: None,
+            paused: false,
+        })
+    }
+
+    fn ctx(&self) -> &EngineContext {
+        self.consumer.context()
+    }
+
+    /// Runs until `Command::Stop` (or the command channel closes), then commits and leaves the group.
+    pub fn run(mut self) {
+        let _span = tracing::info_span!("consume").entered();
+        let mut last_commit = Instant::now();
+        loop {
+            match self.commands.try_recv() {
+                Ok(Command::Output(out, ack)) => {
+                    self.out = out;
+                    let _ = ack.send(());
+                }
+                Ok(Command::Checkpoint { rewind, reply }) => {
+                    if rewind {
+                        self.rewind();
+                    }
+                    commit(&self.consumer, &self.ctx().completion, None);
+                    let _ = reply.send(());
+                }
+                Ok(Command::Stop) | Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
+                Err(std::sync::mpsc::TryRecvError::Empty) => {}
+            }
+            let holding = self.flush_held();
+            if self.ctx().reassigned.swap(false, Ordering::SeqCst) {
+                self.paused = false;
+            }
+            self.set_paused(holding || self.out.is_none());
+            let partial_waiting = !self.ctx().buffer().partial.is_empty();
+            let timeout = if holding {
+                Duration::from_millis(5)
+            } else if partial_waiting {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(100)
+            };
+            match self.consumer.poll(timeout) {
+                Some(Ok(msg)) => self.accept(&msg),
+                Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+                None => {
+                    let mut b = self.ctx().buffer();
+                    if !b.partial.is_empty() {
+                        let batch = std::mem::take(&mut b.partial);
+                        b.held.push_back(batch);
+                    }
+                }
+            }
+            if last_commit.elapsed() >= self.commit_interval {
+                commit(&self.consumer, &self.ctx().completion, None);
+                last_commit = Instant::now();
+            }
+        }
+        // Records still held never reached the stages; they are re-read by whoever owns the partition next.
+        self.ctx().drop_buffered();
+        commit(&self.consumer, &self.ctx().completion, None);
+        tracing::info!("consumer leaving the group");
+        // Dropping the consumer closes it: the revoke callback runs once more and commits.
+    }
+
+    fn accept(&self, msg: &rdkafka::message::BorrowedMessage<'_>) {
+        let topic = match self.topics.iter().find(|t| ***t == *msg.topic()) {
+            Some(t) => t.clone(),
+            None => Arc::from(msg.topic()),
+        };
+        let tp = TopicPartition { topic: topic.clone(), partition: msg.partition() };
+        let timestamp_ms = msg.timestamp().to_millis();
+        let c = &self.ctx().completion;
+        let generation = {
+            let mut t = c.tracker();
+            let Some(g) = t.generation(&tp) else {
+                // Not ours (any more): the owner reads it.
+                return;
+            };
+            t.track(&tp, g, msg.offset(), timestamp_ms);
+            g
+        };
+        c.metrics.records_in.inc();
+        let record = SourceRecord {
+            position: Position { topic, partition: msg.partition(), offset: msg.offset(), generation },
+            timestamp_ms,
+            key: msg.key().map(Bytes::copy_from_slice),
+            payload: msg.payload().map(Bytes::copy_from_slice).unwrap_or_default(),
+        };
+        let mut b = self.ctx().buffer();
+        b.partial.push(record);
+        if b.partial.len() >= self.fetch_batch {
+            let batch = std::mem::take(&mut b.partial);
+            b.held.push_back(batch);
+        }
+    }
+
+    /// Hands held batches to the process stage; returns whether some are still waiting.
+    fn flush_held(&mut self) -> bool {
+        let mut b = self.ctx().buffer();
+        let Some(out) = &self.out else { return !b.held.is_empty() || !b.partial.is_empty() };
+        while let Some(batch) = b.held.pop_front() {
+            match out.try_send(batch) {
+                Ok(()) => {}
+                Err(flume::TrySendError::Full(batch)) => {
+                    b.held.push_front(batch);
+                    return true;
+                }
+                Err(flume::TrySendError::Disconnected(batch)) => {
+                    b.held.push_front(batch);
+                    drop(b);
+                    self.out = None;
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    fn set_paused(&mut self, pause: bool) {
+        if pause == self.paused {
+            return;
+        }
+        let assignment = match self.consumer.assignment() {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading assignment");
+                return;
+            }
+        };
+        if assignment.count() == 0 {
+            return;
+        }
+        let res = if pause { self.consumer.pause(&assignment) } else { self.consumer.resume(&assignment) };
+        match res {
+            Ok(()) => {
+                self.paused = pause;
+                tracing::debug!(paused = pause, held = self.ctx().buffer().len(), "consumer back pressure");
+            }
+            Err(e) => tracing::warn!(error = %e, pause, "pause/resume failed"),
+        }
+    }
+
+    /// Seeks every partition with unfinished work back to its lowest unfinished offset.
+    fn rewind(&mut self) {
+        let c = self.ctx().completion.clone();
+        self.ctx().drop_buffered();
+        let unfinished = c.tracker().unfinished();
+        for (tp, offset) in unfinished {
+            match self.consumer.seek(&tp.topic, tp.partition, Offset::Offset(offset), Duration::from_secs(5)) {
+                Ok(()) => {
+                    let mut t = c.tracker();
+                    let generation = t.generation(&tp).unwrap_or_default();
+                    t.forget_from(&tp, generation, offset);
+                    tracing::info!(topic = %tp.topic, partition = tp.partition, offset, "rewound abandoned work");
+                }
+                Err(e) => tracing::error!(error = %e, topic = %tp.topic, partition = tp.partition, "seek failed"),
+            }
+        }
+    }
+}
