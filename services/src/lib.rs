@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod config;
 pub mod metrics;
 pub mod roles;
+pub mod rules;
 pub mod shutdown;
 pub mod storage;
 pub mod telemetry;

@@ -1,0 +1,96 @@
+//! The rule evaluator: pure functions from a cluster's policy and its recent samples to a verdict per rule.
+//! A rule is a small type implementing [`Rule`]; adding one to [`standard_rules`] is all it takes for the
+//! loop, the dry-run endpoint and the simulator to use it.
+
+mod safeguards;
+mod series;
+mod standard;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub use safeguards::{ClusterFacts, check_safeguards};
+pub use standard::{CpuAboveThreshold, LagAboveThreshold, LagIncreasing, SustainedLowLoad};
+
+use crate::{cluster::Policy, storage::Sample};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Up,
+    Down,
+}
+
+/// What a rule concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The condition held over the window.
+    Fired,
+    /// The data was good and the condition did not hold.
+    Quiet,
+    /// Too few fresh samples to tell: never a reason to act.
+    NoData,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Verdict {
+    pub rule: &'static str,
+    pub direction: Direction,
+    pub outcome: Outcome,
+    /// Why, with the figures the rule saw.
+    pub reason: String,
+}
+
+/// Everything a rule may look at.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleInput<'a> {
+    pub policy: &'a Policy,
+    /// Samples in time order, covering at least the longest window.
+    pub samples: &'a [Sample],
+    pub now: DateTime<Utc>,
+    /// The scrape interval, to know how many samples a window should hold.
+    pub scrape_interval_seconds: u32,
+}
+
+pub trait Rule: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn direction(&self) -> Direction;
+    /// Returns the outcome and the reason for it.
+    fn check(&self, input: &RuleInput<'_>) -> (Outcome, String);
+
+    fn evaluate(&self, input: &RuleInput<'_>) -> Verdict {
+        let (outcome, reason) = self.check(input);
+        Verdict {
+            rule: self.name(),
+            direction: self.direction(),
+            outcome,
+            reason,
+        }
+    }
+}
+
+/// The design's rules, scale-up first: when both directions fire, scaling up wins.
+pub fn standard_rules() -> Vec<Box<dyn Rule>> {
+    vec![
+        Box::new(LagAboveThreshold),
+        Box::new(LagIncreasing),
+        Box::new(CpuAboveThreshold),
+        Box::new(SustainedLowLoad),
+    ]
+}
+
+/// Every rule's verdict, and the one to act on, if any.
+pub fn evaluate(rules: &[Box<dyn Rule>], input: &RuleInput<'_>) -> (Vec<Verdict>, Option<Verdict>) {
+    let verdicts: Vec<Verdict> = rules.iter().map(|rule| rule.evaluate(input)).collect();
+    let fired = verdicts
+        .iter()
+        .filter(|v| v.outcome == Outcome::Fired)
+        .min_by_key(|v| v.direction == Direction::Down)
+        .cloned();
+    (verdicts, fired)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,149 @@
+//! The design's rules: lag above 5 minutes, lag increasing, CPU above 80 %, and sustained low load.
+
+use super::{Direction, Outcome, Rule, RuleInput, series::Series};
+use crate::storage::Sample;
+
+/// A condition must hold for this share of the window's samples, so one spike (or one dip) decides nothing.
+const SUSTAINED_SHARE: f64 = 0.8;
+/// A lag trend counts when its slope is this many standard errors above zero.
+const SIGNIFICANT_T: f64 = 3.0;
+
+fn series(input: &RuleInput<'_>, metric: fn(&Sample) -> Option<f64>, window: u32) -> Series {
+    Series::new(
+        input.samples,
+        metric,
+        input.now,
+        window,
+        input.scrape_interval_seconds,
+    )
+}
+
+/// Lag in seconds above the threshold for most of the scale-up window, and still above it now.
+pub struct LagAboveThreshold;
+
+impl Rule for LagAboveThreshold {
+    fn name(&self) -> &'static str {
+        "lag_above_threshold"
+    }
+    fn direction(&self) -> Direction {
+        Direction::Up
+    }
+    fn check(&self, input: &RuleInput<'_>) -> (Outcome, String) {
+        let threshold = input.policy.lag_seconds_high;
+        let lag = series(
+            input,
+            |s| s.lag_seconds,
+            input.policy.scale_up_window_seconds,
+        );
+        if let Err(missing) = lag.sufficiency("lag_seconds") {
+            return (Outcome::NoData, missing);
+        }
+        let share = lag.share_above(threshold);
+        let latest = lag.latest().unwrap_or_default();
+        let figures = format!(
+            "lag above {threshold}s in {:.0} % of the window, now {latest:.0}s",
+            share * 100.0
+        );
+        if share >= SUSTAINED_SHARE && latest > threshold {
+            (Outcome::Fired, figures)
+        } else {
+            (Outcome::Quiet, figures)
+        }
+    }
+}
+
+/// Lag in records growing over the scale-up window with a significant slope, while lag is not trivial.
+pub struct LagIncreasing;
+
+impl Rule for LagIncreasing {
+    fn name(&self) -> &'static str {
+        "lag_increasing"
+    }
+    fn direction(&self) -> Direction {
+        Direction::Up
+    }
+    fn check(&self, input: &RuleInput<'_>) -> (Outcome, String) {
+        let window = input.policy.scale_up_window_seconds;
+        let records = series(input, |s| s.lag_records, window);
+        let seconds = series(input, |s| s.lag_seconds, window);
+        if let Err(missing) = records
+            .sufficiency("lag_records")
+            .and(seconds.sufficiency("lag_seconds"))
+        {
+            return (Outcome::NoData, missing);
+        }
+        let (slope, t) = records.trend();
+        let lag_now = seconds.latest().unwrap_or_default();
+        let figures = format!("lag grows {slope:.1} records/s (t = {t:.1}), lag now {lag_now:.0}s");
+        let significant = slope > 0.0 && t >= SIGNIFICANT_T;
+        if significant && lag_now > input.policy.lag_seconds_low {
+            (Outcome::Fired, figures)
+        } else {
+            (Outcome::Quiet, figures)
+        }
+    }
+}
+
+/// CPU load above the threshold for most of the scale-up window, and still above it now.
+pub struct CpuAboveThreshold;
+
+impl Rule for CpuAboveThreshold {
+    fn name(&self) -> &'static str {
+        "cpu_above_threshold"
+    }
+    fn direction(&self) -> Direction {
+        Direction::Up
+    }
+    fn check(&self, input: &RuleInput<'_>) -> (Outcome, String) {
+        let threshold = input.policy.cpu_high;
+        let cpu = series(input, |s| s.cpu_load, input.policy.scale_up_window_seconds);
+        if let Err(missing) = cpu.sufficiency("cpu_load") {
+            return (Outcome::NoData, missing);
+        }
+        let share = cpu.share_above(threshold);
+        let latest = cpu.latest().unwrap_or_default();
+        let figures = format!(
+            "CPU above {threshold} in {:.0} % of the window (mean {:.2}), now {latest:.2}",
+            share * 100.0,
+            cpu.mean()
+        );
+        if share >= SUSTAINED_SHARE && latest > threshold {
+            (Outcome::Fired, figures)
+        } else {
+            (Outcome::Quiet, figures)
+        }
+    }
+}
+
+/// CPU below the low threshold and lag below the low threshold for the whole (longer) scale-down window.
+pub struct SustainedLowLoad;
+
+impl Rule for SustainedLowLoad {
+    fn name(&self) -> &'static str {
+        "sustained_low_load"
+    }
+    fn direction(&self) -> Direction {
+        Direction::Down
+    }
+    fn check(&self, input: &RuleInput<'_>) -> (Outcome, String) {
+        let window = input.policy.scale_down_window_seconds;
+        let cpu = series(input, |s| s.cpu_load, window);
+        let lag = series(input, |s| s.lag_seconds, window);
+        if let Err(missing) = cpu
+            .sufficiency("cpu_load")
+            .and(lag.sufficiency("lag_seconds"))
+        {
+            return (Outcome::NoData, missing);
+        }
+        let (cpu_max, lag_max) = (cpu.max(), lag.max());
+        let figures = format!(
+            "over {window}s: CPU at most {cpu_max:.2} (below {}?), lag at most {lag_max:.0}s (below {}?)",
+            input.policy.cpu_low, input.policy.lag_seconds_low
+        );
+        if cpu_max < input.policy.cpu_low && lag_max < input.policy.lag_seconds_low {
+            (Outcome::Fired, figures)
+        } else {
+            (Outcome::Quiet, figures)
+        }
+    }
+}

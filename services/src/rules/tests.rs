@@ -1,0 +1,249 @@
+use chrono::{DateTime, Duration, TimeZone, Utc};
+
+use super::*;
+use crate::{cluster::Policy, storage::Sample};
+
+const INTERVAL: u32 = 30;
+
+fn policy() -> Policy {
+    serde_json::from_value(serde_json::json!({"max_scale": 8})).expect("policy")
+}
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0)
+        .single()
+        .expect("time")
+}
+
+/// `count` samples ending at `now`, one per interval, built from their index (0 = oldest).
+fn samples(count: usize, at: impl Fn(usize) -> Sample) -> Vec<Sample> {
+    (0..count)
+        .map(|i| {
+            let mut s = at(i);
+            s.sampled_at =
+                now() - Duration::seconds(((count - 1 - i) as i64) * i64::from(INTERVAL));
+            s
+        })
+        .collect()
+}
+
+fn sample(cpu: f64, lag_records: f64, lag_seconds: f64) -> Sample {
+    Sample {
+        sampled_at: now(),
+        cpu_load: Some(cpu),
+        lag_records: Some(lag_records),
+        lag_seconds: Some(lag_seconds),
+        records_in: Some(1000.0),
+        records_out: Some(1000.0),
+        scale: Some(2.0),
+    }
+}
+
+/// A deterministic wobble in [-1, 1], so noise tests do not depend on a random seed.
+fn wobble(i: usize) -> f64 {
+    ((i * 7919) % 17) as f64 / 8.0 - 1.0
+}
+
+fn verdict(rule: &dyn Rule, samples: &[Sample]) -> Verdict {
+    let policy = policy();
+    rule.evaluate(&RuleInput {
+        policy: &policy,
+        samples,
+        now: now(),
+        scrape_interval_seconds: INTERVAL,
+    })
+}
+
+#[test]
+fn sustained_lag_above_five_minutes_fires() {
+    let history = samples(11, |i| sample(0.5, 50_000.0, 400.0 + 10.0 * wobble(i)));
+    assert_eq!(
+        verdict(&LagAboveThreshold, &history).outcome,
+        Outcome::Fired
+    );
+}
+
+#[test]
+fn a_single_lag_spike_does_not_fire() {
+    let history = samples(11, |i| {
+        sample(0.5, 100.0, if i == 10 { 900.0 } else { 5.0 })
+    });
+    assert_eq!(
+        verdict(&LagAboveThreshold, &history).outcome,
+        Outcome::Quiet
+    );
+}
+
+#[test]
+fn lag_that_has_just_recovered_does_not_fire() {
+    let history = samples(11, |i| {
+        sample(0.5, 100.0, if i == 10 { 20.0 } else { 600.0 })
+    });
+    assert_eq!(
+        verdict(&LagAboveThreshold, &history).outcome,
+        Outcome::Quiet
+    );
+}
+
+#[test]
+fn missing_or_stale_lag_is_no_data_never_an_action() {
+    let gappy = samples(11, |i| {
+        let mut s = sample(0.5, 100.0, 900.0);
+        if i % 2 == 0 {
+            s.lag_seconds = None;
+        }
+        s
+    });
+    assert_eq!(verdict(&LagAboveThreshold, &gappy).outcome, Outcome::NoData);
+
+    let mut stale = samples(11, |_| sample(0.5, 100.0, 900.0));
+    for s in &mut stale {
+        s.sampled_at -= Duration::seconds(600);
+    }
+    assert_eq!(verdict(&LagAboveThreshold, &stale).outcome, Outcome::NoData);
+    assert_eq!(verdict(&CpuAboveThreshold, &[]).outcome, Outcome::NoData);
+}
+
+#[test]
+fn a_steadily_growing_lag_fires_lag_increasing() {
+    let history = samples(11, |i| {
+        sample(
+            0.5,
+            10_000.0 + 3_000.0 * i as f64 + 500.0 * wobble(i),
+            60.0 + 3.0 * i as f64,
+        )
+    });
+    let v = verdict(&LagIncreasing, &history);
+    assert_eq!(v.outcome, Outcome::Fired, "{}", v.reason);
+}
+
+#[test]
+fn a_noisy_flat_lag_does_not_fire_lag_increasing() {
+    let history = samples(11, |i| sample(0.5, 10_000.0 + 3_000.0 * wobble(i), 60.0));
+    let v = verdict(&LagIncreasing, &history);
+    assert_eq!(v.outcome, Outcome::Quiet, "{}", v.reason);
+}
+
+#[test]
+fn growth_from_nothing_to_almost_nothing_does_not_fire() {
+    let history = samples(11, |i| sample(0.5, i as f64, 0.1 * i as f64));
+    assert_eq!(verdict(&LagIncreasing, &history).outcome, Outcome::Quiet);
+}
+
+#[test]
+fn cpu_above_80_percent_fires_only_when_sustained() {
+    let hot = samples(11, |i| sample(0.9 + 0.05 * wobble(i), 0.0, 0.0));
+    assert_eq!(verdict(&CpuAboveThreshold, &hot).outcome, Outcome::Fired);
+    let spiky = samples(11, |i| {
+        sample(if i % 4 == 0 { 0.95 } else { 0.5 }, 0.0, 0.0)
+    });
+    assert_eq!(verdict(&CpuAboveThreshold, &spiky).outcome, Outcome::Quiet);
+}
+
+#[test]
+fn low_load_fires_only_over_the_whole_longer_window() {
+    let quiet = samples(61, |_| sample(0.1, 10.0, 1.0));
+    assert_eq!(verdict(&SustainedLowLoad, &quiet).outcome, Outcome::Fired);
+    // Quiet for the scale-up window only: not enough history for the scale-down window.
+    let short = samples(11, |_| sample(0.1, 10.0, 1.0));
+    assert_eq!(verdict(&SustainedLowLoad, &short).outcome, Outcome::NoData);
+    let one_busy_moment = samples(61, |i| sample(if i == 30 { 0.6 } else { 0.1 }, 10.0, 1.0));
+    assert_eq!(
+        verdict(&SustainedLowLoad, &one_busy_moment).outcome,
+        Outcome::Quiet
+    );
+}
+
+#[test]
+fn scaling_up_wins_when_rules_disagree() {
+    let history = samples(61, |_| sample(0.1, 50_000.0, 600.0));
+    let policy = policy();
+    let input = RuleInput {
+        policy: &policy,
+        samples: &history,
+        now: now(),
+        scrape_interval_seconds: INTERVAL,
+    };
+    let (verdicts, chosen) = evaluate(&standard_rules(), &input);
+    assert_eq!(verdicts.len(), 4);
+    assert_eq!(chosen.map(|v| v.rule), Some("lag_above_threshold"));
+}
+
+#[test]
+fn safeguards_block_paused_in_flight_cooldown_bounds_and_unknown_scale() {
+    let policy: Policy = serde_json::from_value(
+        serde_json::json!({"min_scale": 2, "max_scale": 8, "partition_count": 6}),
+    )
+    .expect("policy");
+    let ok = ClusterFacts {
+        current_scale: Some(4.0),
+        ..ClusterFacts::default()
+    };
+    assert_eq!(check_safeguards(&policy, &ok, Direction::Up, now()), Ok(()));
+
+    let cases = [
+        (
+            ClusterFacts {
+                paused: true,
+                ..ok.clone()
+            },
+            Direction::Up,
+            "paused",
+        ),
+        (
+            ClusterFacts {
+                decision_in_flight: true,
+                ..ok.clone()
+            },
+            Direction::Up,
+            "in flight",
+        ),
+        (
+            ClusterFacts {
+                last_change_at: Some(now() - Duration::seconds(60)),
+                ..ok.clone()
+            },
+            Direction::Up,
+            "cooldown",
+        ),
+        (
+            ClusterFacts {
+                current_scale: Some(6.0),
+                ..ok.clone()
+            },
+            Direction::Up,
+            "ceiling of 6",
+        ),
+        (
+            ClusterFacts {
+                current_scale: Some(2.0),
+                ..ok.clone()
+            },
+            Direction::Down,
+            "min_scale",
+        ),
+        (
+            ClusterFacts {
+                current_scale: None,
+                ..ok.clone()
+            },
+            Direction::Up,
+            "unknown",
+        ),
+    ];
+    for (facts, direction, expected) in cases {
+        let blocked = check_safeguards(&policy, &facts, direction, now()).expect_err("blocked");
+        assert!(
+            blocked.contains(expected),
+            "{blocked} should mention {expected}"
+        );
+    }
+    let after_cooldown = ClusterFacts {
+        last_change_at: Some(now() - Duration::seconds(901)),
+        ..ok
+    };
+    assert_eq!(
+        check_safeguards(&policy, &after_cooldown, Direction::Up, now()),
+        Ok(())
+    );
+}
