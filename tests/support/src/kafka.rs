@@ -1,0 +1,167 @@
+//! The librdkafka mock cluster hosted in its own process (`kafka-mock-broker`), and small Kafka
+//! helpers for producing test data and reading topics back.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// Locates a binary of this workspace next to the running test executable (target/<profile>/), building
+/// the test-support binaries first if a partial build left them out.
+pub fn bin_path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test-binary> → target/<profile>/<name>
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target profile dir").to_path_buf();
+    let path = dir.join(name);
+    if !path.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "test-support", "--bins"])
+            .status()
+            .expect("run cargo build for test-support binaries");
+        assert!(status.success(), "building test-support binaries failed");
+    }
+    assert!(path.exists(), "{} not found", path.display());
+    path
+}
+
+/// A mock-cluster broker process; killed when dropped.
+pub struct MockBroker {
+    child: Child,
+    pub bootstrap: String,
+}
+
+impl MockBroker {
+    /// Starts `kafka-mock-broker` with the given `(topic, partitions)` and waits for its address.
+    pub fn start(topics: &[(&str, i32)]) -> Self {
+        let mut cmd = Command::new(bin_path("kafka-mock-broker"));
+        for (t, p) in topics {
+            cmd.arg("--topic").arg(format!("{t}:{p}"));
+        }
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn kafka-mock-broker");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read bootstrap line");
+        let bootstrap = line.trim().to_owned();
+        assert!(!bootstrap.is_empty(), "kafka-mock-broker printed no address");
+        Self { child, bootstrap }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for MockBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn producer(bootstrap: &str) -> BaseProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .create()
+        .expect("create producer")
+}
+
+/// Produces `(partition, payload)` records and waits until all are acknowledged.
+pub fn produce<'a>(bootstrap: &str, topic: &str, records: impl IntoIterator<Item = (i32, &'a [u8])>) {
+    let p = producer(bootstrap);
+    for (partition, payload) in records {
+        let mut rec: BaseRecord<'_, (), [u8]> = BaseRecord::to(topic).partition(partition).payload(payload);
+        loop {
+            match p.send(rec) {
+                Ok(()) => break,
+                Err((e, back)) => {
+                    assert!(
+                        matches!(e.rdkafka_error_code(), Some(rdkafka::types::RDKafkaErrorCode::QueueFull)),
+                        "produce failed: {e}"
+                    );
+                    p.poll(Duration::from_millis(10));
+                    rec = back;
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(60)).expect("flush produced records");
+}
+
+/// A record read back from a topic.
+#[derive(Debug, Clone)]
+pub struct ReadRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+}
+
+/// Reads every record of `topic` (all partitions, from the start) until `expected` were read or the
+/// deadline passes.
+pub fn read_topic(bootstrap: &str, topic: &str, partitions: i32, expected: usize, deadline: Duration) -> Vec<ReadRecord> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "test-support-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("create reader");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).expect("partition");
+    }
+    c.assign(&tpl).expect("assign");
+    let end = Instant::now() + deadline;
+    let mut out = Vec::new();
+    while out.len() < expected && Instant::now() < end {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|x| (x.key.to_owned(), String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(ReadRecord {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(<[u8]>::to_vec),
+                payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                headers,
+            });
+        }
+    }
+    out
+}
+
+/// Committed offsets of `group` for `topic`'s partitions (`None` where nothing was committed).
+pub fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Vec<Option<i64>> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("create offset reader");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let got = c.committed_offsets(tpl, Duration::from_secs(10)).expect("committed offsets");
+    (0..partitions)
+        .map(|p| match got.find_partition(topic, p).map(|e| e.offset()) {
+            Some(Offset::Offset(o)) => Some(o),
+            _ => None,
+        })
+        .collect()
+}
