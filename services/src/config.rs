@@ -67,6 +67,14 @@ pub struct CommonConfig {
     #[arg(long, env = "AUTOSCALER_SECRETS_DIR", global = true)]
     pub secrets_dir: Option<PathBuf>,
 
+    /// How often the manager scrapes Prometheus and evaluates the rules, such as `30s`.
+    #[arg(long, env = "AUTOSCALER_SCRAPE_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub scrape_interval: Duration,
+
+    /// How long one PromQL query may take before it counts as failed.
+    #[arg(long, env = "AUTOSCALER_PROMETHEUS_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub prometheus_timeout: Duration,
+
     /// How long metric samples are kept, such as `7d` or `36h`.
     #[arg(long, env = "AUTOSCALER_SAMPLE_RETENTION", default_value = "7d", value_parser = humantime::parse_duration, global = true)]
     pub sample_retention: Duration,
@@ -135,6 +143,18 @@ impl CommonConfig {
             return Err(ConfigError {
                 setting: "AUTOSCALER_MAX_BODY_BYTES",
                 problem: "must be at least 1024".to_owned(),
+            });
+        }
+        if !(Duration::from_secs(5)..=Duration::from_secs(600)).contains(&self.scrape_interval) {
+            return Err(ConfigError {
+                setting: "AUTOSCALER_SCRAPE_INTERVAL",
+                problem: "must be between 5s and 10m".to_owned(),
+            });
+        }
+        if self.prometheus_timeout >= self.scrape_interval {
+            return Err(ConfigError {
+                setting: "AUTOSCALER_PROMETHEUS_TIMEOUT",
+                problem: "must be shorter than the scrape interval".to_owned(),
             });
         }
         if self.sample_retention < Duration::from_secs(3600) {

@@ -3,10 +3,13 @@
 
 pub mod api;
 pub mod cluster;
+pub mod manager;
 pub mod config;
 pub mod metrics;
+pub mod queue;
 pub mod roles;
 pub mod rules;
+pub mod scrape;
 pub mod shutdown;
 pub mod storage;
 pub mod telemetry;

@@ -38,6 +38,16 @@ pub struct ClusterLabels {
     pub paused: bool,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MetricLabels {
+    pub metric: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -47,6 +57,8 @@ pub struct Metrics {
     pub loop_errors: Family<LoopLabels, Counter>,
     pub queue_depth: Family<QueueLabels, Gauge>,
     pub clusters: Family<ClusterLabels, Gauge>,
+    pub scrape_queries: Family<OutcomeLabels, Counter>,
+    pub metric_missing: Family<MetricLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -66,6 +78,8 @@ impl Default for Metrics {
         let loop_errors = Family::<LoopLabels, Counter>::default();
         let queue_depth = Family::<QueueLabels, Gauge>::default();
         let clusters = Family::<ClusterLabels, Gauge>::default();
+        let scrape_queries = Family::<OutcomeLabels, Counter>::default();
+        let metric_missing = Family::<MetricLabels, Counter>::default();
 
         let mut registry = Registry::with_prefix("autoscaler");
         registry.register(
@@ -94,6 +108,16 @@ impl Default for Metrics {
             queue_depth.clone(),
         );
         registry.register("clusters", "Subscribed clusters", clusters.clone());
+        registry.register(
+            "scrape_queries",
+            "PromQL queries run by the scrape, by outcome",
+            scrape_queries.clone(),
+        );
+        registry.register(
+            "metric_missing",
+            "Cluster samples recorded without a metric (absent, NaN, or the query failed)",
+            metric_missing.clone(),
+        );
 
         Self {
             registry,
@@ -103,6 +127,8 @@ impl Default for Metrics {
             loop_errors,
             queue_depth,
             clusters,
+            scrape_queries,
+            metric_missing,
         }
     }
 }
@@ -115,6 +141,18 @@ impl Metrics {
             .observe(took.as_secs_f64());
         if !ok {
             self.loop_errors.get_or_create(&labels).inc();
+        }
+    }
+
+    pub fn record_scrape(&self, report: &crate::scrape::ScrapeReport) {
+        let failed = report.failed_queries as u64;
+        let ok = (report.queries as u64).saturating_sub(failed);
+        self.scrape_queries.get_or_create(&OutcomeLabels { outcome: "ok" }).inc_by(ok);
+        self.scrape_queries.get_or_create(&OutcomeLabels { outcome: "failed" }).inc_by(failed);
+        for (metric, count) in &report.missing {
+            self.metric_missing
+                .get_or_create(&MetricLabels { metric })
+                .inc_by(*count as u64);
         }
     }
 

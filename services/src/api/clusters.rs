@@ -14,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{AppState, error::ApiError, error::ErrorBody, json::ApiJson};
 use crate::{
     cluster::{ClusterSpec, FieldProblem},
+    rules::Evaluation,
     storage::{ClusterRecord, DecisionRecord, StorageError},
 };
 
@@ -27,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .route("/clusters/{name}/pause", post(pause))
         .route("/clusters/{name}/resume", post(resume))
         .route("/clusters/{name}/decisions", get(decisions))
+        .route("/clusters/{name}/evaluate", post(evaluate))
 }
 
 /// A subscribed cluster: its spec with every default filled in, and its state.
@@ -336,4 +338,24 @@ pub async fn decisions(
     items.truncate(limit as usize);
     let next_before = more.then(|| items.last().map(|d| d.id)).flatten();
     Ok(Json(DecisionPage { items, next_before }))
+}
+
+/// Dry run: what the rules and safeguards say right now, and why, without enqueueing anything.
+#[utoipa::path(
+    post, path = "/api/v1/clusters/{name}/evaluate", tag = "clusters",
+    params(("name" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, body = Evaluation), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+pub async fn evaluate(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Evaluation>, ApiError> {
+    let cluster = state
+        .storage
+        .get_cluster(&name)
+        .await
+        .map_err(unknown_cluster(&name))?;
+    let evaluation = state.evaluator.evaluate_now(&cluster, Utc::now()).await?;
+    Ok(Json(evaluation))
 }

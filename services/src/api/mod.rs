@@ -28,6 +28,7 @@ pub use openapi::ApiDoc;
 
 use crate::{
     cluster::ValidationContext,
+    manager::Evaluator,
     metrics::{Metrics, RequestLabels, RouteLabels},
     storage::Storage,
 };
@@ -40,6 +41,7 @@ pub struct AppState {
     pub validation: ValidationContext,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
+    pub evaluator: Arc<Evaluator>,
 }
 
 /// The whole HTTP surface of the manager role.

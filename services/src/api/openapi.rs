@@ -11,6 +11,7 @@ use crate::{
         ArgoCdApp, ClusterSpec, FieldProblem, GitLocation, MetricQueries, MetricsSource, Policy,
         SecretRef, Target, TargetKind, WriteBack,
     },
+    rules::{Direction, Evaluation, Outcome, Verdict},
     storage::{DecisionRecord, DecisionStatus},
 };
 
@@ -20,11 +21,13 @@ use crate::{
     paths(
         clusters::subscribe, clusters::list, clusters::read, clusters::replace,
         clusters::unsubscribe, clusters::pause, clusters::resume, clusters::decisions,
+        clusters::evaluate,
     ),
     components(schemas(
         ClusterSpec, Target, TargetKind, MetricsSource, MetricQueries, GitLocation, WriteBack,
         ArgoCdApp, Policy, SecretRef, clusters::ClusterView, clusters::ClusterPage,
         clusters::DecisionPage, DecisionRecord, DecisionStatus, ErrorBody, FieldProblem,
+        Evaluation, Verdict, Direction, Outcome,
     )),
     modifiers(&BearerAuth),
 )]

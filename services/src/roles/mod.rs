@@ -1,6 +1,7 @@
 //! The service's roles. Each is thin orchestration over storage, the API and the loops; `run` starts all
 //! of them in one process.
 
+mod manager;
 mod retention;
 
 use std::{sync::Arc, time::Duration};
@@ -12,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     api::{self, ApiTokens, AppState},
     cluster::ValidationContext,
+    manager::Manager,
+    scrape::PrometheusClient,
     config::{CommonConfig, Role},
     metrics::Metrics,
     storage::Storage,
@@ -35,14 +38,20 @@ pub async fn run(
         return Ok(());
     }
 
+    let metrics = Arc::new(Metrics::default());
+    let prometheus = PrometheusClient::new(config.prometheus_timeout)
+        .context("cannot build the Prometheus HTTP client")?;
+    let scrape_interval_seconds = u32::try_from(config.scrape_interval.as_secs()).unwrap_or(u32::MAX);
+    let manager = Manager::new(storage.clone(), prometheus, metrics.clone(), scrape_interval_seconds);
     let state = AppState {
         storage: storage.clone(),
         tokens: Arc::new(ApiTokens::new(&config.api_tokens)),
         validation: ValidationContext {
             secrets_dir_configured: config.secrets_dir.is_some(),
         },
-        metrics: Arc::new(Metrics::default()),
+        metrics,
         max_body_bytes: config.max_body_bytes,
+        evaluator: manager.evaluator.clone(),
     };
 
     let mut tasks = JoinSet::new();
@@ -53,6 +62,7 @@ pub async fn run(
             config.sample_retention,
             shutdown.clone(),
         ));
+        tasks.spawn(manager::run(manager, config.scrape_interval, shutdown.clone()));
     }
 
     let router = match role {

@@ -2,6 +2,7 @@
 //! A rule is a small type implementing [`Rule`]; adding one to [`standard_rules`] is all it takes for the
 //! loop, the dry-run endpoint and the simulator to use it.
 
+mod decide;
 mod safeguards;
 mod series;
 mod standard;
@@ -10,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+pub use decide::{Evaluation, decide};
 pub use safeguards::{ClusterFacts, check_safeguards};
 pub use standard::{CpuAboveThreshold, LagAboveThreshold, LagIncreasing, SustainedLowLoad};
 

@@ -142,3 +142,47 @@ impl Storage {
         Ok(ClusterStatusCounts { active, paused })
     }
 }
+
+/// What the safeguards need from the decision history, per cluster.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DecisionFacts {
+    pub in_flight: bool,
+    pub last_change_at: Option<DateTime<Utc>>,
+}
+
+impl Storage {
+    /// Every subscribed cluster, for the manager's loops.
+    pub async fn all_clusters(&self) -> Result<Vec<ClusterRecord>, StorageError> {
+        let rows: Vec<ClusterRow> =
+            sqlx::query_as(AssertSqlSafe(format!("select {COLUMNS} from clusters order by id")))
+                .fetch_all(self.pool())
+                .await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    /// For every cluster with decisions: whether one is in flight, and when a change last took effect.
+    pub async fn decision_facts(
+        &self,
+    ) -> Result<std::collections::HashMap<i64, DecisionFacts>, StorageError> {
+        let rows: Vec<(i64, bool, Option<DateTime<Utc>>)> = sqlx::query_as(
+            "select cluster_id, \
+                    bool_or(status in ('pending', 'running', 'committed', 'pr_open', 'merged', 'syncing')), \
+                    max(coalesce(finished_at, updated_at)) filter (where status in ('synced', 'applied')) \
+             from decisions where cluster_id is not null group by cluster_id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, in_flight, last_change_at)| {
+                (
+                    id,
+                    DecisionFacts {
+                        in_flight,
+                        last_change_at,
+                    },
+                )
+            })
+            .collect())
+    }
+}

@@ -12,7 +12,7 @@ use sqlx::{
     postgres::PgPoolOptions,
 };
 
-pub use clusters::{ClusterRecord, ClusterStatusCounts};
+pub use clusters::{ClusterRecord, ClusterStatusCounts, DecisionFacts};
 pub use decisions::{DecisionRecord, DecisionStatus, NewDecision};
 pub use samples::Sample;
 

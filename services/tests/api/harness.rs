@@ -3,7 +3,9 @@ use std::sync::Arc;
 use autoscaler::{
     api::{self, ApiTokens, AppState},
     cluster::ValidationContext,
+    manager::Evaluator,
     metrics::Metrics,
+    rules::standard_rules,
     storage::Storage,
 };
 use serde_json::{Value, json};
@@ -82,6 +84,11 @@ impl TestApp {
             validation,
             metrics: Arc::new(Metrics::default()),
             max_body_bytes: BODY_LIMIT,
+            evaluator: Arc::new(Evaluator {
+                storage: storage.clone(),
+                rules: standard_rules(),
+                scrape_interval_seconds: 30,
+            }),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
