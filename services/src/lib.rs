@@ -3,8 +3,8 @@
 
 pub mod api;
 pub mod cluster;
-pub mod manager;
 pub mod config;
+pub mod manager;
 pub mod metrics;
 pub mod queue;
 pub mod roles;

@@ -147,8 +147,12 @@ impl Metrics {
     pub fn record_scrape(&self, report: &crate::scrape::ScrapeReport) {
         let failed = report.failed_queries as u64;
         let ok = (report.queries as u64).saturating_sub(failed);
-        self.scrape_queries.get_or_create(&OutcomeLabels { outcome: "ok" }).inc_by(ok);
-        self.scrape_queries.get_or_create(&OutcomeLabels { outcome: "failed" }).inc_by(failed);
+        self.scrape_queries
+            .get_or_create(&OutcomeLabels { outcome: "ok" })
+            .inc_by(ok);
+        self.scrape_queries
+            .get_or_create(&OutcomeLabels { outcome: "failed" })
+            .inc_by(failed);
         for (metric, count) in &report.missing {
             self.metric_missing
                 .get_or_create(&MetricLabels { metric })

@@ -39,7 +39,12 @@ pub struct EvaluateReport {
 }
 
 impl<Q: InstantQuery> Manager<Q> {
-    pub fn new(storage: Storage, prometheus: Q, metrics: Arc<Metrics>, scrape_interval_seconds: u32) -> Self {
+    pub fn new(
+        storage: Storage,
+        prometheus: Q,
+        metrics: Arc<Metrics>,
+        scrape_interval_seconds: u32,
+    ) -> Self {
         Self {
             queue: TaskQueue::new(storage.pool()),
             evaluator: Arc::new(Evaluator {
@@ -60,8 +65,13 @@ impl<Q: InstantQuery> Manager<Q> {
         let (samples, report) = scrape(&self.prometheus, &clusters, at).await;
         self.storage.insert_samples(&samples).await?;
         self.metrics.record_scrape(&report);
-        self.metrics.observe_loop("scrape", started.elapsed(), report.failed_queries == 0);
-        tracing::debug!(clusters = clusters.len(), queries = report.queries, "scrape done");
+        self.metrics
+            .observe_loop("scrape", started.elapsed(), report.failed_queries == 0);
+        tracing::debug!(
+            clusters = clusters.len(),
+            queries = report.queries,
+            "scrape done"
+        );
         Ok(report)
     }
 
@@ -71,7 +81,12 @@ impl<Q: InstantQuery> Manager<Q> {
         let clusters = self.storage.all_clusters().await?;
         let longest = clusters
             .iter()
-            .map(|c| c.spec.policy.scale_down_window_seconds.max(c.spec.policy.scale_up_window_seconds))
+            .map(|c| {
+                c.spec
+                    .policy
+                    .scale_down_window_seconds
+                    .max(c.spec.policy.scale_up_window_seconds)
+            })
             .max()
             .unwrap_or(0);
         let samples = self
@@ -97,11 +112,14 @@ impl<Q: InstantQuery> Manager<Q> {
                 match self.enqueue(cluster, &evaluation, history).await {
                     Ok(Some(_)) => report.enqueued += 1,
                     Ok(None) => {}
-                    Err(e) => tracing::warn!(cluster = %cluster.spec.name, error = %e, "enqueue failed"),
+                    Err(e) => {
+                        tracing::warn!(cluster = %cluster.spec.name, error = %e, "enqueue failed")
+                    }
                 }
             }
         }
-        self.metrics.observe_loop("evaluate", started.elapsed(), true);
+        self.metrics
+            .observe_loop("evaluate", started.elapsed(), true);
         Ok(report)
     }
 
@@ -145,7 +163,8 @@ impl<Q: InstantQuery> Manager<Q> {
             Err(StorageError::Conflict) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let span = tracing::info_span!("decision", cluster = %cluster.spec.name, decision = decision.id);
+        let span =
+            tracing::info_span!("decision", cluster = %cluster.spec.name, decision = decision.id);
         let _enter = span.enter();
         let task = ScalingTask {
             decision_id: decision.id,
@@ -154,7 +173,11 @@ impl<Q: InstantQuery> Manager<Q> {
         if let Err(e) = self.queue.push(task).await {
             // Leave no pending decision without a task behind it: it would block the cluster forever.
             self.storage
-                .finish_decision(decision.id, crate::storage::DecisionStatus::Failed, Some(&e.to_string()))
+                .finish_decision(
+                    decision.id,
+                    crate::storage::DecisionStatus::Failed,
+                    Some(&e.to_string()),
+                )
                 .await?;
             return Err(e.into());
         }
@@ -166,7 +189,9 @@ impl<Q: InstantQuery> Manager<Q> {
 impl std::fmt::Debug for Evaluator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let rules: Vec<&str> = self.rules.iter().map(|r| r.name()).collect();
-        f.debug_struct("Evaluator").field("rules", &rules).finish_non_exhaustive()
+        f.debug_struct("Evaluator")
+            .field("rules", &rules)
+            .finish_non_exhaustive()
     }
 }
 
@@ -178,7 +203,9 @@ impl Evaluator {
         now: DateTime<Utc>,
     ) -> Result<Evaluation, StorageError> {
         let policy = &cluster.spec.policy;
-        let longest = policy.scale_down_window_seconds.max(policy.scale_up_window_seconds);
+        let longest = policy
+            .scale_down_window_seconds
+            .max(policy.scale_up_window_seconds);
         let history = self
             .storage
             .cluster_samples_since(cluster.id, now - Duration::seconds(i64::from(longest)))

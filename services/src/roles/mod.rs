@@ -13,10 +13,10 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     api::{self, ApiTokens, AppState},
     cluster::ValidationContext,
-    manager::Manager,
-    scrape::PrometheusClient,
     config::{CommonConfig, Role},
+    manager::Manager,
     metrics::Metrics,
+    scrape::PrometheusClient,
     storage::Storage,
 };
 
@@ -41,8 +41,14 @@ pub async fn run(
     let metrics = Arc::new(Metrics::default());
     let prometheus = PrometheusClient::new(config.prometheus_timeout)
         .context("cannot build the Prometheus HTTP client")?;
-    let scrape_interval_seconds = u32::try_from(config.scrape_interval.as_secs()).unwrap_or(u32::MAX);
-    let manager = Manager::new(storage.clone(), prometheus, metrics.clone(), scrape_interval_seconds);
+    let scrape_interval_seconds =
+        u32::try_from(config.scrape_interval.as_secs()).unwrap_or(u32::MAX);
+    let manager = Manager::new(
+        storage.clone(),
+        prometheus,
+        metrics.clone(),
+        scrape_interval_seconds,
+    );
     let state = AppState {
         storage: storage.clone(),
         tokens: Arc::new(ApiTokens::new(&config.api_tokens)),
@@ -62,7 +68,11 @@ pub async fn run(
             config.sample_retention,
             shutdown.clone(),
         ));
-        tasks.spawn(manager::run(manager, config.scrape_interval, shutdown.clone()));
+        tasks.spawn(manager::run(
+            manager,
+            config.scrape_interval,
+            shutdown.clone(),
+        ));
     }
 
     let router = match role {

@@ -101,12 +101,13 @@ pub async fn scrape(
         .collect()
         .await;
 
-    let mut samples: HashMap<i64, Sample> = clusters
-        .iter()
-        .map(|c| (c.id, Sample::empty(at)))
-        .collect();
+    let mut samples: HashMap<i64, Sample> =
+        clusters.iter().map(|c| (c.id, Sample::empty(at))).collect();
     let mut missing: HashMap<&'static str, Vec<&str>> = HashMap::new();
-    let names: HashMap<i64, &str> = clusters.iter().map(|c| (c.id, c.spec.name.as_str())).collect();
+    let names: HashMap<i64, &str> = clusters
+        .iter()
+        .map(|c| (c.id, c.spec.name.as_str()))
+        .collect();
     for (query, result) in results {
         let series = match result {
             Ok(series) => series,

@@ -69,10 +69,18 @@ impl QueryTargets {
     }
 }
 
+/// Clusters that one preset query covers.
+struct Group {
+    server: Url,
+    kind: TargetKind,
+    labels: Vec<String>,
+    metric: Metric,
+    clusters: Vec<(i64, Vec<String>)>,
+}
+
 /// One query per (server, kind, selector labels, metric) for preset metrics, plus one per override.
 pub fn plan_queries(clusters: &[ClusterRecord]) -> Vec<PlannedQuery> {
-    type GroupKey = (Url, TargetKind, Vec<String>, Metric);
-    let mut groups: BTreeMap<String, (GroupKey, Vec<(i64, Vec<String>)>)> = BTreeMap::new();
+    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
     let mut planned = Vec::new();
 
     for cluster in clusters {
@@ -103,21 +111,30 @@ pub fn plan_queries(clusters: &[ClusterRecord]) -> Vec<PlannedQuery> {
             );
             groups
                 .entry(key)
-                .or_insert_with(|| ((metrics.prometheus_url.clone(), kind, labels, metric), Vec::new()))
-                .1
+                .or_insert_with(|| Group {
+                    server: metrics.prometheus_url.clone(),
+                    kind,
+                    labels,
+                    metric,
+                    clusters: Vec::new(),
+                })
+                .clusters
                 .push((cluster.id, values));
         }
     }
 
-    for ((server, kind, labels, metric), clusters) in groups.into_values() {
-        let Some(promql) = preset(kind, metric, &labels.join(", ")) else {
+    for group in groups.into_values() {
+        let Some(promql) = preset(group.kind, group.metric, &group.labels.join(", ")) else {
             continue;
         };
         planned.push(PlannedQuery {
-            server,
+            server: group.server,
             promql,
-            metric,
-            targets: QueryTargets::Grouped { labels, clusters },
+            metric: group.metric,
+            targets: QueryTargets::Grouped {
+                labels: group.labels,
+                clusters: group.clusters,
+            },
         });
     }
     planned
@@ -144,7 +161,13 @@ mod tests {
             spec["metrics"]["queries"] = queries.clone();
         }
         let spec: ClusterSpec = serde_json::from_value(spec).expect("spec");
-        ClusterRecord { id, spec, paused: false, created_at: Utc::now(), updated_at: Utc::now() }
+        ClusterRecord {
+            id,
+            spec,
+            paused: false,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
     }
 
     #[test]
@@ -162,12 +185,20 @@ mod tests {
         let clusters = vec![
             cluster(1, "a", "http://prom-a:9090", json!({})),
             cluster(2, "b", "http://prom-b:9090", json!({})),
-            cluster(3, "c", "http://prom-a:9090", json!({"queries": {"cpu_load": "vector(0.5)"}})),
+            cluster(
+                3,
+                "c",
+                "http://prom-a:9090",
+                json!({"queries": {"cpu_load": "vector(0.5)"}}),
+            ),
         ];
         let planned = plan_queries(&clusters);
         // prom-a: 6 preset queries (a, and c for five metrics), prom-b: 6, plus c's override.
         assert_eq!(planned.len(), 13);
-        let custom: Vec<_> = planned.iter().filter(|q| q.targets == QueryTargets::Single(3)).collect();
+        let custom: Vec<_> = planned
+            .iter()
+            .filter(|q| q.targets == QueryTargets::Single(3))
+            .collect();
         assert_eq!(custom.len(), 1);
         assert_eq!(custom[0].promql, "vector(0.5)");
     }
@@ -179,12 +210,24 @@ mod tests {
             clusters: vec![(1, vec!["a".to_owned()]), (2, vec!["b".to_owned()])],
         };
         let series = vec![
-            Series { labels: HashMap::from([("pipeline".to_owned(), "b".to_owned())]), value: 7.0 },
-            Series { labels: HashMap::from([("pipeline".to_owned(), "z".to_owned())]), value: 9.0 },
+            Series {
+                labels: HashMap::from([("pipeline".to_owned(), "b".to_owned())]),
+                value: 7.0,
+            },
+            Series {
+                labels: HashMap::from([("pipeline".to_owned(), "z".to_owned())]),
+                value: 9.0,
+            },
         ];
-        assert_eq!(targets.match_series(&series), vec![(1, None), (2, Some(7.0))]);
+        assert_eq!(
+            targets.match_series(&series),
+            vec![(1, None), (2, Some(7.0))]
+        );
         let two = vec![series[0].clone(), series[1].clone()];
         assert_eq!(QueryTargets::Single(5).match_series(&two), vec![(5, None)]);
-        assert_eq!(QueryTargets::Single(5).match_series(&two[..1]), vec![(5, Some(7.0))]);
+        assert_eq!(
+            QueryTargets::Single(5).match_series(&two[..1]),
+            vec![(5, Some(7.0))]
+        );
     }
 }

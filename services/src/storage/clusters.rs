@@ -153,10 +153,11 @@ pub struct DecisionFacts {
 impl Storage {
     /// Every subscribed cluster, for the manager's loops.
     pub async fn all_clusters(&self) -> Result<Vec<ClusterRecord>, StorageError> {
-        let rows: Vec<ClusterRow> =
-            sqlx::query_as(AssertSqlSafe(format!("select {COLUMNS} from clusters order by id")))
-                .fetch_all(self.pool())
-                .await?;
+        let rows: Vec<ClusterRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "select {COLUMNS} from clusters order by id"
+        )))
+        .fetch_all(self.pool())
+        .await?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 

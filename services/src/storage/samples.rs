@@ -70,7 +70,10 @@ impl Storage {
         .await?;
         let mut by_cluster: HashMap<i64, Vec<Sample>> = HashMap::new();
         for row in rows {
-            by_cluster.entry(row.cluster_id).or_default().push(row.sample);
+            by_cluster
+                .entry(row.cluster_id)
+                .or_default()
+                .push(row.sample);
         }
         Ok(by_cluster)
     }

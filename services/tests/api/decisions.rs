@@ -125,3 +125,42 @@ async fn decisions_survive_their_cluster_being_deleted() {
             .expect("count");
     assert_eq!(kept, 2);
 }
+
+#[tokio::test]
+async fn the_dry_run_says_what_would_happen_and_enqueues_nothing() {
+    let app = TestApp::spawn().await;
+    app.subscribe(&spec("dry")).await;
+    let cluster = app.storage.get_cluster("dry").await.expect("cluster");
+    let now = chrono::Utc::now();
+    let samples: Vec<_> = (0..11)
+        .map(|i| {
+            let mut s =
+                autoscaler::storage::Sample::empty(now - chrono::Duration::seconds(300 - 30 * i));
+            s.lag_seconds = Some(600.0);
+            s.lag_records = Some(60_000.0);
+            s.cpu_load = Some(0.5);
+            s.scale = Some(2.0);
+            (cluster.id, s)
+        })
+        .collect();
+    app.storage.insert_samples(&samples).await.expect("samples");
+
+    let response = app
+        .post_json("/api/v1/clusters/dry/evaluate", &json!({}))
+        .await;
+
+    assert_eq!(response.status(), 200);
+    let evaluation: Value = response.json().await.expect("json");
+    assert_eq!(
+        evaluation["fired"]["rule"], "lag_above_threshold",
+        "{evaluation}"
+    );
+    assert_eq!(evaluation["act"], true);
+    assert_eq!(evaluation["verdicts"].as_array().map(Vec::len), Some(4));
+    let decisions = app
+        .storage
+        .list_decisions(cluster.id, None, 10)
+        .await
+        .expect("list");
+    assert!(decisions.is_empty(), "a dry run records nothing");
+}
