@@ -21,6 +21,9 @@ use crate::offsets::TopicPartition;
 use crate::record::{Position, SourceRecord};
 use crate::status::{AssignedPartition, StatusBoard};
 
+/// Batches waiting for the process stage before the consumer pauses its partitions.
+const PAUSE_AFTER_HELD_BATCHES: usize = 4;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumeError {
     #[error("kafka consumer: {0}")]
@@ -259,7 +262,9 @@ pub fn client_config(k: &KafkaConfig, instance_id: &str) -> ClientConfig {
         .set("session.timeout.ms", k.session_timeout_ms.to_string())
         .set("statistics.interval.ms", "1000")
         .set("queued.max.messages.kbytes", k.queued_max_kbytes.to_string())
-        .set("queued.min.messages", "20000");
+        .set("queued.min.messages", "20000")
+        // librdkafka waits this long to refetch once its prefetch queue was full (default 1 s).
+        .set("fetch.queue.backoff.ms", "20");
     for (key, v) in &k.properties {
         cfg.set(key, v);
     }
@@ -320,11 +325,18 @@ impl ConsumerThread {
                 Ok(Command::Stop) | Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
                 Err(std::sync::mpsc::TryRecvError::Empty) => {}
             }
-            let holding = self.flush_held();
+            let held = self.flush_held();
             if self.ctx().reassigned.swap(false, Ordering::SeqCst) {
                 self.paused = false;
             }
-            self.set_paused(holding || self.out.is_none());
+            // Hysteresis: pausing discards librdkafka's prefetched records, so pause only once a few
+            // batches wait, and resume once they are all handed on.
+            if self.out.is_none() || held >= PAUSE_AFTER_HELD_BATCHES {
+                self.set_paused(true);
+            } else if held == 0 {
+                self.set_paused(false);
+            }
+            let holding = held > 0;
             let partial_waiting = !self.ctx().buffer().partial.is_empty();
             let timeout = if holding {
                 Duration::from_millis(5)
@@ -388,26 +400,26 @@ impl ConsumerThread {
         }
     }
 
-    /// Hands held batches to the process stage; returns whether some are still waiting.
-    fn flush_held(&mut self) -> bool {
+    /// Hands held batches to the process stage; returns how many are still waiting.
+    fn flush_held(&mut self) -> usize {
         let mut b = self.ctx().buffer();
-        let Some(out) = &self.out else { return !b.held.is_empty() || !b.partial.is_empty() };
+        let Some(out) = &self.out else { return b.held.len() };
         while let Some(batch) = b.held.pop_front() {
             match out.try_send(batch) {
                 Ok(()) => {}
                 Err(flume::TrySendError::Full(batch)) => {
                     b.held.push_front(batch);
-                    return true;
+                    break;
                 }
                 Err(flume::TrySendError::Disconnected(batch)) => {
                     b.held.push_front(batch);
                     drop(b);
                     self.out = None;
-                    return true;
+                    return self.ctx().buffer().held.len();
                 }
             }
         }
-        false
+        b.held.len()
     }
 
     fn set_paused(&mut self, pause: bool) {
