@@ -58,11 +58,37 @@ impl<Q: InstantQuery> Manager<Q> {
         }
     }
 
+    /// One full cycle at `now`: scrape every cluster, store, evaluate, enqueue. The cluster list is read
+    /// once for both halves.
+    pub async fn cycle(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<(ScrapeReport, EvaluateReport), StorageError> {
+        let clusters = self.storage.all_clusters().await?;
+        let scraped = self.scrape_clusters(&clusters, now).await?;
+        let evaluated = self.evaluate_clusters(&clusters, now).await?;
+        Ok((scraped, evaluated))
+    }
+
     /// Samples every cluster at `at` and stores the samples in one batch.
     pub async fn scrape_cycle(&self, at: DateTime<Utc>) -> Result<ScrapeReport, StorageError> {
-        let started = Instant::now();
         let clusters = self.storage.all_clusters().await?;
-        let (samples, report) = scrape(&self.prometheus, &clusters, at).await;
+        self.scrape_clusters(&clusters, at).await
+    }
+
+    /// Evaluates every cluster at `now` and enqueues where a rule fired and nothing blocks it.
+    pub async fn evaluate_cycle(&self, now: DateTime<Utc>) -> Result<EvaluateReport, StorageError> {
+        let clusters = self.storage.all_clusters().await?;
+        self.evaluate_clusters(&clusters, now).await
+    }
+
+    async fn scrape_clusters(
+        &self,
+        clusters: &[ClusterRecord],
+        at: DateTime<Utc>,
+    ) -> Result<ScrapeReport, StorageError> {
+        let started = Instant::now();
+        let (samples, report) = scrape(&self.prometheus, clusters, at).await;
         self.storage.insert_samples(&samples).await?;
         self.metrics.record_scrape(&report);
         self.metrics
@@ -75,10 +101,12 @@ impl<Q: InstantQuery> Manager<Q> {
         Ok(report)
     }
 
-    /// Evaluates every cluster at `now` and enqueues where a rule fired and nothing blocks it.
-    pub async fn evaluate_cycle(&self, now: DateTime<Utc>) -> Result<EvaluateReport, StorageError> {
+    async fn evaluate_clusters(
+        &self,
+        clusters: &[ClusterRecord],
+        now: DateTime<Utc>,
+    ) -> Result<EvaluateReport, StorageError> {
         let started = Instant::now();
-        let clusters = self.storage.all_clusters().await?;
         let longest = clusters
             .iter()
             .map(|c| {
@@ -95,7 +123,7 @@ impl<Q: InstantQuery> Manager<Q> {
             .await?;
         let facts = self.storage.decision_facts().await?;
         let mut report = EvaluateReport::default();
-        for cluster in &clusters {
+        for cluster in clusters {
             let history = samples.get(&cluster.id).map_or(&[][..], Vec::as_slice);
             let evaluation = self
                 .evaluator
