@@ -18,6 +18,31 @@ fn series(input: &RuleInput<'_>, metric: fn(&Sample) -> Option<f64>, window: u32
     )
 }
 
+/// `metric` above `threshold` in most of the scale-up window and in its newest sample.
+fn sustained_above(
+    input: &RuleInput<'_>,
+    metric: &str,
+    value: fn(&Sample) -> Option<f64>,
+    threshold: f64,
+) -> (Outcome, String) {
+    let points = series(input, value, input.policy.scale_up_window_seconds);
+    if let Err(missing) = points.sufficiency(metric) {
+        return (Outcome::NoData, missing);
+    }
+    let share = points.share_above(threshold);
+    let latest = points.latest().unwrap_or_default();
+    let figures = format!(
+        "{metric} above {threshold} in {:.0} % of the window (mean {:.2}), now {latest:.2}",
+        share * 100.0,
+        points.mean()
+    );
+    if share >= SUSTAINED_SHARE && latest > threshold {
+        (Outcome::Fired, figures)
+    } else {
+        (Outcome::Quiet, figures)
+    }
+}
+
 /// Lag in seconds above the threshold for most of the scale-up window, and still above it now.
 pub struct LagAboveThreshold;
 
@@ -29,26 +54,12 @@ impl Rule for LagAboveThreshold {
         Direction::Up
     }
     fn check(&self, input: &RuleInput<'_>) -> (Outcome, String) {
-        let threshold = input.policy.lag_seconds_high;
-        let lag = series(
+        sustained_above(
             input,
+            "lag_seconds",
             |s| s.lag_seconds,
-            input.policy.scale_up_window_seconds,
-        );
-        if let Err(missing) = lag.sufficiency("lag_seconds") {
-            return (Outcome::NoData, missing);
-        }
-        let share = lag.share_above(threshold);
-        let latest = lag.latest().unwrap_or_default();
-        let figures = format!(
-            "lag above {threshold}s in {:.0} % of the window, now {latest:.0}s",
-            share * 100.0
-        );
-        if share >= SUSTAINED_SHARE && latest > threshold {
-            (Outcome::Fired, figures)
-        } else {
-            (Outcome::Quiet, figures)
-        }
+            input.policy.lag_seconds_high,
+        )
     }
 }
 
@@ -95,23 +106,7 @@ impl Rule for CpuAboveThreshold {
         Direction::Up
     }
     fn check(&self, input: &RuleInput<'_>) -> (Outcome, String) {
-        let threshold = input.policy.cpu_high;
-        let cpu = series(input, |s| s.cpu_load, input.policy.scale_up_window_seconds);
-        if let Err(missing) = cpu.sufficiency("cpu_load") {
-            return (Outcome::NoData, missing);
-        }
-        let share = cpu.share_above(threshold);
-        let latest = cpu.latest().unwrap_or_default();
-        let figures = format!(
-            "CPU above {threshold} in {:.0} % of the window (mean {:.2}), now {latest:.2}",
-            share * 100.0,
-            cpu.mean()
-        );
-        if share >= SUSTAINED_SHARE && latest > threshold {
-            (Outcome::Fired, figures)
-        } else {
-            (Outcome::Quiet, figures)
-        }
+        sustained_above(input, "cpu_load", |s| s.cpu_load, input.policy.cpu_high)
     }
 }
 
