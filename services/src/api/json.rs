@@ -49,18 +49,29 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
-            serde_json::error::Category::Data => ApiError::InvalidBody(FieldProblem::new(
-                if path == "." {
-                    "(body)".to_owned()
-                } else {
-                    path
-                },
-                strip_position(&inner.to_string()),
-            )),
+            serde_json::error::Category::Data => {
+                let problem = strip_position(&inner.to_string());
+                ApiError::InvalidBody(FieldProblem::new(field_at_fault(&path, &problem), problem))
+            }
             _ => ApiError::MalformedJson(inner.to_string()),
         }
     })?;
     Ok(value)
+}
+
+/// The JSON path of the field at fault. For a missing field serde reports the object that lacks it, so
+/// the field's own name is appended.
+fn field_at_fault(path: &str, problem: &str) -> String {
+    let missing = problem
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name);
+    match (path, missing) {
+        (".", Some(name)) => name.to_owned(),
+        (_, Some(name)) => format!("{path}.{name}"),
+        (".", None) => "(body)".to_owned(),
+        (_, None) => path.to_owned(),
+    }
 }
 
 /// serde_json appends " at line L column C" to data errors; the field path says more.

@@ -83,7 +83,16 @@ async fn a_missing_essential_is_a_422_naming_it() {
             .contains("missing field `key`"),
         "{error}"
     );
-    assert_eq!(fields(&error), ["git"]);
+    assert_eq!(fields(&error), ["git.key"]);
+}
+
+#[tokio::test]
+async fn a_missing_top_level_field_is_named() {
+    let app = TestApp::spawn().await;
+
+    let error = refused_subscription(&app, json!({"name": "x"}).to_string(), 422).await;
+
+    assert_eq!(fields(&error), ["target"]);
 }
 
 #[tokio::test]
