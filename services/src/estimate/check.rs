@@ -1,0 +1,115 @@
+//! The post-evaluation check: bounds, step limits and vetoes between an estimate and a change in Git.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use crate::{cluster::Policy, rules::Direction};
+
+/// A scale-down removes at most this share of the current scale in one step.
+const MAX_STEP_DOWN_SHARE: f64 = 0.5;
+
+/// The last change that took effect, for the reversal veto.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PreviousChange {
+    pub direction: Direction,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum CheckOutcome {
+    /// Write this scale; `notes` say what the check changed about the estimate.
+    Apply { to: u32, notes: Vec<String> },
+    /// Do not act, for a reason an operator should see.
+    Veto { reason: String },
+    /// Nothing to do: the checked scale equals the current one.
+    Skip { reason: String },
+}
+
+/// Checks an estimate for a change in `direction` from `current`.
+pub fn post_check(
+    policy: &Policy,
+    direction: Direction,
+    current: u32,
+    estimated: u32,
+    lag_seconds_now: Option<f64>,
+    previous: Option<PreviousChange>,
+    now: DateTime<Utc>,
+) -> CheckOutcome {
+    if let Some(previous) = previous
+        && previous.direction != direction
+        && now < previous.at + Duration::seconds(i64::from(policy.cooldown_seconds))
+    {
+        return CheckOutcome::Veto {
+            reason: format!(
+                "would reverse the {:?} change of {} within the cooldown",
+                previous.direction,
+                previous.at.to_rfc3339()
+            ),
+        };
+    }
+    if direction == Direction::Down {
+        match lag_seconds_now {
+            Some(lag) if lag <= policy.lag_seconds_low => {}
+            Some(lag) => {
+                return CheckOutcome::Veto {
+                    reason: format!(
+                        "scale-down vetoed: lag is {lag:.0}s, above {}s",
+                        policy.lag_seconds_low
+                    ),
+                };
+            }
+            None => {
+                return CheckOutcome::Veto {
+                    reason: "scale-down vetoed: the current lag is unknown".to_owned(),
+                };
+            }
+        }
+    }
+
+    let mut notes = Vec::new();
+    let mut to = estimated;
+    match direction {
+        Direction::Up if to <= current => {
+            notes.push(format!(
+                "the estimate ({estimated}) does not exceed the current scale; stepping up by one"
+            ));
+            to = current + 1;
+        }
+        Direction::Down if to >= current => {
+            return CheckOutcome::Skip {
+                reason: format!(
+                    "the estimate ({estimated}) says the current scale ({current}) is needed"
+                ),
+            };
+        }
+        Direction::Down => {
+            let floor = (f64::from(current) * (1.0 - MAX_STEP_DOWN_SHARE)).ceil() as u32;
+            if to < floor {
+                notes.push(format!(
+                    "step down limited to {floor} (at most {:.0} % at once)",
+                    MAX_STEP_DOWN_SHARE * 100.0
+                ));
+                to = floor;
+            }
+        }
+        Direction::Up => {}
+    }
+    let ceiling = policy
+        .partition_count
+        .map_or(policy.max_scale, |p| p.min(policy.max_scale));
+    let bounded = to.clamp(policy.min_scale, ceiling);
+    if bounded != to {
+        notes.push(format!(
+            "clamped from {to} to {bounded} (min_scale {}, ceiling {ceiling})",
+            policy.min_scale
+        ));
+        to = bounded;
+    }
+    if to == current {
+        return CheckOutcome::Skip {
+            reason: format!("the checked scale equals the current scale ({current})"),
+        };
+    }
+    CheckOutcome::Apply { to, notes }
+}

@@ -1,0 +1,188 @@
+//! The estimator: from a cluster's stored history, the scale that keeps up with the forecast input and
+//! drains the current lag within the catch-up time. Pure code.
+//!
+//! Capacity is learned by a linear regression (smartcore) of processed throughput against scale, over the
+//! samples where the job was saturated (a backlog waited, so what it processed was all it could). Where
+//! that model is not trustworthy yet, a proportional estimate stands in, and the estimate says which and why.
+
+mod check;
+mod regression;
+
+use serde::Serialize;
+
+pub use check::{CheckOutcome, PreviousChange, post_check};
+pub use regression::{LineFit, fit_line};
+
+use crate::{cluster::Policy, storage::Sample};
+
+/// Extra capacity on top of what the numbers ask for, so that a small forecast error is absorbed.
+const HEADROOM: f64 = 1.1;
+/// How far ahead the input rate is forecast.
+const FORECAST_HORIZON_SECONDS: f64 = 300.0;
+/// A capacity model needs this many saturated samples, at this many distinct scales, with this fit.
+const MIN_POINTS: usize = 6;
+const MIN_DISTINCT_SCALES: usize = 2;
+const MIN_R2: f64 = 0.6;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum Method {
+    /// Capacity = intercept + slope × scale, fitted on saturated samples.
+    Regression { fit: LineFit },
+    /// Capacity scales in proportion to the current per-worker throughput.
+    Proportional {
+        /// Why the regression was not used.
+        reason: String,
+        per_worker: f64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Estimate {
+    pub method: Method,
+    pub current_scale: u32,
+    /// Records per second expected `FORECAST_HORIZON_SECONDS` ahead.
+    pub forecast_input: f64,
+    /// Records per second needed: forecast input plus draining the lag within the catch-up time, with
+    /// headroom.
+    pub required_throughput: f64,
+    /// The smallest scale the model says delivers the required throughput, before any bounds.
+    pub scale: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EstimateError {
+    #[error("no fresh sample holds {0}")]
+    MissingMetric(&'static str),
+    #[error("the current scale is below 1")]
+    NoScale,
+}
+
+/// Estimates the scale for `history` (time order, newest last).
+pub fn estimate(history: &[Sample], policy: &Policy) -> Result<Estimate, EstimateError> {
+    let latest = |metric: &'static str, get: fn(&Sample) -> Option<f64>| {
+        history
+            .iter()
+            .rev()
+            .find_map(|s| get(s).filter(|v| v.is_finite()))
+            .ok_or(EstimateError::MissingMetric(metric))
+    };
+    let scale_now = latest("scale", |s| s.scale)?.round();
+    if scale_now < 1.0 {
+        return Err(EstimateError::NoScale);
+    }
+    let current_scale = scale_now as u32;
+    let lag_records = latest("lag_records", |s| s.lag_records)?.max(0.0);
+    let forecast_input = forecast_input(history)?;
+    let required_throughput =
+        (forecast_input + lag_records / f64::from(policy.catch_up_seconds.max(1))) * HEADROOM;
+
+    let (method, scale) = match capacity_model(history, policy) {
+        Ok(fit) => {
+            let scale = (required_throughput - fit.intercept) / fit.slope;
+            (Method::Regression { fit }, scale)
+        }
+        Err(reason) => {
+            let per_worker = per_worker_throughput(history, policy, scale_now)?;
+            let scale = required_throughput / per_worker;
+            (Method::Proportional { reason, per_worker }, scale)
+        }
+    };
+    Ok(Estimate {
+        method,
+        current_scale,
+        forecast_input,
+        required_throughput,
+        scale: scale.ceil().clamp(1.0, f64::from(u32::MAX)) as u32,
+    })
+}
+
+/// The input rate a horizon ahead: the trend of `records_in` over the history when it explains the data,
+/// else the recent mean. Never below the newest observed rate, so a falling forecast cannot starve a
+/// backlog.
+fn forecast_input(history: &[Sample]) -> Result<f64, EstimateError> {
+    let Some(start) = history.first().map(|s| s.sampled_at) else {
+        return Err(EstimateError::MissingMetric("records_in"));
+    };
+    let points: Vec<(f64, f64)> = history
+        .iter()
+        .filter_map(|s| {
+            let rate = s.records_in.filter(|v| v.is_finite())?;
+            Some(((s.sampled_at - start).as_seconds_f64(), rate))
+        })
+        .collect();
+    let Some(&(last_at, last_rate)) = points.last() else {
+        return Err(EstimateError::MissingMetric("records_in"));
+    };
+    let mean = points.iter().map(|(_, r)| r).sum::<f64>() / points.len() as f64;
+    let trend = fit_line(&points)
+        .filter(|fit| fit.r2 >= MIN_R2)
+        .map(|fit| fit.at(last_at + FORECAST_HORIZON_SECONDS));
+    Ok(trend.unwrap_or(mean).max(last_rate).max(0.0))
+}
+
+/// A sample where a backlog waited, so the job processed all it could.
+fn saturated(sample: &Sample, policy: &Policy) -> bool {
+    sample
+        .lag_seconds
+        .is_some_and(|lag| lag > policy.lag_seconds_low)
+        || sample.cpu_load.is_some_and(|cpu| cpu >= policy.cpu_high)
+}
+
+fn capacity_model(history: &[Sample], policy: &Policy) -> Result<LineFit, String> {
+    let points: Vec<(f64, f64)> = history
+        .iter()
+        .filter(|s| saturated(s, policy))
+        .filter_map(|s| Some((s.scale?.round(), s.records_out.filter(|v| v.is_finite())?)))
+        .collect();
+    if points.len() < MIN_POINTS {
+        return Err(format!(
+            "{} saturated samples, need {MIN_POINTS}",
+            points.len()
+        ));
+    }
+    let mut scales: Vec<i64> = points.iter().map(|(x, _)| *x as i64).collect();
+    scales.sort_unstable();
+    scales.dedup();
+    if scales.len() < MIN_DISTINCT_SCALES {
+        return Err(format!(
+            "saturated samples at {} distinct scale(s), need {MIN_DISTINCT_SCALES}",
+            scales.len()
+        ));
+    }
+    let fit = fit_line(&points).ok_or_else(|| "the regression did not converge".to_owned())?;
+    if fit.slope <= 0.0 {
+        return Err(format!(
+            "throughput does not grow with scale (slope {:.1})",
+            fit.slope
+        ));
+    }
+    if fit.r2 < MIN_R2 {
+        return Err(format!("poor fit (R² {:.2} below {MIN_R2})", fit.r2));
+    }
+    Ok(fit)
+}
+
+/// What one worker processes: the newest output rate over the scale, scaled up by CPU headroom when the
+/// job was not saturated (at 40 % CPU a worker could do about 2.5 times its output).
+fn per_worker_throughput(
+    history: &[Sample],
+    policy: &Policy,
+    scale_now: f64,
+) -> Result<f64, EstimateError> {
+    let newest = history
+        .iter()
+        .rev()
+        .find(|s| s.records_out.is_some_and(f64::is_finite))
+        .ok_or(EstimateError::MissingMetric("records_out"))?;
+    let out = newest.records_out.unwrap_or_default().max(1.0);
+    let utilisation = if saturated(newest, policy) {
+        1.0
+    } else {
+        newest.cpu_load.unwrap_or(1.0).clamp(0.1, 1.0)
+    };
+    Ok(out / scale_now / utilisation)
+}
+
+#[cfg(test)]
+mod tests;

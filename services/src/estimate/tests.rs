@@ -1,0 +1,167 @@
+use chrono::{DateTime, Duration, TimeZone, Utc};
+
+use super::*;
+use crate::{cluster::Policy, rules::Direction, storage::Sample};
+
+fn policy(extra: serde_json::Value) -> Policy {
+    let mut value = serde_json::json!({"max_scale": 32});
+    if let (Some(base), Some(extra)) = (value.as_object_mut(), extra.as_object()) {
+        base.extend(extra.clone());
+    }
+    serde_json::from_value(value).expect("policy")
+}
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0)
+        .single()
+        .expect("time")
+}
+
+/// A job whose workers each process `per_worker` records/s, saturated (lag waiting) at every scale.
+fn saturated_history(per_worker: f64, scales: &[f64], input: f64, lag_records: f64) -> Vec<Sample> {
+    scales
+        .iter()
+        .enumerate()
+        .map(|(i, scale)| Sample {
+            sampled_at: now() - Duration::seconds(30 * (scales.len() - 1 - i) as i64),
+            cpu_load: Some(0.95),
+            lag_records: Some(lag_records),
+            lag_seconds: Some(600.0),
+            records_in: Some(input),
+            records_out: Some(per_worker * scale + 3.0 * ((i % 3) as f64 - 1.0)),
+            scale: Some(*scale),
+        })
+        .collect()
+}
+
+#[test]
+fn regression_learns_capacity_and_sizes_for_input_plus_catch_up() {
+    let scales = [2.0, 2.0, 3.0, 3.0, 4.0, 4.0, 4.0, 4.0];
+    let history = saturated_history(1000.0, &scales, 6000.0, 600_000.0);
+    let estimate = estimate(&history, &policy(serde_json::json!({}))).expect("estimate");
+    let Method::Regression { fit } = &estimate.method else {
+        panic!("expected the regression, got {:?}", estimate.method);
+    };
+    assert!((fit.slope - 1000.0).abs() < 20.0, "{fit:?}");
+    assert!(fit.r2 > 0.99, "{fit:?}");
+    // (6000 input + 600000 lag / 600 s catch-up) × 1.1 headroom = 7700 records/s → 8 workers.
+    assert!(
+        (estimate.required_throughput - 7700.0).abs() < 1.0,
+        "{estimate:?}"
+    );
+    assert_eq!(estimate.scale, 8);
+}
+
+#[test]
+fn too_few_distinct_scales_falls_back_to_proportional_and_says_why() {
+    let history = saturated_history(1000.0, &[4.0; 8], 6000.0, 0.0);
+    let estimate = estimate(&history, &policy(serde_json::json!({}))).expect("estimate");
+    let Method::Proportional { reason, per_worker } = &estimate.method else {
+        panic!("expected the fallback, got {:?}", estimate.method);
+    };
+    assert!(reason.contains("distinct scale"), "{reason}");
+    assert!((per_worker - 1000.0).abs() < 2.0);
+    // 6000 × 1.1 / 1000 = 6.6 → 7.
+    assert_eq!(estimate.scale, 7);
+}
+
+#[test]
+fn an_unsaturated_job_counts_its_cpu_headroom() {
+    let mut history = saturated_history(500.0, &[2.0; 3], 1000.0, 0.0);
+    for s in &mut history {
+        s.cpu_load = Some(0.25);
+        s.lag_seconds = Some(1.0);
+        s.records_out = Some(1000.0);
+    }
+    let estimate = estimate(&history, &policy(serde_json::json!({}))).expect("estimate");
+    // 500 records/s per worker at 25 % CPU is 2000 at full load; 1100 needed → 1 worker.
+    assert_eq!(estimate.scale, 1, "{estimate:?}");
+}
+
+#[test]
+fn a_rising_input_is_forecast_ahead() {
+    let mut history = saturated_history(1000.0, &[4.0; 11], 0.0, 0.0);
+    for (i, s) in history.iter_mut().enumerate() {
+        s.records_in = Some(1000.0 + 10.0 * 30.0 * i as f64); // +10 records/s every second
+    }
+    let estimate = estimate(&history, &policy(serde_json::json!({}))).expect("estimate");
+    // Newest is 4000 at t = 300 s; 300 s later the trend says 7000.
+    assert!(
+        (estimate.forecast_input - 7000.0).abs() < 1.0,
+        "{estimate:?}"
+    );
+}
+
+#[test]
+fn missing_metrics_are_an_error_not_a_guess() {
+    let mut history = saturated_history(1000.0, &[2.0; 4], 1000.0, 0.0);
+    for s in &mut history {
+        s.records_in = None;
+    }
+    assert_eq!(
+        estimate(&history, &policy(serde_json::json!({}))),
+        Err(EstimateError::MissingMetric("records_in"))
+    );
+}
+
+#[test]
+fn the_check_clamps_limits_steps_and_vetoes() {
+    let p = policy(serde_json::json!({"min_scale": 2, "max_scale": 10, "partition_count": 8}));
+    let apply = |direction, current, estimated, lag| {
+        post_check(&p, direction, current, estimated, lag, None, now())
+    };
+
+    assert_eq!(
+        apply(Direction::Up, 4, 20, Some(600.0)),
+        CheckOutcome::Apply {
+            to: 8,
+            notes: vec!["clamped from 20 to 8 (min_scale 2, ceiling 8)".to_owned()]
+        }
+    );
+    assert!(matches!(
+        apply(Direction::Up, 4, 3, Some(600.0)),
+        CheckOutcome::Apply { to: 5, .. }
+    ));
+    assert!(matches!(
+        apply(Direction::Down, 8, 1, Some(1.0)),
+        CheckOutcome::Apply { to: 4, .. }
+    ));
+    assert!(matches!(
+        apply(Direction::Down, 3, 1, Some(1.0)),
+        CheckOutcome::Apply { to: 2, .. }
+    ));
+    assert!(matches!(
+        apply(Direction::Down, 4, 2, Some(120.0)),
+        CheckOutcome::Veto { .. }
+    ));
+    assert!(matches!(
+        apply(Direction::Down, 4, 2, None),
+        CheckOutcome::Veto { .. }
+    ));
+    assert!(matches!(
+        apply(Direction::Down, 4, 4, Some(1.0)),
+        CheckOutcome::Skip { .. }
+    ));
+    assert!(matches!(
+        apply(Direction::Up, 8, 9, Some(600.0)),
+        CheckOutcome::Skip { .. }
+    ));
+
+    let recent_up = PreviousChange {
+        direction: Direction::Up,
+        at: now() - Duration::seconds(60),
+    };
+    let reversal = post_check(&p, Direction::Down, 6, 4, Some(1.0), Some(recent_up), now());
+    assert!(
+        matches!(reversal, CheckOutcome::Veto { ref reason } if reason.contains("reverse")),
+        "{reversal:?}"
+    );
+    let old_up = PreviousChange {
+        at: now() - Duration::seconds(901),
+        ..recent_up
+    };
+    assert!(matches!(
+        post_check(&p, Direction::Down, 6, 4, Some(1.0), Some(old_up), now()),
+        CheckOutcome::Apply { to: 4, .. }
+    ));
+}
