@@ -346,3 +346,41 @@ async fn healthy_paused_spiky_absent_unreachable_and_broken_clusters_get_nothing
         |v| v.rule == "cpu_above_threshold" && v.outcome == autoscaler::rules::Outcome::NoData
     ));
 }
+
+#[tokio::test]
+async fn a_prometheus_that_never_answers_times_out_and_leaves_the_metrics_missing() {
+    // Accepts connections and never replies, like a server stuck under load.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let database = TestDatabase::new();
+    let storage = Storage::connect(&database.url).await.expect("connect");
+    storage.migrate().await.expect("migrate");
+    storage
+        .insert_cluster(&cluster_spec("stuck", &url, None))
+        .await
+        .expect("subscribe");
+    let client = PrometheusClient::new(StdDuration::from_millis(500)).expect("client");
+    let manager = Manager::new(storage.clone(), client, Arc::new(Metrics::default()), 30);
+
+    // Without the query timeout this would never return.
+    let report = manager
+        .scrape_cycle(Utc::now())
+        .await
+        .expect("scrape stores its samples");
+
+    assert_eq!((report.queries, report.failed_queries), (6, 6));
+    let samples = samples_of(&storage, "stuck", Utc::now() - Duration::seconds(60)).await;
+    assert_eq!(samples.len(), 1);
+    assert_eq!(
+        samples[0],
+        autoscaler::storage::Sample::empty(samples[0].sampled_at)
+    );
+}
