@@ -5,6 +5,7 @@ pub mod api;
 pub mod cluster;
 pub mod config;
 pub mod estimate;
+pub mod gitops;
 pub mod manager;
 pub mod metrics;
 pub mod queue;
