@@ -78,8 +78,19 @@ const PERMANENT_TYPES: &[&str] = &[
     "invalid_index_name_exception",
 ];
 
-pub fn classify_item(action: BulkAction, status: u16, error_type: Option<&str>, reason: Option<&str>) -> ItemOutcome {
-    let detail = || format!("{status} {}: {}", error_type.unwrap_or("error"), reason.unwrap_or(""));
+pub fn classify_item(
+    action: BulkAction,
+    status: u16,
+    error_type: Option<&str>,
+    reason: Option<&str>,
+) -> ItemOutcome {
+    let detail = || {
+        format!(
+            "{status} {}: {}",
+            error_type.unwrap_or("error"),
+            reason.unwrap_or("")
+        )
+    };
     match status {
         200..=299 => ItemOutcome::Done,
         // A replay of a record that already made it: the deterministic id exists.
@@ -143,27 +154,63 @@ enum ErrorBody {
 
 fn error_summary(status: u16, body: &[u8]) -> String {
     match serde_json::from_slice::<ErrorResponse>(body) {
-        Ok(ErrorResponse { error: ErrorBody::Object(e) }) => {
-            format!("{status} {}: {}", e.kind.unwrap_or_default(), e.reason.unwrap_or_default())
+        Ok(ErrorResponse {
+            error: ErrorBody::Object(e),
+        }) => {
+            format!(
+                "{status} {}: {}",
+                e.kind.unwrap_or_default(),
+                e.reason.unwrap_or_default()
+            )
         }
-        Ok(ErrorResponse { error: ErrorBody::Text(t) }) => format!("{status}: {t}"),
-        Err(_) => format!("{status}: {}", String::from_utf8_lossy(&body[..body.len().min(200)])),
+        Ok(ErrorResponse {
+            error: ErrorBody::Text(t),
+        }) => format!("{status}: {t}"),
+        Err(_) => format!(
+            "{status}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+        ),
     }
 }
 
-pub fn classify_response(action: BulkAction, status: u16, body: &[u8], expected: usize) -> ResponseOutcome {
+pub fn classify_response(
+    action: BulkAction,
+    status: u16,
+    body: &[u8],
+    expected: usize,
+) -> ResponseOutcome {
     match status {
         200 => {}
         408 => return ResponseOutcome::RetryAll(RetryReason::Timeout, error_summary(status, body)),
-        429 => return ResponseOutcome::RetryAll(RetryReason::TooManyRequests, error_summary(status, body)),
-        401 | 403 | 404 => return ResponseOutcome::RetryAll(RetryReason::Unavailable, error_summary(status, body)),
+        429 => {
+            return ResponseOutcome::RetryAll(
+                RetryReason::TooManyRequests,
+                error_summary(status, body),
+            );
+        }
+        401 | 403 | 404 => {
+            return ResponseOutcome::RetryAll(
+                RetryReason::Unavailable,
+                error_summary(status, body),
+            );
+        }
         400 | 413 => return ResponseOutcome::Split(error_summary(status, body)),
         // Other 4xx on the whole request are not caused by one document; keep retrying and alerting.
-        _ => return ResponseOutcome::RetryAll(RetryReason::ServerError, error_summary(status, body)),
+        _ => {
+            return ResponseOutcome::RetryAll(
+                RetryReason::ServerError,
+                error_summary(status, body),
+            );
+        }
     }
     let parsed: BulkResponse = match serde_json::from_slice(body) {
         Ok(p) => p,
-        Err(e) => return ResponseOutcome::RetryAll(RetryReason::MalformedResponse, format!("bad JSON: {e}")),
+        Err(e) => {
+            return ResponseOutcome::RetryAll(
+                RetryReason::MalformedResponse,
+                format!("bad JSON: {e}"),
+            );
+        }
     };
     let items = match parsed.items {
         Some(items) if items.len() == expected => items,
@@ -171,7 +218,9 @@ pub fn classify_response(action: BulkAction, status: u16, body: &[u8], expected:
             let msg = format!("{} items for {expected} documents", items.len());
             return ResponseOutcome::RetryAll(RetryReason::MalformedResponse, msg);
         }
-        None => return ResponseOutcome::RetryAll(RetryReason::MalformedResponse, "no items".into()),
+        None => {
+            return ResponseOutcome::RetryAll(RetryReason::MalformedResponse, "no items".into());
+        }
     };
     let outcomes = items
         .into_iter()
@@ -208,7 +257,12 @@ mod tests {
             id: id.into(),
             body: br#"{"m":"x\ny"}"#.to_vec(),
             source: SourceRecord {
-                position: Position { topic: "t".into(), partition: 0, offset: 0, generation: 1 },
+                position: Position {
+                    topic: "t".into(),
+                    partition: 0,
+                    offset: 0,
+                    generation: 1,
+                },
                 timestamp_ms: None,
                 key: None,
                 payload: Bytes::new(),
@@ -223,9 +277,16 @@ mod tests {
         let text = String::from_utf8(out).expect("utf8");
         assert!(text.ends_with('\n'));
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 4, "escaped newline in the body stays on its line");
+        assert_eq!(
+            lines.len(),
+            4,
+            "escaped newline in the body stays on its line"
+        );
         let action: serde_json::Value = serde_json::from_str(lines[0]).expect("json");
-        assert_eq!(action, serde_json::json!({"create": {"_index": "logs-a", "_id": "t-0-1"}}));
+        assert_eq!(
+            action,
+            serde_json::json!({"create": {"_index": "logs-a", "_id": "t-0-1"}})
+        );
         assert!(encoded_len(&doc("t-0-1")) >= lines[0].len() + lines[1].len() + 2);
     }
 
@@ -235,19 +296,62 @@ mod tests {
         let c = |a, s, t| classify_item(a, s, t, Some("why"));
         assert_eq!(c(BulkAction::Create, 201, None), Done);
         assert_eq!(c(BulkAction::Index, 200, None), Done);
-        assert_eq!(c(BulkAction::Create, 409, Some("version_conflict_engine_exception")), Done);
-        assert!(matches!(c(BulkAction::Index, 409, Some("version_conflict_engine_exception")), DeadLetter(..)));
-        assert_eq!(c(BulkAction::Create, 429, Some("es_rejected_execution_exception")), Retry(RetryReason::TooManyRequests));
-        assert_eq!(c(BulkAction::Create, 503, Some("unavailable_shards_exception")), Retry(RetryReason::ServerError));
-        assert_eq!(c(BulkAction::Create, 500, None), Retry(RetryReason::ServerError));
-        assert_eq!(c(BulkAction::Create, 403, Some("cluster_block_exception")), Retry(RetryReason::Unavailable));
-        assert_eq!(c(BulkAction::Create, 404, Some("index_not_found_exception")), Retry(RetryReason::Unavailable));
+        assert_eq!(
+            c(
+                BulkAction::Create,
+                409,
+                Some("version_conflict_engine_exception")
+            ),
+            Done
+        );
+        assert!(matches!(
+            c(
+                BulkAction::Index,
+                409,
+                Some("version_conflict_engine_exception")
+            ),
+            DeadLetter(..)
+        ));
+        assert_eq!(
+            c(
+                BulkAction::Create,
+                429,
+                Some("es_rejected_execution_exception")
+            ),
+            Retry(RetryReason::TooManyRequests)
+        );
+        assert_eq!(
+            c(
+                BulkAction::Create,
+                503,
+                Some("unavailable_shards_exception")
+            ),
+            Retry(RetryReason::ServerError)
+        );
+        assert_eq!(
+            c(BulkAction::Create, 500, None),
+            Retry(RetryReason::ServerError)
+        );
+        assert_eq!(
+            c(BulkAction::Create, 403, Some("cluster_block_exception")),
+            Retry(RetryReason::Unavailable)
+        );
+        assert_eq!(
+            c(BulkAction::Create, 404, Some("index_not_found_exception")),
+            Retry(RetryReason::Unavailable)
+        );
         assert!(matches!(
             c(BulkAction::Create, 400, Some("mapper_parsing_exception")),
             DeadLetter(DeadLetterReason::MappingError, d) if d.contains("mapper_parsing_exception") && d.contains("why")
         ));
-        assert!(matches!(c(BulkAction::Create, 400, Some("document_parsing_exception")), DeadLetter(DeadLetterReason::MappingError, _)));
-        assert!(matches!(c(BulkAction::Create, 400, Some("something_else")), DeadLetter(DeadLetterReason::Rejected, _)));
+        assert!(matches!(
+            c(BulkAction::Create, 400, Some("document_parsing_exception")),
+            DeadLetter(DeadLetterReason::MappingError, _)
+        ));
+        assert!(matches!(
+            c(BulkAction::Create, 400, Some("something_else")),
+            DeadLetter(DeadLetterReason::Rejected, _)
+        ));
     }
 
     #[test]
@@ -258,12 +362,16 @@ mod tests {
             {"create":{"status":400,"error":{"type":"mapper_parsing_exception","reason":"failed to parse field [n]"}}},
             {"create":{"status":409,"error":{"type":"version_conflict_engine_exception","reason":"exists"}}}
         ]}"#;
-        let ResponseOutcome::Items(items) = classify_response(BulkAction::Create, 200, body, 4) else {
+        let ResponseOutcome::Items(items) = classify_response(BulkAction::Create, 200, body, 4)
+        else {
             panic!("expected items");
         };
         assert_eq!(items[0], ItemOutcome::Done);
         assert_eq!(items[1], ItemOutcome::Retry(RetryReason::TooManyRequests));
-        assert!(matches!(items[2], ItemOutcome::DeadLetter(DeadLetterReason::MappingError, _)));
+        assert!(matches!(
+            items[2],
+            ItemOutcome::DeadLetter(DeadLetterReason::MappingError, _)
+        ));
         assert_eq!(items[3], ItemOutcome::Done);
     }
 
@@ -274,10 +382,21 @@ mod tests {
             classify_response(BulkAction::Create, 429, err, 1),
             ResponseOutcome::RetryAll(RetryReason::TooManyRequests, m) if m.contains("rejected execution")
         ));
-        assert!(matches!(classify_response(BulkAction::Create, 503, b"", 1), ResponseOutcome::RetryAll(RetryReason::ServerError, _)));
-        assert!(matches!(classify_response(BulkAction::Create, 413, b"", 1), ResponseOutcome::Split(_)));
-        assert!(matches!(classify_response(BulkAction::Create, 400, br#"{"error":"bad","status":400}"#, 1), ResponseOutcome::Split(m) if m.contains("bad")));
-        assert!(matches!(classify_response(BulkAction::Create, 401, b"", 1), ResponseOutcome::RetryAll(RetryReason::Unavailable, _)));
+        assert!(matches!(
+            classify_response(BulkAction::Create, 503, b"", 1),
+            ResponseOutcome::RetryAll(RetryReason::ServerError, _)
+        ));
+        assert!(matches!(
+            classify_response(BulkAction::Create, 413, b"", 1),
+            ResponseOutcome::Split(_)
+        ));
+        assert!(
+            matches!(classify_response(BulkAction::Create, 400, br#"{"error":"bad","status":400}"#, 1), ResponseOutcome::Split(m) if m.contains("bad"))
+        );
+        assert!(matches!(
+            classify_response(BulkAction::Create, 401, b"", 1),
+            ResponseOutcome::RetryAll(RetryReason::Unavailable, _)
+        ));
     }
 
     #[test]
@@ -290,7 +409,10 @@ mod tests {
         ];
         for body in cases {
             assert!(
-                matches!(classify_response(BulkAction::Create, 200, body, 2), ResponseOutcome::RetryAll(RetryReason::MalformedResponse, _)),
+                matches!(
+                    classify_response(BulkAction::Create, 200, body, 2),
+                    ResponseOutcome::RetryAll(RetryReason::MalformedResponse, _)
+                ),
                 "{}",
                 String::from_utf8_lossy(body)
             );

@@ -18,12 +18,18 @@ pub struct Completion {
 
 impl Completion {
     pub fn new(metrics: Arc<Metrics>, dead_letter: Arc<dyn DeadLetterSink>) -> Self {
-        Self { tracker: Mutex::new(OffsetTracker::new()), metrics, dead_letter }
+        Self {
+            tracker: Mutex::new(OffsetTracker::new()),
+            metrics,
+            dead_letter,
+        }
     }
 
     pub fn tracker(&self) -> MutexGuard<'_, OffsetTracker> {
         // A panic elsewhere must not wedge commits; the tracker's state stays consistent per call.
-        self.tracker.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.tracker
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Marks positions done; `delivered` counts them as records out (Elasticsearch acknowledged them).
@@ -33,7 +39,10 @@ impl Completion {
         {
             let mut t = self.tracker();
             for p in positions {
-                let tp = TopicPartition { topic: p.topic.clone(), partition: p.partition };
+                let tp = TopicPartition {
+                    topic: p.topic.clone(),
+                    partition: p.partition,
+                };
                 match t.done(&tp, p.generation, p.offset) {
                     Ack::Applied => applied += 1,
                     Ack::Stale => stale += 1,
@@ -57,7 +66,12 @@ impl Completion {
                 Ok(()) => break,
                 Err(e) => {
                     tracing::error!(error = %e, records = entries.len(), attempt, "dead-letter write failed; retrying");
-                    let delay = backoff(attempt, Duration::from_millis(200), Duration::from_secs(30), rand::random());
+                    let delay = backoff(
+                        attempt,
+                        Duration::from_millis(200),
+                        Duration::from_secs(30),
+                        rand::random(),
+                    );
                     attempt = attempt.saturating_add(1);
                     tokio::time::sleep(delay).await;
                 }

@@ -15,18 +15,30 @@ pub const ENV_PREFIX: &str = "ENGINE__";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path} is not valid YAML: {source}")]
-    Yaml { path: PathBuf, source: serde_yaml::Error },
+    Yaml {
+        path: PathBuf,
+        source: serde_yaml::Error,
+    },
     #[error("environment override {var} is not a valid value: {source}")]
-    Env { var: String, source: serde_yaml::Error },
+    Env {
+        var: String,
+        source: serde_yaml::Error,
+    },
     #[error("config key `{key}`: {message}")]
     Key { key: String, message: String },
 }
 
 impl ConfigError {
     fn key(key: &str, message: impl Into<String>) -> Self {
-        Self::Key { key: key.to_owned(), message: message.into() }
+        Self::Key {
+            key: key.to_owned(),
+            message: message.into(),
+        }
     }
 }
 
@@ -137,7 +149,9 @@ pub struct ProcessConfig {
 }
 impl Default for ProcessConfig {
     fn default() -> Self {
-        Self { parallelism: d_two() }
+        Self {
+            parallelism: d_two(),
+        }
     }
 }
 
@@ -184,7 +198,11 @@ pub struct RetryConfig {
 }
 impl Default for RetryConfig {
     fn default() -> Self {
-        Self { initial_backoff_ms: d_initial_backoff(), max_backoff_ms: d_max_backoff(), max_attempts: 0 }
+        Self {
+            initial_backoff_ms: d_initial_backoff(),
+            max_backoff_ms: d_max_backoff(),
+            max_attempts: 0,
+        }
     }
 }
 
@@ -200,7 +218,10 @@ pub struct BufferConfig {
 }
 impl Default for BufferConfig {
     fn default() -> Self {
-        Self { process_batches: d_buffer(), sink_batches: d_buffer() }
+        Self {
+            process_batches: d_buffer(),
+            sink_batches: d_buffer(),
+        }
     }
 }
 
@@ -232,7 +253,10 @@ pub struct TimestampConfig {
 }
 impl Default for TimestampConfig {
     fn default() -> Self {
-        Self { field: d_ts_field(), source: None }
+        Self {
+            field: d_ts_field(),
+            source: None,
+        }
     }
 }
 
@@ -248,7 +272,10 @@ pub struct IndexConfig {
 }
 impl Default for IndexConfig {
     fn default() -> Self {
-        Self { pattern: d_index_pattern(), missing_value: d_missing() }
+        Self {
+            pattern: d_index_pattern(),
+            missing_value: d_missing(),
+        }
     }
 }
 
@@ -266,7 +293,11 @@ pub struct DeadLetterConfig {
 }
 impl Default for DeadLetterConfig {
     fn default() -> Self {
-        Self { kind: DeadLetterKind::Kafka, topic: None, path: None }
+        Self {
+            kind: DeadLetterKind::Kafka,
+            topic: None,
+            path: None,
+        }
     }
 }
 
@@ -292,7 +323,11 @@ pub struct ControlConfig {
 }
 impl Default for ControlConfig {
     fn default() -> Self {
-        Self { listen: d_control_listen(), token: None, drain_deadline_ms: d_drain() }
+        Self {
+            listen: d_control_listen(),
+            token: None,
+            drain_deadline_ms: d_drain(),
+        }
     }
 }
 
@@ -304,7 +339,9 @@ pub struct MetricsConfig {
 }
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self { listen: d_metrics_listen() }
+        Self {
+            listen: d_metrics_listen(),
+        }
     }
 }
 
@@ -320,7 +357,11 @@ pub struct AnnounceConfig {
 }
 impl Default for AnnounceConfig {
     fn default() -> Self {
-        Self { url: None, token: None, heartbeat_interval_ms: d_heartbeat() }
+        Self {
+            url: None,
+            token: None,
+            heartbeat_interval_ms: d_heartbeat(),
+        }
     }
 }
 
@@ -415,7 +456,12 @@ fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error>
         Many(Vec<String>),
     }
     Ok(match OneOrMany::deserialize(d)? {
-        OneOrMany::One(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
+        OneOrMany::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
         OneOrMany::Many(v) => v,
     })
 }
@@ -428,10 +474,16 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         let mut tree = match path {
             Some(p) => {
-                let text =
-                    std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.into(), source })?;
-                serde_yaml::from_str::<serde_yaml::Value>(&text)
-                    .map_err(|source| ConfigError::Yaml { path: p.into(), source })?
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.into(),
+                    source,
+                })?;
+                serde_yaml::from_str::<serde_yaml::Value>(&text).map_err(|source| {
+                    ConfigError::Yaml {
+                        path: p.into(),
+                        source,
+                    }
+                })?
             }
             None => serde_yaml::Value::Mapping(Default::default()),
         };
@@ -443,15 +495,20 @@ impl Config {
     }
 
     pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
-        let tree = serde_yaml::from_str(text)
-            .map_err(|source| ConfigError::Yaml { path: PathBuf::from("<inline>"), source })?;
+        let tree = serde_yaml::from_str(text).map_err(|source| ConfigError::Yaml {
+            path: PathBuf::from("<inline>"),
+            source,
+        })?;
         Self::from_tree(tree)
     }
 
     fn from_tree(tree: serde_yaml::Value) -> Result<Self, ConfigError> {
         let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
             let key = e.path().to_string();
-            ConfigError::Key { key, message: e.into_inner().to_string() }
+            ConfigError::Key {
+                key,
+                message: e.into_inner().to_string(),
+            }
         })?;
         config.validate()?;
         Ok(config)
@@ -465,73 +522,127 @@ impl Config {
     }
 
     pub fn dead_letter_topic(&self) -> String {
-        self.dead_letter.topic.clone().unwrap_or_else(|| format!("{}-dead-letter", self.pipeline.name))
+        self.dead_letter
+            .topic
+            .clone()
+            .unwrap_or_else(|| format!("{}-dead-letter", self.pipeline.name))
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
         let nonempty = |key: &str, v: &str| {
-            if v.trim().is_empty() { Err(ConfigError::key(key, "must not be empty")) } else { Ok(()) }
+            if v.trim().is_empty() {
+                Err(ConfigError::key(key, "must not be empty"))
+            } else {
+                Ok(())
+            }
         };
         let positive = |key: &str, v: u64| {
-            if v == 0 { Err(ConfigError::key(key, "must be greater than 0")) } else { Ok(()) }
+            if v == 0 {
+                Err(ConfigError::key(key, "must be greater than 0"))
+            } else {
+                Ok(())
+            }
         };
         nonempty("pipeline.name", &self.pipeline.name)?;
         nonempty("kafka.brokers", &self.kafka.brokers)?;
         nonempty("kafka.group_id", &self.kafka.group_id)?;
         if self.kafka.topics.is_empty() {
-            return Err(ConfigError::key("kafka.topics", "must name at least one topic"));
+            return Err(ConfigError::key(
+                "kafka.topics",
+                "must name at least one topic",
+            ));
         }
         if !matches!(self.kafka.auto_offset_reset.as_str(), "earliest" | "latest") {
-            return Err(ConfigError::key("kafka.auto_offset_reset", "must be `earliest` or `latest`"));
+            return Err(ConfigError::key(
+                "kafka.auto_offset_reset",
+                "must be `earliest` or `latest`",
+            ));
         }
         positive("kafka.commit_interval_ms", self.kafka.commit_interval_ms)?;
         positive("kafka.max_record_bytes", self.kafka.max_record_bytes as u64)?;
         positive("kafka.fetch_batch", self.kafka.fetch_batch as u64)?;
         positive("kafka.queued_max_kbytes", self.kafka.queued_max_kbytes)?;
         if self.elasticsearch.urls.is_empty() {
-            return Err(ConfigError::key("elasticsearch.urls", "must name at least one URL"));
+            return Err(ConfigError::key(
+                "elasticsearch.urls",
+                "must name at least one URL",
+            ));
         }
         for u in &self.elasticsearch.urls {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
-                return Err(ConfigError::key("elasticsearch.urls", format!("`{u}` is not an http(s) URL")));
+                return Err(ConfigError::key(
+                    "elasticsearch.urls",
+                    format!("`{u}` is not an http(s) URL"),
+                ));
             }
         }
         if self.elasticsearch.password.is_some() && self.elasticsearch.username.is_none() {
-            return Err(ConfigError::key("elasticsearch.username", "required when a password is set"));
+            return Err(ConfigError::key(
+                "elasticsearch.username",
+                "required when a password is set",
+            ));
         }
         if self.elasticsearch.api_key.is_some() && self.elasticsearch.username.is_some() {
-            return Err(ConfigError::key("elasticsearch.api_key", "use either api_key or username/password"));
+            return Err(ConfigError::key(
+                "elasticsearch.api_key",
+                "use either api_key or username/password",
+            ));
         }
-        positive("elasticsearch.request_timeout_ms", self.elasticsearch.request_timeout_ms)?;
+        positive(
+            "elasticsearch.request_timeout_ms",
+            self.elasticsearch.request_timeout_ms,
+        )?;
         positive("process.parallelism", self.process.parallelism as u64)?;
         positive("sink.parallelism", self.sink.parallelism as u64)?;
         positive("sink.in_flight", self.sink.in_flight as u64)?;
         positive("sink.batch_max_docs", self.sink.batch_max_docs as u64)?;
         positive("sink.batch_max_bytes", self.sink.batch_max_bytes as u64)?;
         positive("sink.linger_ms", self.sink.linger_ms)?;
-        positive("sink.retry.initial_backoff_ms", self.sink.retry.initial_backoff_ms)?;
+        positive(
+            "sink.retry.initial_backoff_ms",
+            self.sink.retry.initial_backoff_ms,
+        )?;
         if self.sink.retry.max_backoff_ms < self.sink.retry.initial_backoff_ms {
-            return Err(ConfigError::key("sink.retry.max_backoff_ms", "must be at least initial_backoff_ms"));
+            return Err(ConfigError::key(
+                "sink.retry.max_backoff_ms",
+                "must be at least initial_backoff_ms",
+            ));
         }
-        positive("buffers.process_batches", self.buffers.process_batches as u64)?;
+        positive(
+            "buffers.process_batches",
+            self.buffers.process_batches as u64,
+        )?;
         positive("buffers.sink_batches", self.buffers.sink_batches as u64)?;
         nonempty("transform.timestamp.field", &self.transform.timestamp.field)?;
-        IndexPattern::parse(&self.index.pattern).map_err(|e| ConfigError::key("index.pattern", e.to_string()))?;
+        IndexPattern::parse(&self.index.pattern)
+            .map_err(|e| ConfigError::key("index.pattern", e.to_string()))?;
         match self.dead_letter.kind {
             DeadLetterKind::File if self.dead_letter.path.is_none() => {
-                return Err(ConfigError::key("dead_letter.path", "required when dead_letter.kind is `file`"));
+                return Err(ConfigError::key(
+                    "dead_letter.path",
+                    "required when dead_letter.kind is `file`",
+                ));
             }
             DeadLetterKind::Kafka if self.kafka.topics.contains(&self.dead_letter_topic()) => {
-                return Err(ConfigError::key("dead_letter.topic", "must not be one of kafka.topics"));
+                return Err(ConfigError::key(
+                    "dead_letter.topic",
+                    "must not be one of kafka.topics",
+                ));
             }
             _ => {}
         }
         positive("control.drain_deadline_ms", self.control.drain_deadline_ms)?;
-        positive("announce.heartbeat_interval_ms", self.announce.heartbeat_interval_ms)?;
+        positive(
+            "announce.heartbeat_interval_ms",
+            self.announce.heartbeat_interval_ms,
+        )?;
         if let Some(u) = &self.announce.url
             && !(u.starts_with("http://") || u.starts_with("https://"))
         {
-            return Err(ConfigError::key("announce.url", format!("`{u}` is not an http(s) URL")));
+            return Err(ConfigError::key(
+                "announce.url",
+                format!("`{u}` is not an http(s) URL"),
+            ));
         }
         Ok(())
     }
@@ -543,14 +654,23 @@ fn apply_env(
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<(), ConfigError> {
     for (var, raw) in env {
-        let Some(rest) = var.strip_prefix(ENV_PREFIX) else { continue };
+        let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
         let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
         if path.iter().any(String::is_empty) {
             continue;
         }
         let value: serde_yaml::Value =
-            serde_yaml::from_str(&raw).map_err(|source| ConfigError::Env { var: var.clone(), source })?;
-        let value = if value.is_null() { serde_yaml::Value::String(raw.clone()) } else { value };
+            serde_yaml::from_str(&raw).map_err(|source| ConfigError::Env {
+                var: var.clone(),
+                source,
+            })?;
+        let value = if value.is_null() {
+            serde_yaml::Value::String(raw.clone())
+        } else {
+            value
+        };
         let mut node = &mut *tree;
         for (i, seg) in path.iter().enumerate() {
             if !node.is_mapping() {
@@ -562,7 +682,9 @@ fn apply_env(
                 map.insert(key, value.clone());
                 break;
             }
-            node = map.entry(key).or_insert(serde_yaml::Value::Mapping(Default::default()));
+            node = map
+                .entry(key)
+                .or_insert(serde_yaml::Value::Mapping(Default::default()));
         }
     }
     Ok(())
@@ -579,7 +701,10 @@ elasticsearch: {urls: ['http://127.0.0.1:9200']}
 ";
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn load(yaml: &str, pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
@@ -613,7 +738,13 @@ elasticsearch: {urls: ['http://127.0.0.1:9200']}
         .expect("valid");
         assert_eq!(c.process.parallelism, 7);
         assert_eq!(c.kafka.topics, vec!["a", "b"]);
-        assert_eq!(c.kafka.properties.get("fetch.wait.max.ms").map(String::as_str), Some("10"));
+        assert_eq!(
+            c.kafka
+                .properties
+                .get("fetch.wait.max.ms")
+                .map(String::as_str),
+            Some("10")
+        );
     }
 
     #[test]
@@ -663,11 +794,19 @@ elasticsearch: {urls: ['http://127.0.0.1:9200']}
     fn semantic_errors_name_the_key() {
         let cases = [
             ("ENGINE__PROCESS__PARALLELISM", "0", "process.parallelism"),
-            ("ENGINE__ELASTICSEARCH__URLS", "ftp://x", "elasticsearch.urls"),
+            (
+                "ENGINE__ELASTICSEARCH__URLS",
+                "ftp://x",
+                "elasticsearch.urls",
+            ),
             ("ENGINE__INDEX__PATTERN", "logs-{service", "index.pattern"),
             ("ENGINE__DEAD_LETTER__KIND", "file", "dead_letter.path"),
             ("ENGINE__DEAD_LETTER__TOPIC", "app", "dead_letter.topic"),
-            ("ENGINE__KAFKA__AUTO_OFFSET_RESET", "middle", "kafka.auto_offset_reset"),
+            (
+                "ENGINE__KAFKA__AUTO_OFFSET_RESET",
+                "middle",
+                "kafka.auto_offset_reset",
+            ),
         ];
         for (var, value, key) in cases {
             let err = load(MINIMAL, &[(var, value)]).expect_err(var);
@@ -677,7 +816,11 @@ elasticsearch: {urls: ['http://127.0.0.1:9200']}
 
     #[test]
     fn unreadable_file_is_reported_with_its_path() {
-        let err = Config::load(Some(std::path::Path::new("/nonexistent/engine.yaml")), Vec::new()).expect_err("missing");
+        let err = Config::load(
+            Some(std::path::Path::new("/nonexistent/engine.yaml")),
+            Vec::new(),
+        )
+        .expect_err("missing");
         assert!(err.to_string().contains("/nonexistent/engine.yaml"));
     }
 }

@@ -34,10 +34,16 @@ pub enum ConsumeError {
 pub enum Command {
     /// Where to send batches; `None` holds them (and pauses the partitions). Acknowledged once applied,
     /// after which the thread holds no sender to earlier stages.
-    Output(Option<flume::Sender<Vec<SourceRecord>>>, tokio::sync::oneshot::Sender<()>),
+    Output(
+        Option<flume::Sender<Vec<SourceRecord>>>,
+        tokio::sync::oneshot::Sender<()>,
+    ),
     /// Commit what is done. With `rewind`, unfinished records were abandoned: seek each partition back
     /// to its lowest unfinished offset so they are read again.
-    Checkpoint { rewind: bool, reply: tokio::sync::oneshot::Sender<()> },
+    Checkpoint {
+        rewind: bool,
+        reply: tokio::sync::oneshot::Sender<()>,
+    },
     /// Final commit, then leave the group.
     Stop,
 }
@@ -51,13 +57,20 @@ struct Buffer {
 
 impl Buffer {
     /// Removes the records of `tps`, returning the lowest removed offset (and generation) per partition.
-    fn remove_partitions(&mut self, tps: &[TopicPartition]) -> BTreeMap<TopicPartition, (u64, i64)> {
+    fn remove_partitions(
+        &mut self,
+        tps: &[TopicPartition],
+    ) -> BTreeMap<TopicPartition, (u64, i64)> {
         let mut lowest: BTreeMap<TopicPartition, (u64, i64)> = BTreeMap::new();
         let mut keep = |r: &SourceRecord| {
             let p = &r.position;
-            let hit = tps.iter().any(|tp| tp.partition == p.partition && tp.topic == p.topic);
+            let hit = tps
+                .iter()
+                .any(|tp| tp.partition == p.partition && tp.topic == p.topic);
             if hit {
-                let e = lowest.entry(TopicPartition::new(p.topic.clone(), p.partition)).or_insert((p.generation, p.offset));
+                let e = lowest
+                    .entry(TopicPartition::new(p.topic.clone(), p.partition))
+                    .or_insert((p.generation, p.offset));
                 e.1 = e.1.min(p.offset);
             }
             !hit
@@ -86,7 +99,9 @@ pub struct EngineContext {
 
 impl EngineContext {
     fn buffer(&self) -> MutexGuard<'_, Buffer> {
-        self.buffer.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.buffer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn publish_assignment(&self) {
@@ -94,7 +109,10 @@ impl EngineContext {
             .completion
             .tracker()
             .assigned()
-            .map(|tp| AssignedPartition { topic: tp.topic.to_string(), partition: tp.partition })
+            .map(|tp| AssignedPartition {
+                topic: tp.topic.to_string(),
+                partition: tp.partition,
+            })
             .collect();
         self.status.update(|s| s.assigned_partitions = assigned);
     }
@@ -130,7 +148,10 @@ impl EngineContext {
                 break;
             }
             if Instant::now() >= deadline {
-                tracing::warn!(pending, "drain deadline passed on revoke; unfinished records will be re-read by the next owner");
+                tracing::warn!(
+                    pending,
+                    "drain deadline passed on revoke; unfinished records will be re-read by the next owner"
+                );
                 break;
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -143,7 +164,10 @@ impl EngineContext {
         let mut t = self.completion.tracker();
         for tp in &tps {
             t.revoke(tp);
-            let labels = PartitionLabels { topic: tp.topic.to_string(), partition: tp.partition.to_string() };
+            let labels = PartitionLabels {
+                topic: tp.topic.to_string(),
+                partition: tp.partition.to_string(),
+            };
             self.completion.metrics.lag_records.remove(&labels);
             self.completion.metrics.lag_seconds.remove(&labels);
         }
@@ -168,13 +192,25 @@ impl ClientContext for EngineContext {
                     _ => ps.consumer_lag.max(0),
                 };
                 let seconds = if lag > 0 {
-                    t.oldest_timestamp_ms(&tp).map_or(0.0, |ts| ((now_ms - ts).max(0)) as f64 / 1000.0)
+                    t.oldest_timestamp_ms(&tp)
+                        .map_or(0.0, |ts| ((now_ms - ts).max(0)) as f64 / 1000.0)
                 } else {
                     0.0
                 };
-                let labels = PartitionLabels { topic: topic.clone(), partition: partition.to_string() };
-                self.completion.metrics.lag_records.get_or_create(&labels).set(lag);
-                self.completion.metrics.lag_seconds.get_or_create(&labels).set(seconds);
+                let labels = PartitionLabels {
+                    topic: topic.clone(),
+                    partition: partition.to_string(),
+                };
+                self.completion
+                    .metrics
+                    .lag_records
+                    .get_or_create(&labels)
+                    .set(lag);
+                self.completion
+                    .metrics
+                    .lag_seconds
+                    .get_or_create(&labels)
+                    .set(seconds);
             }
         }
     }
@@ -184,7 +220,11 @@ impl ConsumerContext for EngineContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(tpl) => {
-                let tps = tpl.elements().iter().map(|e| TopicPartition::new(e.topic(), e.partition())).collect();
+                let tps = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| TopicPartition::new(e.topic(), e.partition()))
+                    .collect();
                 self.revoke(consumer, tps);
             }
             Rebalance::Assign(_) => {}
@@ -208,11 +248,18 @@ impl ConsumerContext for EngineContext {
 }
 
 /// Commits the tracker's offsets (all moved partitions, or exactly `only`), synchronously.
-fn commit(consumer: &BaseConsumer<EngineContext>, completion: &Completion, only: Option<&[TopicPartition]>) {
+fn commit(
+    consumer: &BaseConsumer<EngineContext>,
+    completion: &Completion,
+    only: Option<&[TopicPartition]>,
+) {
     let offsets: Vec<(TopicPartition, i64)> = {
         let t = completion.tracker();
         match only {
-            Some(tps) => tps.iter().filter_map(|tp| t.committable(tp).map(|o| (tp.clone(), o))).collect(),
+            Some(tps) => tps
+                .iter()
+                .filter_map(|tp| t.committable(tp).map(|o| (tp.clone(), o)))
+                .collect(),
             None => t.to_commit(),
         }
     };
@@ -261,7 +308,10 @@ pub fn client_config(k: &KafkaConfig, instance_id: &str) -> ClientConfig {
         .set("auto.offset.reset", &k.auto_offset_reset)
         .set("session.timeout.ms", k.session_timeout_ms.to_string())
         .set("statistics.interval.ms", "1000")
-        .set("queued.max.messages.kbytes", k.queued_max_kbytes.to_string())
+        .set(
+            "queued.max.messages.kbytes",
+            k.queued_max_kbytes.to_string(),
+        )
         .set("queued.min.messages", "20000")
         // librdkafka waits this long to refetch once its prefetch queue was full (default 1 s).
         .set("fetch.queue.backoff.ms", "20");
@@ -287,7 +337,8 @@ impl ConsumerThread {
             drain_deadline,
             reassigned: AtomicBool::new(false),
         };
-        let consumer: BaseConsumer<EngineContext> = client_config(k, instance_id).create_with_context(ctx)?;
+        let consumer: BaseConsumer<EngineContext> =
+            client_config(k, instance_id).create_with_context(ctx)?;
         let topics: Vec<&str> = k.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         Ok(Self {
@@ -373,7 +424,10 @@ impl ConsumerThread {
             Some(t) => t.clone(),
             None => Arc::from(msg.topic()),
         };
-        let tp = TopicPartition { topic: topic.clone(), partition: msg.partition() };
+        let tp = TopicPartition {
+            topic: topic.clone(),
+            partition: msg.partition(),
+        };
         let timestamp_ms = msg.timestamp().to_millis();
         let c = &self.ctx().completion;
         let generation = {
@@ -387,10 +441,18 @@ impl ConsumerThread {
         };
         c.metrics.records_in.inc();
         let record = SourceRecord {
-            position: Position { topic, partition: msg.partition(), offset: msg.offset(), generation },
+            position: Position {
+                topic,
+                partition: msg.partition(),
+                offset: msg.offset(),
+                generation,
+            },
             timestamp_ms,
             key: msg.key().map(Bytes::copy_from_slice),
-            payload: msg.payload().map(Bytes::copy_from_slice).unwrap_or_default(),
+            payload: msg
+                .payload()
+                .map(Bytes::copy_from_slice)
+                .unwrap_or_default(),
         };
         let mut b = self.ctx().buffer();
         b.partial.push(record);
@@ -403,7 +465,9 @@ impl ConsumerThread {
     /// Hands held batches to the process stage; returns how many are still waiting.
     fn flush_held(&mut self) -> usize {
         let mut b = self.ctx().buffer();
-        let Some(out) = &self.out else { return b.held.len() };
+        let Some(out) = &self.out else {
+            return b.held.len();
+        };
         while let Some(batch) = b.held.pop_front() {
             match out.try_send(batch) {
                 Ok(()) => {}
@@ -436,11 +500,19 @@ impl ConsumerThread {
         if assignment.count() == 0 {
             return;
         }
-        let res = if pause { self.consumer.pause(&assignment) } else { self.consumer.resume(&assignment) };
+        let res = if pause {
+            self.consumer.pause(&assignment)
+        } else {
+            self.consumer.resume(&assignment)
+        };
         match res {
             Ok(()) => {
                 self.paused = pause;
-                tracing::debug!(paused = pause, held = self.ctx().buffer().len(), "consumer back pressure");
+                tracing::debug!(
+                    paused = pause,
+                    held = self.ctx().buffer().len(),
+                    "consumer back pressure"
+                );
             }
             Err(e) => tracing::warn!(error = %e, pause, "pause/resume failed"),
         }
@@ -452,14 +524,21 @@ impl ConsumerThread {
         self.ctx().drop_buffered();
         let unfinished = c.tracker().unfinished();
         for (tp, offset) in unfinished {
-            match self.consumer.seek(&tp.topic, tp.partition, Offset::Offset(offset), Duration::from_secs(5)) {
+            match self.consumer.seek(
+                &tp.topic,
+                tp.partition,
+                Offset::Offset(offset),
+                Duration::from_secs(5),
+            ) {
                 Ok(()) => {
                     let mut t = c.tracker();
                     let generation = t.generation(&tp).unwrap_or_default();
                     t.forget_from(&tp, generation, offset);
                     tracing::info!(topic = %tp.topic, partition = tp.partition, offset, "rewound abandoned work");
                 }
-                Err(e) => tracing::error!(error = %e, topic = %tp.topic, partition = tp.partition, "seek failed"),
+                Err(e) => {
+                    tracing::error!(error = %e, topic = %tp.topic, partition = tp.partition, "seek failed")
+                }
             }
         }
     }

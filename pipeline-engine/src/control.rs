@@ -54,7 +54,13 @@ pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
         get(move || {
             let m = metrics.clone();
             async move {
-                ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], m.encode())
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    m.encode(),
+                )
             }
         }),
     )
@@ -72,9 +78,13 @@ async fn status(State(s): State<ControlState>) -> Json<Status> {
     Json(s.status.snapshot())
 }
 
-fn authorized(token: Option<&str>, headers: &HeaderMap) -> Result<(), Response> {
+/// The rejection to send, if the caller is not authorized.
+fn unauthorized(token: Option<&str>, headers: &HeaderMap) -> Option<Response> {
     let Some(expected) = token else {
-        return Err(error(StatusCode::FORBIDDEN, "control calls are disabled: no control.token configured"));
+        return Some(error(
+            StatusCode::FORBIDDEN,
+            "control calls are disabled: no control.token configured",
+        ));
     };
     let given = headers
         .get(header::AUTHORIZATION)
@@ -82,9 +92,12 @@ fn authorized(token: Option<&str>, headers: &HeaderMap) -> Result<(), Response> 
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
-        Ok(())
+        None
     } else {
-        Err(error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token"))
+        Some(error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token",
+        ))
     }
 }
 
@@ -93,7 +106,7 @@ async fn rescale(
     headers: HeaderMap,
     body: Result<Json<RescaleBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    if let Err(r) = authorized(s.token.as_deref(), &headers) {
+    if let Some(r) = unauthorized(s.token.as_deref(), &headers) {
         return r;
     }
     let Json(body) = match body {
@@ -101,15 +114,30 @@ async fn rescale(
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
     let current = s.status.snapshot();
-    let target = Parallelism { process: body.parallelism, sink: body.sink_parallelism.unwrap_or(current.sink_parallelism) };
-    for (name, v) in [("parallelism", target.process), ("sink_parallelism", target.sink)] {
+    let target = Parallelism {
+        process: body.parallelism,
+        sink: body.sink_parallelism.unwrap_or(current.sink_parallelism),
+    };
+    for (name, v) in [
+        ("parallelism", target.process),
+        ("sink_parallelism", target.sink),
+    ] {
         if v == 0 || v > MAX_PARALLELISM {
-            return error(StatusCode::BAD_REQUEST, format!("{name} must be between 1 and {MAX_PARALLELISM}"));
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("{name} must be between 1 and {MAX_PARALLELISM}"),
+            );
         }
     }
     let (reply, rx) = oneshot::channel();
-    if s.rescale.try_send(RescaleRequest { target, reply }).is_err() {
-        return error(StatusCode::CONFLICT, "a rescale is already in progress or the engine is stopping");
+    if s.rescale
+        .try_send(RescaleRequest { target, reply })
+        .is_err()
+    {
+        return error(
+            StatusCode::CONFLICT,
+            "a rescale is already in progress or the engine is stopping",
+        );
     }
     match rx.await {
         Ok(Ok(status)) => Json(status).into_response(),

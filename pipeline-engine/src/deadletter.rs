@@ -21,13 +21,17 @@ pub enum DeadLetterError {
     #[error("dead-letter producer: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("dead-letter file {path}: {source}")]
-    File { path: PathBuf, source: std::io::Error },
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 pub trait DeadLetterSink: Send + Sync + 'static {
     /// Writes all entries durably, or fails (the caller retries; duplicates in the destination are
     /// possible, losses are not).
-    fn write<'a>(&'a self, entries: &'a [DeadLetter]) -> BoxFuture<'a, Result<(), DeadLetterError>>;
+    fn write<'a>(&'a self, entries: &'a [DeadLetter])
+    -> BoxFuture<'a, Result<(), DeadLetterError>>;
 }
 
 /// Header names on dead-letter Kafka records; the value is the original payload, the key the original key.
@@ -47,7 +51,12 @@ pub struct KafkaDeadLetter {
 }
 
 impl KafkaDeadLetter {
-    pub fn new(brokers: &str, topic: String, pipeline: String, extra: &[(String, String)]) -> Result<Self, DeadLetterError> {
+    pub fn new(
+        brokers: &str,
+        topic: String,
+        pipeline: String,
+        extra: &[(String, String)],
+    ) -> Result<Self, DeadLetterError> {
         let mut cfg = ClientConfig::new();
         cfg.set("bootstrap.servers", brokers)
             .set("acks", "all")
@@ -57,25 +66,51 @@ impl KafkaDeadLetter {
         for (k, v) in extra {
             cfg.set(k, v);
         }
-        Ok(Self { producer: cfg.create()?, topic, pipeline })
+        Ok(Self {
+            producer: cfg.create()?,
+            topic,
+            pipeline,
+        })
     }
 }
 
 impl DeadLetterSink for KafkaDeadLetter {
-    fn write<'a>(&'a self, entries: &'a [DeadLetter]) -> BoxFuture<'a, Result<(), DeadLetterError>> {
+    fn write<'a>(
+        &'a self,
+        entries: &'a [DeadLetter],
+    ) -> BoxFuture<'a, Result<(), DeadLetterError>> {
         Box::pin(async move {
             let sends = entries.iter().map(|e| {
                 let p = &e.record.position;
                 let (partition, offset) = (p.partition.to_string(), p.offset.to_string());
                 let hdrs = OwnedHeaders::new()
-                    .insert(Header { key: headers::TOPIC, value: Some(p.topic.as_bytes()) })
-                    .insert(Header { key: headers::PARTITION, value: Some(partition.as_bytes()) })
-                    .insert(Header { key: headers::OFFSET, value: Some(offset.as_bytes()) })
-                    .insert(Header { key: headers::REASON, value: Some(e.reason.as_str().as_bytes()) })
-                    .insert(Header { key: headers::ERROR, value: Some(e.detail.as_bytes()) })
-                    .insert(Header { key: headers::PIPELINE, value: Some(self.pipeline.as_bytes()) });
-                let mut rec: FutureRecord<'_, [u8], [u8]> =
-                    FutureRecord::to(&self.topic).payload(&e.record.payload[..]).headers(hdrs);
+                    .insert(Header {
+                        key: headers::TOPIC,
+                        value: Some(p.topic.as_bytes()),
+                    })
+                    .insert(Header {
+                        key: headers::PARTITION,
+                        value: Some(partition.as_bytes()),
+                    })
+                    .insert(Header {
+                        key: headers::OFFSET,
+                        value: Some(offset.as_bytes()),
+                    })
+                    .insert(Header {
+                        key: headers::REASON,
+                        value: Some(e.reason.as_str().as_bytes()),
+                    })
+                    .insert(Header {
+                        key: headers::ERROR,
+                        value: Some(e.detail.as_bytes()),
+                    })
+                    .insert(Header {
+                        key: headers::PIPELINE,
+                        value: Some(self.pipeline.as_bytes()),
+                    });
+                let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.topic)
+                    .payload(&e.record.payload[..])
+                    .headers(hdrs);
                 if let Some(k) = &e.record.key {
                     rec = rec.key(&k[..]);
                 }
@@ -122,8 +157,15 @@ impl FileDeadLetter {
             .create(true)
             .append(true)
             .open(&path)
-            .map_err(|source| DeadLetterError::File { path: path.clone(), source })?;
-        Ok(Self { path, pipeline, file: Arc::new(Mutex::new(file)) })
+            .map_err(|source| DeadLetterError::File {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(Self {
+            path,
+            pipeline,
+            file: Arc::new(Mutex::new(file)),
+        })
     }
 }
 
@@ -149,7 +191,10 @@ pub fn file_line(pipeline: &str, e: &DeadLetter) -> Vec<u8> {
 }
 
 impl DeadLetterSink for FileDeadLetter {
-    fn write<'a>(&'a self, entries: &'a [DeadLetter]) -> BoxFuture<'a, Result<(), DeadLetterError>> {
+    fn write<'a>(
+        &'a self,
+        entries: &'a [DeadLetter],
+    ) -> BoxFuture<'a, Result<(), DeadLetterError>> {
         let mut buf = Vec::new();
         for e in entries {
             buf.extend_from_slice(&file_line(&self.pipeline, e));
@@ -158,7 +203,9 @@ impl DeadLetterSink for FileDeadLetter {
         let path = self.path.clone();
         Box::pin(async move {
             let res = tokio::task::spawn_blocking(move || {
-                let mut f = file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut f = file
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 f.write_all(&buf)?;
                 // Durable before the offsets behind it may be committed.
                 f.sync_data()
@@ -179,7 +226,12 @@ mod tests {
     fn entry(payload: &'static [u8]) -> DeadLetter {
         DeadLetter {
             record: SourceRecord {
-                position: Position { topic: "app".into(), partition: 2, offset: 7, generation: 1 },
+                position: Position {
+                    topic: "app".into(),
+                    partition: 2,
+                    offset: 7,
+                    generation: 1,
+                },
                 timestamp_ms: Some(5),
                 key: Some(Bytes::from_static(b"k")),
                 payload: Bytes::from_static(payload),
@@ -194,10 +246,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("dlq.jsonl");
         let sink = FileDeadLetter::open(path.clone(), "logs".into()).expect("open");
-        sink.write(&[entry(b"{oops"), entry(b"\xff\xfe")]).await.expect("write");
+        sink.write(&[entry(b"{oops"), entry(b"\xff\xfe")])
+            .await
+            .expect("write");
         let text = std::fs::read_to_string(&path).expect("read");
-        let lines: Vec<serde_json::Value> =
-            text.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json line"))
+            .collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0]["record"], "{oops");
         assert_eq!(lines[0]["topic"], "app");
@@ -212,7 +268,9 @@ mod tests {
 
     #[tokio::test]
     async fn unwritable_file_is_an_error_naming_the_path() {
-        let err = FileDeadLetter::open(PathBuf::from("/nonexistent/dir/dlq.jsonl"), "p".into()).err().expect("fails");
+        let err = FileDeadLetter::open(PathBuf::from("/nonexistent/dir/dlq.jsonl"), "p".into())
+            .err()
+            .expect("fails");
         assert!(err.to_string().contains("/nonexistent/dir/dlq.jsonl"));
     }
 }

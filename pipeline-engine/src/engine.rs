@@ -37,23 +37,33 @@ struct Supervisor {
 }
 
 impl Supervisor {
-    async fn send_output(&self, out: Option<flume::Sender<Vec<crate::record::SourceRecord>>>) -> anyhow::Result<()> {
+    async fn send_output(
+        &self,
+        out: Option<flume::Sender<Vec<crate::record::SourceRecord>>>,
+    ) -> anyhow::Result<()> {
         let (tx, rx) = oneshot::channel();
-        self.commands.send(Command::Output(out, tx)).context("consumer thread is gone")?;
+        self.commands
+            .send(Command::Output(out, tx))
+            .context("consumer thread is gone")?;
         rx.await.context("consumer thread is gone")
     }
 
     /// Stops the stages with a checkpoint: hold the consumer, drain (or abandon at the deadline), commit.
     async fn checkpoint_stop(&mut self) -> anyhow::Result<Drained> {
         self.send_output(None).await?;
-        let Some(stages) = self.stages.take() else { return Ok(Drained::Complete) };
+        let Some(stages) = self.stages.take() else {
+            return Ok(Drained::Complete);
+        };
         let drained = stages.drain(self.drain_deadline).await;
         if drained == Drained::Abandoned {
             tracing::warn!("drain deadline passed; abandoned work will be re-read");
         }
         let (tx, rx) = oneshot::channel();
         self.commands
-            .send(Command::Checkpoint { rewind: drained == Drained::Abandoned, reply: tx })
+            .send(Command::Checkpoint {
+                rewind: drained == Drained::Abandoned,
+                reply: tx,
+            })
             .context("consumer thread is gone")?;
         rx.await.context("consumer thread is gone")?;
         Ok(drained)
@@ -73,7 +83,8 @@ impl Supervisor {
     }
 
     async fn rescale(&mut self, target: Parallelism) -> anyhow::Result<Status> {
-        let _span = tracing::info_span!("rescale", process = target.process, sink = target.sink).entered();
+        let _span =
+            tracing::info_span!("rescale", process = target.process, sink = target.sink).entered();
         self.status.update(|s| s.state = State::Rescaling);
         let drained = self.checkpoint_stop().await?;
         self.start(target).await?;
@@ -91,26 +102,48 @@ impl Supervisor {
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the {what} listener to {addr}"))
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the {what} listener to {addr}"))
 }
 
 /// Runs the engine until `shutdown` is cancelled. `on_bound` learns the listeners' addresses.
-pub async fn run(config: Config, shutdown: CancellationToken, on_bound: impl FnOnce(Bound)) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    shutdown: CancellationToken,
+    on_bound: impl FnOnce(Bound),
+) -> anyhow::Result<()> {
     let instance_id = config.instance_id();
     let metrics = Arc::new(Metrics::new(&config.pipeline.name, &instance_id));
     let dead_letter: Arc<dyn DeadLetterSink> = match config.dead_letter.kind {
         DeadLetterKind::Kafka => {
-            let extra: Vec<(String, String)> =
-                config.kafka.properties.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            Arc::new(KafkaDeadLetter::new(&config.kafka.brokers, config.dead_letter_topic(), config.pipeline.name.clone(), &extra)?)
+            let extra: Vec<(String, String)> = config
+                .kafka
+                .properties
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            Arc::new(KafkaDeadLetter::new(
+                &config.kafka.brokers,
+                config.dead_letter_topic(),
+                config.pipeline.name.clone(),
+                &extra,
+            )?)
         }
         DeadLetterKind::File => {
-            let path = config.dead_letter.path.clone().context("dead_letter.path")?;
+            let path = config
+                .dead_letter
+                .path
+                .clone()
+                .context("dead_letter.path")?;
             Arc::new(FileDeadLetter::open(path, config.pipeline.name.clone())?)
         }
     };
     let completion = Arc::new(Completion::new(metrics.clone(), dead_letter));
-    let parallelism = Parallelism { process: config.process.parallelism, sink: config.sink.parallelism };
+    let parallelism = Parallelism {
+        process: config.process.parallelism,
+        sink: config.sink.parallelism,
+    };
     let status = Arc::new(StatusBoard::new(Status {
         pipeline: config.pipeline.name.clone(),
         instance_id: instance_id.clone(),
@@ -120,11 +153,17 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_bound: impl FnO
         in_flight_per_sink: config.sink.in_flight,
         assigned_partitions: Vec::new(),
     }));
-    let transform = Transform::new(&config.transform, &config.index, config.kafka.max_record_bytes)
-        .context("index.pattern")?;
+    let transform = Transform::new(
+        &config.transform,
+        &config.index,
+        config.kafka.max_record_bytes,
+    )
+    .context("index.pattern")?;
     let deps = StageDeps {
         transform: Arc::new(transform),
-        client: Arc::new(HttpBulkClient::new(&config.elasticsearch).context("building the HTTP client")?),
+        client: Arc::new(
+            HttpBulkClient::new(&config.elasticsearch).context("building the HTTP client")?,
+        ),
         completion: completion.clone(),
         sink: SinkSettings::new(&config.sink, config.elasticsearch.action),
         process_buffer: config.buffers.process_batches,
@@ -143,12 +182,22 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_bound: impl FnO
     let bound = if config.metrics.listen == config.control.listen {
         let l = bind(config.control.listen, "control and metrics").await?;
         let addr = l.local_addr()?;
-        serve(l, metrics_router(metrics.clone()).merge(control_router(control_state)), http_stop.clone());
-        Bound { metrics: addr, control: addr }
+        serve(
+            l,
+            metrics_router(metrics.clone()).merge(control_router(control_state)),
+            http_stop.clone(),
+        );
+        Bound {
+            metrics: addr,
+            control: addr,
+        }
     } else {
         let ml = bind(config.metrics.listen, "metrics").await?;
         let cl = bind(config.control.listen, "control").await?;
-        let b = Bound { metrics: ml.local_addr()?, control: cl.local_addr()? };
+        let b = Bound {
+            metrics: ml.local_addr()?,
+            control: cl.local_addr()?,
+        };
         serve(ml, metrics_router(metrics.clone()), http_stop.clone());
         serve(cl, control_router(control_state), http_stop.clone());
         b
@@ -158,14 +207,22 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_bound: impl FnO
 
     let drain_deadline = Duration::from_millis(config.control.drain_deadline_ms);
     let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
-    let consumer =
-        ConsumerThread::new(&config.kafka, &instance_id, completion.clone(), status.clone(), drain_deadline, cmd_rx)
-            .context("creating the Kafka consumer")?;
+    let consumer = ConsumerThread::new(
+        &config.kafka,
+        &instance_id,
+        completion.clone(),
+        status.clone(),
+        drain_deadline,
+        cmd_rx,
+    )
+    .context("creating the Kafka consumer")?;
     let (exited_tx, mut exited_rx) = oneshot::channel::<()>();
-    let consumer_thread = std::thread::Builder::new().name("consume".into()).spawn(move || {
-        consumer.run();
-        let _ = exited_tx.send(());
-    })?;
+    let consumer_thread = std::thread::Builder::new()
+        .name("consume".into())
+        .spawn(move || {
+            consumer.run();
+            let _ = exited_tx.send(());
+        })?;
 
     let announcer = config.announce.url.clone().map(|url| {
         Arc::new(Announcer::new(
@@ -193,8 +250,13 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_bound: impl FnO
         });
     }
 
-    let mut sup =
-        Supervisor { deps, stages: None, commands: cmd_tx, status: status.clone(), drain_deadline };
+    let mut sup = Supervisor {
+        deps,
+        stages: None,
+        commands: cmd_tx,
+        status: status.clone(),
+        drain_deadline,
+    };
     sup.start(parallelism).await?;
     tracing::info!(pipeline = %config.pipeline.name, instance = %instance_id, ?parallelism, "engine running");
 
@@ -222,7 +284,7 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_bound: impl FnO
             _ = tick.tick() => {
                 sup.report_fill();
                 ticks += 1;
-                if ticks % 4 == 0 && let Some(load) = cpu.sample() {
+                if ticks.is_multiple_of(4) && let Some(load) = cpu.sample() {
                     metrics.cpu_load.set(load);
                 }
             }
@@ -238,7 +300,9 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_bound: impl FnO
         }
         let _ = sup.commands.send(Command::Stop);
     }
-    tokio::task::spawn_blocking(move || consumer_thread.join()).await.ok();
+    tokio::task::spawn_blocking(move || consumer_thread.join())
+        .await
+        .ok();
     if let Some(a) = &announcer {
         a.announce(Event::Unregister).await;
     }
@@ -253,7 +317,9 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_bound: impl FnO
 
 fn serve(listener: tokio::net::TcpListener, router: axum::Router, stop: CancellationToken) {
     tokio::spawn(async move {
-        let result = axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+        let result = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
         if let Err(e) = result {
             tracing::error!(error = %e, "HTTP server failed");
         }

@@ -74,7 +74,11 @@ impl Metrics {
             registry: Registry::default(),
         };
         // prometheus-client appends `_total` to counter names.
-        registry.register("engine_records_in", "Records consumed from Kafka", m.records_in.clone());
+        registry.register(
+            "engine_records_in",
+            "Records consumed from Kafka",
+            m.records_in.clone(),
+        );
         registry.register(
             "engine_records_out",
             "Records acknowledged by Elasticsearch (including 409 replays of a create)",
@@ -95,44 +99,91 @@ impl Metrics {
             "Process CPU seconds per second divided by the number of cores (0..1)",
             m.cpu_load.clone(),
         );
-        registry.register("engine_parallelism", "Current process-stage parallelism (N)", m.parallelism.clone());
-        registry.register("engine_sink_parallelism", "Current sink-stage parallelism (M)", m.sink_parallelism.clone());
+        registry.register(
+            "engine_parallelism",
+            "Current process-stage parallelism (N)",
+            m.parallelism.clone(),
+        );
+        registry.register(
+            "engine_sink_parallelism",
+            "Current sink-stage parallelism (M)",
+            m.sink_parallelism.clone(),
+        );
         registry.register(
             "engine_bulk_request_duration_seconds",
             "Duration of _bulk requests, response included",
             m.bulk_duration.clone(),
         );
-        registry.register("engine_bulk_requests_in_flight", "_bulk requests in flight", m.bulk_in_flight.clone());
-        registry.register("engine_buffer_fill", "Fill ratio (0..1) of the buffer in front of a stage", m.buffer_fill.clone());
-        registry.register("engine_retries", "Documents or requests retried, by reason", m.retries.clone());
-        registry.register("engine_dead_letters", "Records written to the dead-letter destination, by reason", m.dead_letters.clone());
-        registry.register("engine_offset_commits", "Offset commits sent to Kafka", m.commits.clone());
+        registry.register(
+            "engine_bulk_requests_in_flight",
+            "_bulk requests in flight",
+            m.bulk_in_flight.clone(),
+        );
+        registry.register(
+            "engine_buffer_fill",
+            "Fill ratio (0..1) of the buffer in front of a stage",
+            m.buffer_fill.clone(),
+        );
+        registry.register(
+            "engine_retries",
+            "Documents or requests retried, by reason",
+            m.retries.clone(),
+        );
+        registry.register(
+            "engine_dead_letters",
+            "Records written to the dead-letter destination, by reason",
+            m.dead_letters.clone(),
+        );
+        registry.register(
+            "engine_offset_commits",
+            "Offset commits sent to Kafka",
+            m.commits.clone(),
+        );
         registry.register(
             "engine_stale_acks",
             "Acknowledgements for partitions revoked or re-assigned since the record was consumed",
             m.stale_acks.clone(),
         );
-        registry.register("engine_announce_failures", "Failed webhook announcements", m.announce_failures.clone());
+        registry.register(
+            "engine_announce_failures",
+            "Failed webhook announcements",
+            m.announce_failures.clone(),
+        );
         Self { registry, ..m }
     }
 
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
         out
     }
 
     pub fn retry(&self, reason: crate::bulk::RetryReason, n: u64) {
-        self.retries.get_or_create(&ReasonLabels { reason: reason.as_str() }).inc_by(n);
+        self.retries
+            .get_or_create(&ReasonLabels {
+                reason: reason.as_str(),
+            })
+            .inc_by(n);
     }
 
     pub fn dead_letter(&self, reason: crate::record::DeadLetterReason) {
-        self.dead_letters.get_or_create(&ReasonLabels { reason: reason.as_str() }).inc();
+        self.dead_letters
+            .get_or_create(&ReasonLabels {
+                reason: reason.as_str(),
+            })
+            .inc();
     }
 
     pub fn fill(&self, stage: &'static str, len: usize, capacity: usize) {
-        let ratio = if capacity == 0 { 0.0 } else { len as f64 / capacity as f64 };
-        self.buffer_fill.get_or_create(&StageLabels { stage }).set(ratio);
+        let ratio = if capacity == 0 {
+            0.0
+        } else {
+            len as f64 / capacity as f64
+        };
+        self.buffer_fill
+            .get_or_create(&StageLabels { stage })
+            .set(ratio);
     }
 }
 
@@ -154,7 +205,11 @@ impl CpuSampler {
         let cpu = process_cpu_time()?;
         let prev = self.last.replace((now, cpu));
         let (then, cpu_then) = prev?;
-        Some(cpu_load(cpu.saturating_sub(cpu_then), now - then, self.cores))
+        Some(cpu_load(
+            cpu.saturating_sub(cpu_then),
+            now - then,
+            self.cores,
+        ))
     }
 }
 
@@ -168,7 +223,9 @@ impl Default for CpuSampler {
 pub fn process_cpu_time() -> Option<Duration> {
     use nix::sys::resource::{UsageWho, getrusage};
     let u = getrusage(UsageWho::RUSAGE_SELF).ok()?;
-    let tv = |t: nix::sys::time::TimeVal| Duration::new(t.tv_sec().max(0) as u64, (t.tv_usec().max(0) as u32) * 1000);
+    let tv = |t: nix::sys::time::TimeVal| {
+        Duration::new(t.tv_sec().max(0) as u64, (t.tv_usec().max(0) as u32) * 1000)
+    };
     Some(tv(u.user_time()) + tv(u.system_time()))
 }
 
@@ -189,8 +246,18 @@ mod tests {
         let m = Metrics::new("logs", "i-1");
         m.records_in.inc();
         m.records_out.inc();
-        m.lag_records.get_or_create(&PartitionLabels { topic: "t".into(), partition: "0".into() }).set(5);
-        m.lag_seconds.get_or_create(&PartitionLabels { topic: "t".into(), partition: "0".into() }).set(1.5);
+        m.lag_records
+            .get_or_create(&PartitionLabels {
+                topic: "t".into(),
+                partition: "0".into(),
+            })
+            .set(5);
+        m.lag_seconds
+            .get_or_create(&PartitionLabels {
+                topic: "t".into(),
+                partition: "0".into(),
+            })
+            .set(1.5);
         m.fill("process", 1, 4);
         m.retry(crate::bulk::RetryReason::TooManyRequests, 2);
         m.dead_letter(crate::record::DeadLetterReason::InvalidJson);

@@ -15,7 +15,10 @@ pub struct TopicPartition {
 
 impl TopicPartition {
     pub fn new(topic: impl Into<Arc<str>>, partition: i32) -> Self {
-        Self { topic: topic.into(), partition }
+        Self {
+            topic: topic.into(),
+            partition,
+        }
     }
 }
 
@@ -74,7 +77,13 @@ impl OffsetTracker {
     pub fn assign(&mut self, tp: TopicPartition) -> u64 {
         self.next_generation += 1;
         let generation = self.next_generation;
-        self.partitions.insert(tp, PartitionState { generation, ..Default::default() });
+        self.partitions.insert(
+            tp,
+            PartitionState {
+                generation,
+                ..Default::default()
+            },
+        );
         generation
     }
 
@@ -93,14 +102,28 @@ impl OffsetTracker {
 
     /// Records that `offset` entered the pipeline. Offsets of one partition arrive in ascending order;
     /// an offset at or below one already seen (a seek backwards) restarts the partition's window.
-    pub fn track(&mut self, tp: &TopicPartition, generation: u64, offset: i64, timestamp_ms: Option<i64>) -> Ack {
-        let Some(p) = self.partitions.get_mut(tp).filter(|p| p.generation == generation) else {
+    pub fn track(
+        &mut self,
+        tp: &TopicPartition,
+        generation: u64,
+        offset: i64,
+        timestamp_ms: Option<i64>,
+    ) -> Ack {
+        let Some(p) = self
+            .partitions
+            .get_mut(tp)
+            .filter(|p| p.generation == generation)
+        else {
             return Ack::Stale;
         };
         if p.next.is_some_and(|n| offset < n) {
             p.pending.retain(|e| e.offset < offset);
         }
-        p.pending.push_back(Entry { offset, done: false, timestamp_ms });
+        p.pending.push_back(Entry {
+            offset,
+            done: false,
+            timestamp_ms,
+        });
         p.next = Some(offset + 1);
         p.last_timestamp_ms = timestamp_ms.or(p.last_timestamp_ms);
         Ack::Applied
@@ -108,7 +131,11 @@ impl OffsetTracker {
 
     /// Marks a record done (acknowledged by Elasticsearch or dead-lettered).
     pub fn done(&mut self, tp: &TopicPartition, generation: u64, offset: i64) -> Ack {
-        let Some(p) = self.partitions.get_mut(tp).filter(|p| p.generation == generation) else {
+        let Some(p) = self
+            .partitions
+            .get_mut(tp)
+            .filter(|p| p.generation == generation)
+        else {
             return Ack::Stale;
         };
         // Pending offsets are ascending, so a binary search finds the entry.
@@ -125,7 +152,11 @@ impl OffsetTracker {
     /// Forgets records from `offset` upwards that never reached the stages (the consumer dropped them
     /// and will fetch them again), so they do not hold the commit point back.
     pub fn forget_from(&mut self, tp: &TopicPartition, generation: u64, offset: i64) {
-        if let Some(p) = self.partitions.get_mut(tp).filter(|p| p.generation == generation) {
+        if let Some(p) = self
+            .partitions
+            .get_mut(tp)
+            .filter(|p| p.generation == generation)
+        {
             p.pending.retain(|e| e.offset < offset);
             if p.next.is_some_and(|n| n > offset) {
                 p.next = Some(offset);
@@ -147,7 +178,9 @@ impl OffsetTracker {
 
     /// Offsets to commit for the given partitions regardless of whether they moved.
     pub fn committable(&self, tp: &TopicPartition) -> Option<i64> {
-        self.partitions.get(tp).and_then(PartitionState::committable)
+        self.partitions
+            .get(tp)
+            .and_then(PartitionState::committable)
     }
 
     pub fn mark_committed(&mut self, tp: &TopicPartition, offset: i64) {
@@ -158,7 +191,9 @@ impl OffsetTracker {
 
     /// Number of records in the pipeline (not done) for a partition.
     pub fn pending(&self, tp: &TopicPartition) -> usize {
-        self.partitions.get(tp).map_or(0, |p| p.pending.iter().filter(|e| !e.done).count())
+        self.partitions
+            .get(tp)
+            .map_or(0, |p| p.pending.iter().filter(|e| !e.done).count())
     }
 
     pub fn total_pending(&self) -> usize {
@@ -176,7 +211,10 @@ impl OffsetTracker {
     /// Event time of the oldest record not yet done, else of the last record consumed.
     pub fn oldest_timestamp_ms(&self, tp: &TopicPartition) -> Option<i64> {
         let p = self.partitions.get(tp)?;
-        p.pending.front().and_then(|e| e.timestamp_ms).or(p.last_timestamp_ms)
+        p.pending
+            .front()
+            .and_then(|e| e.timestamp_ms)
+            .or(p.last_timestamp_ms)
     }
 }
 
@@ -210,7 +248,11 @@ mod tests {
         t.done(&tp(), g, 11);
         assert_eq!(t.committable(&tp()), Some(13));
         t.done(&tp(), g, 13);
-        assert_eq!(t.committable(&tp()), Some(15), "all done: one past the last");
+        assert_eq!(
+            t.committable(&tp()),
+            Some(15),
+            "all done: one past the last"
+        );
         assert_eq!(t.pending(&tp()), 0);
     }
 
@@ -243,7 +285,10 @@ mod tests {
         let (mut t, g) = tracker_with(5..6);
         assert_eq!(t.done(&tp(), g, 4), Ack::Stale);
         assert_eq!(t.done(&TopicPartition::new("other", 0), g, 5), Ack::Stale);
-        assert_eq!(t.track(&TopicPartition::new("other", 0), g, 5, None), Ack::Stale);
+        assert_eq!(
+            t.track(&TopicPartition::new("other", 0), g, 5, None),
+            Ack::Stale
+        );
     }
 
     #[test]
@@ -300,7 +345,10 @@ mod tests {
                 t.done(&tp(), g, o);
                 done.insert(o);
                 let c = t.committable(&tp()).expect("tracked");
-                assert!((0..c).all(|x| done.contains(&x)), "commit {c} passes a pending record");
+                assert!(
+                    (0..c).all(|x| done.contains(&x)),
+                    "commit {c} passes a pending record"
+                );
                 assert!(!done.contains(&c) || c == 200);
             }
             assert_eq!(t.committable(&tp()), Some(200));

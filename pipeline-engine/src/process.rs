@@ -19,7 +19,7 @@ pub async fn run_process_task(
         for record in batch {
             match transform.apply(record) {
                 Ok(d) => docs.push(d),
-                Err(dl) => dead.push(dl),
+                Err(dl) => dead.push(*dl),
             }
         }
         completion.dead_letter(dead).await;

@@ -48,7 +48,10 @@ impl IndexPattern {
             if open > 0 {
                 segments.push(date_segment(&rest[..open])?);
             }
-            let close = rest[open..].find('}').ok_or(PatternError::Unclosed(consumed + open))? + open;
+            let close = rest[open..]
+                .find('}')
+                .ok_or(PatternError::Unclosed(consumed + open))?
+                + open;
             let field = rest[open + 1..close].trim();
             if field.is_empty() {
                 return Err(PatternError::EmptyField);
@@ -83,7 +86,11 @@ impl IndexPattern {
         }
         // Names may not start with these characters.
         let trimmed = out.trim_start_matches(['-', '_', '+']);
-        let mut name = if trimmed.is_empty() { missing.to_owned() } else { trimmed.to_owned() };
+        let mut name = if trimmed.is_empty() {
+            missing.to_owned()
+        } else {
+            trimmed.to_owned()
+        };
         if name.len() > MAX_INDEX_BYTES {
             let mut cut = MAX_INDEX_BYTES;
             while !name.is_char_boundary(cut) {
@@ -109,7 +116,16 @@ fn date_segment(text: &str) -> Result<Segment, PatternError> {
 fn sanitize(raw: &str) -> String {
     raw.chars()
         .flat_map(char::to_lowercase)
-        .map(|c| if matches!(c, '\\' | '/' | '*' | '?' | '"' | '<' | '>' | '|' | ',' | '#' | ':' | ' ') { '_' } else { c })
+        .map(|c| {
+            if matches!(
+                c,
+                '\\' | '/' | '*' | '?' | '"' | '<' | '>' | '|' | ',' | '#' | ':' | ' '
+            ) {
+                '_'
+            } else {
+                c
+            }
+        })
         .filter(|c| !c.is_control())
         .take(100)
         .collect()
@@ -121,7 +137,9 @@ mod tests {
     use chrono::TimeZone;
 
     fn time() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).single().expect("valid date")
+        Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0)
+            .single()
+            .expect("valid date")
     }
 
     fn doc(v: Value) -> Map<String, Value> {
@@ -138,29 +156,64 @@ mod tests {
     #[test]
     fn missing_or_structured_field_uses_the_missing_value() {
         let p = IndexPattern::parse("logs-{service}-%Y").expect("valid");
-        assert_eq!(p.render(&doc(serde_json::json!({})), time(), "unknown"), "logs-unknown-2024");
-        assert_eq!(p.render(&doc(serde_json::json!({"service": {"a": 1}})), time(), "none"), "logs-none-2024");
-        assert_eq!(p.render(&doc(serde_json::json!({"service": 42})), time(), "x"), "logs-42-2024");
+        assert_eq!(
+            p.render(&doc(serde_json::json!({})), time(), "unknown"),
+            "logs-unknown-2024"
+        );
+        assert_eq!(
+            p.render(
+                &doc(serde_json::json!({"service": {"a": 1}})),
+                time(),
+                "none"
+            ),
+            "logs-none-2024"
+        );
+        assert_eq!(
+            p.render(&doc(serde_json::json!({"service": 42})), time(), "x"),
+            "logs-42-2024"
+        );
     }
 
     #[test]
     fn hostile_field_values_cannot_produce_an_invalid_index_name() {
         let p = IndexPattern::parse("{service}").expect("valid");
-        let name = p.render(&doc(serde_json::json!({"service": "-Foo/../Bar*?, #:x\u{0}"})), time(), "u");
+        let name = p.render(
+            &doc(serde_json::json!({"service": "-Foo/../Bar*?, #:x\u{0}"})),
+            time(),
+            "u",
+        );
         assert_eq!(name, "foo_.._bar______x");
         let long = "a".repeat(1000);
         let name = p.render(&doc(serde_json::json!({"service": long})), time(), "u");
         assert!(name.len() <= MAX_INDEX_BYTES);
-        assert_eq!(p.render(&doc(serde_json::json!({"service": "---"})), time(), "u"), "u");
+        assert_eq!(
+            p.render(&doc(serde_json::json!({"service": "---"})), time(), "u"),
+            "u"
+        );
     }
 
     #[test]
     fn bad_patterns_are_rejected() {
-        assert_eq!(IndexPattern::parse("logs-{service").map(|_| ()), Err(PatternError::Unclosed(5)));
-        assert_eq!(IndexPattern::parse("logs-{}").map(|_| ()), Err(PatternError::EmptyField));
-        assert!(matches!(IndexPattern::parse("logs-%Q"), Err(PatternError::BadDate(_))));
-        assert!(matches!(IndexPattern::parse("Logs"), Err(PatternError::Uppercase(_))));
-        assert_eq!(IndexPattern::parse("").map(|_| ()), Err(PatternError::Empty));
+        assert_eq!(
+            IndexPattern::parse("logs-{service").map(|_| ()),
+            Err(PatternError::Unclosed(5))
+        );
+        assert_eq!(
+            IndexPattern::parse("logs-{}").map(|_| ()),
+            Err(PatternError::EmptyField)
+        );
+        assert!(matches!(
+            IndexPattern::parse("logs-%Q"),
+            Err(PatternError::BadDate(_))
+        ));
+        assert!(matches!(
+            IndexPattern::parse("Logs"),
+            Err(PatternError::Uppercase(_))
+        ));
+        assert_eq!(
+            IndexPattern::parse("").map(|_| ()),
+            Err(PatternError::Empty)
+        );
     }
 
     #[test]

@@ -48,29 +48,51 @@ impl HttpBulkClient {
             (_, _, Some(key)) => Some(format!("ApiKey {key}")),
             (Some(u), p, None) => {
                 let raw = format!("{u}:{}", p.as_deref().unwrap_or(""));
-                Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw)))
+                Some(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(raw)
+                ))
             }
             _ => None,
         };
         let urls = es
             .urls
             .iter()
-            .map(|u| format!("{}/_bulk?filter_path={}", u.trim_end_matches('/'), bulk::FILTER_PATH))
+            .map(|u| {
+                format!(
+                    "{}/_bulk?filter_path={}",
+                    u.trim_end_matches('/'),
+                    bulk::FILTER_PATH
+                )
+            })
             .collect();
-        Ok(Self { http, urls, next: Default::default(), auth })
+        Ok(Self {
+            http,
+            urls,
+            next: Default::default(),
+            auth,
+        })
     }
 }
 
 impl BulkClient for HttpBulkClient {
     fn send(&self, body: Bytes) -> BoxFuture<'_, Result<(u16, Bytes), TransportError>> {
         let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.urls.len();
-        let mut req = self.http.post(&self.urls[i]).header("content-type", "application/x-ndjson").body(body);
+        let mut req = self
+            .http
+            .post(&self.urls[i])
+            .header("content-type", "application/x-ndjson")
+            .body(body);
         if let Some(a) = &self.auth {
             req = req.header("authorization", a);
         }
         Box::pin(async move {
             let map = |e: reqwest::Error| {
-                if e.is_timeout() { TransportError::Timeout(e.to_string()) } else { TransportError::Connection(e.to_string()) }
+                if e.is_timeout() {
+                    TransportError::Timeout(e.to_string())
+                } else {
+                    TransportError::Connection(e.to_string())
+                }
             };
             let resp = req.send().await.map_err(map)?;
             let status = resp.status().as_u16();
@@ -159,8 +181,15 @@ pub async fn run_sink_task(
     let mut open = true;
     loop {
         while in_flight.len() < s.in_flight {
-            let Some(batch) = ready.pop_front() else { break };
-            in_flight.push(deliver(batch, client.clone(), completion.clone(), s.clone()));
+            let Some(batch) = ready.pop_front() else {
+                break;
+            };
+            in_flight.push(deliver(
+                batch,
+                client.clone(),
+                completion.clone(),
+                s.clone(),
+            ));
         }
         if !open && ready.is_empty() && batcher.is_empty() && in_flight.is_empty() {
             return;
@@ -195,7 +224,12 @@ async fn sleep_until(t: Option<Instant>) {
 }
 
 /// Delivers one batch until every document is acknowledged or dead-lettered.
-fn deliver(docs: Vec<Document>, client: Arc<dyn BulkClient>, c: Arc<Completion>, s: SinkSettings) -> BoxFuture<'static, ()> {
+fn deliver(
+    docs: Vec<Document>,
+    client: Arc<dyn BulkClient>,
+    c: Arc<Completion>,
+    s: SinkSettings,
+) -> BoxFuture<'static, ()> {
     Box::pin(async move {
         let mut pending = docs;
         let mut attempt: u32 = 0;
@@ -206,11 +240,19 @@ fn deliver(docs: Vec<Document>, client: Arc<dyn BulkClient>, c: Arc<Completion>,
             let started = Instant::now();
             let result = client.send(Bytes::from(body)).await;
             c.metrics.bulk_in_flight.dec();
-            c.metrics.bulk_duration.observe(started.elapsed().as_secs_f64());
+            c.metrics
+                .bulk_duration
+                .observe(started.elapsed().as_secs_f64());
             let outcome = match result {
-                Ok((status, body)) => bulk::classify_response(s.action, status, &body, pending.len()),
-                Err(TransportError::Timeout(m)) => ResponseOutcome::RetryAll(RetryReason::Timeout, m),
-                Err(TransportError::Connection(m)) => ResponseOutcome::RetryAll(RetryReason::Connection, m),
+                Ok((status, body)) => {
+                    bulk::classify_response(s.action, status, &body, pending.len())
+                }
+                Err(TransportError::Timeout(m)) => {
+                    ResponseOutcome::RetryAll(RetryReason::Timeout, m)
+                }
+                Err(TransportError::Connection(m)) => {
+                    ResponseOutcome::RetryAll(RetryReason::Connection, m)
+                }
             };
             let mut retry = Vec::new();
             let mut reasons: Vec<RetryReason> = Vec::new();
@@ -225,9 +267,11 @@ fn deliver(docs: Vec<Document>, client: Arc<dyn BulkClient>, c: Arc<Completion>,
                                 reasons.push(r);
                                 retry.push(d);
                             }
-                            ItemOutcome::DeadLetter(reason, detail) => {
-                                dead.push(DeadLetter { record: d.source, reason, detail })
-                            }
+                            ItemOutcome::DeadLetter(reason, detail) => dead.push(DeadLetter {
+                                record: d.source,
+                                reason,
+                                detail,
+                            }),
                         }
                     }
                     c.done(done.iter().map(|d| &d.source.position), true);
@@ -239,7 +283,11 @@ fn deliver(docs: Vec<Document>, client: Arc<dyn BulkClient>, c: Arc<Completion>,
                 }
                 ResponseOutcome::Split(msg) if pending.len() == 1 => {
                     let d = pending.pop().expect("one document");
-                    dead.push(DeadLetter { record: d.source, reason: DeadLetterReason::Rejected, detail: msg });
+                    dead.push(DeadLetter {
+                        record: d.source,
+                        reason: DeadLetterReason::Rejected,
+                        detail: msg,
+                    });
                 }
                 ResponseOutcome::Split(msg) => {
                     tracing::warn!(error = %msg, docs = pending.len(), "bulk request refused as a whole; splitting");
@@ -269,7 +317,12 @@ fn deliver(docs: Vec<Document>, client: Arc<dyn BulkClient>, c: Arc<Completion>,
             for r in &reasons {
                 c.metrics.retry(*r, 1);
             }
-            let delay = bulk::backoff(attempt - 1, s.initial_backoff, s.max_backoff, rand::random());
+            let delay = bulk::backoff(
+                attempt - 1,
+                s.initial_backoff,
+                s.max_backoff,
+                rand::random(),
+            );
             tokio::time::sleep(delay).await;
             pending = retry;
         }
@@ -287,7 +340,12 @@ mod tests {
             id: format!("t-0-{n}"),
             body: vec![b'x'; body_len],
             source: SourceRecord {
-                position: Position { topic: "t".into(), partition: 0, offset: n, generation: 1 },
+                position: Position {
+                    topic: "t".into(),
+                    partition: 0,
+                    offset: n,
+                    generation: 1,
+                },
                 timestamp_ms: None,
                 key: None,
                 payload: Bytes::new(),
@@ -320,7 +378,10 @@ mod tests {
     fn batches_close_at_the_document_limit() {
         let s = settings(3, usize::MAX);
         let mut b = Batcher::default();
-        assert_eq!(push_all(&mut b, &s, vec![doc(0, 10), doc(1, 10)]), Vec::<usize>::new());
+        assert_eq!(
+            push_all(&mut b, &s, vec![doc(0, 10), doc(1, 10)]),
+            Vec::<usize>::new()
+        );
         assert_eq!(push_all(&mut b, &s, vec![doc(2, 10)]), vec![3]);
         assert!(b.is_empty());
     }
@@ -330,7 +391,10 @@ mod tests {
         let per = bulk::encoded_len(&doc(0, 100));
         let s = settings(1000, per * 2 + per / 2);
         let mut b = Batcher::default();
-        assert_eq!(push_all(&mut b, &s, vec![doc(0, 100), doc(1, 100), doc(2, 100)]), vec![2]);
+        assert_eq!(
+            push_all(&mut b, &s, vec![doc(0, 100), doc(1, 100), doc(2, 100)]),
+            vec![2]
+        );
         assert_eq!(b.take().map(|v| v.len()), Some(1));
     }
 
@@ -339,7 +403,10 @@ mod tests {
         let s = settings(1000, 50);
         let mut b = Batcher::default();
         // The small one is pending when the big one arrives: both must come out, separately.
-        assert_eq!(push_all(&mut b, &s, vec![doc(0, 1), doc(1, 500)]), vec![1, 1]);
+        assert_eq!(
+            push_all(&mut b, &s, vec![doc(0, 1), doc(1, 500)]),
+            vec![1, 1]
+        );
         assert!(b.is_empty());
     }
 

@@ -57,23 +57,49 @@ impl Stages {
             ));
         }
         for _ in 0..parallelism.sink {
-            tasks.spawn(run_sink_task(sink_rx.clone(), deps.client.clone(), deps.completion.clone(), deps.sink.clone()));
+            tasks.spawn(run_sink_task(
+                sink_rx.clone(),
+                deps.client.clone(),
+                deps.completion.clone(),
+                deps.sink.clone(),
+            ));
         }
-        deps.completion.metrics.parallelism.set(parallelism.process as i64);
-        deps.completion.metrics.sink_parallelism.set(parallelism.sink as i64);
-        Self { input, sink_queue, tasks, parallelism }
+        deps.completion
+            .metrics
+            .parallelism
+            .set(parallelism.process as i64);
+        deps.completion
+            .metrics
+            .sink_parallelism
+            .set(parallelism.sink as i64);
+        Self {
+            input,
+            sink_queue,
+            tasks,
+            parallelism,
+        }
     }
 
     /// Buffer fill as (process len, process capacity, sink len, sink capacity).
     pub fn fill(&self) -> (usize, usize, usize, usize) {
         let cap = |c: Option<usize>| c.unwrap_or(0);
-        (self.input.len(), cap(self.input.capacity()), self.sink_queue.len(), cap(self.sink_queue.capacity()))
+        (
+            self.input.len(),
+            cap(self.input.capacity()),
+            self.sink_queue.len(),
+            cap(self.sink_queue.capacity()),
+        )
     }
 
     /// Closes the input and waits for the stages to finish their work, up to `deadline`.
     /// The consumer must already have dropped its sender.
     pub async fn drain(self, deadline: Duration) -> Drained {
-        let Self { input, sink_queue, mut tasks, .. } = self;
+        let Self {
+            input,
+            sink_queue,
+            mut tasks,
+            ..
+        } = self;
         drop(input);
         drop(sink_queue);
         let finished = tokio::time::timeout(deadline, async {

@@ -29,7 +29,11 @@ impl Transform {
         Ok(Self {
             add: t.add.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             drop: t.drop.clone(),
-            rename: t.rename.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            rename: t
+                .rename
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             timestamp_field: t.timestamp.field.clone(),
             timestamp_source: t.timestamp.source.clone(),
             index: IndexPattern::parse(&index.pattern)?,
@@ -39,14 +43,29 @@ impl Transform {
     }
 
     /// Turns one record into a document, or says why it must be dead-lettered.
-    pub fn apply(&self, record: SourceRecord) -> Result<Document, DeadLetter> {
-        let reject = |record: SourceRecord, reason: DeadLetterReason, detail: String| DeadLetter { record, reason, detail };
+    pub fn apply(&self, record: SourceRecord) -> Result<Document, Box<DeadLetter>> {
+        // Boxed: poison records are rare, documents are the common case.
+        let reject = |record: SourceRecord, reason: DeadLetterReason, detail: String| {
+            Box::new(DeadLetter {
+                record,
+                reason,
+                detail,
+            })
+        };
         if record.payload.len() > self.max_record_bytes {
-            let detail = format!("record is {} bytes, limit is {}", record.payload.len(), self.max_record_bytes);
+            let detail = format!(
+                "record is {} bytes, limit is {}",
+                record.payload.len(),
+                self.max_record_bytes
+            );
             return Err(reject(record, DeadLetterReason::Oversized, detail));
         }
         if record.payload.iter().all(u8::is_ascii_whitespace) {
-            return Err(reject(record, DeadLetterReason::EmptyPayload, "record has no payload".into()));
+            return Err(reject(
+                record,
+                DeadLetterReason::EmptyPayload,
+                "record has no payload".into(),
+            ));
         }
         let mut doc = match serde_json::from_slice::<Value>(&record.payload) {
             Ok(Value::Object(map)) => map,
@@ -68,22 +87,40 @@ impl Transform {
             doc.insert(k.clone(), v.clone());
         }
         let time = self.event_time(&doc, record.timestamp_ms);
-        doc.insert(self.timestamp_field.clone(), Value::String(time.to_rfc3339_opts(SecondsFormat::Millis, true)));
+        doc.insert(
+            self.timestamp_field.clone(),
+            Value::String(time.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        );
         let index = self.index.render(&doc, time, &self.missing_value);
-        let body = serde_json::to_vec(&doc).map_err(|e| DeadLetter {
-            record: record.clone(),
-            reason: DeadLetterReason::InvalidJson,
-            detail: e.to_string(),
+        let body = serde_json::to_vec(&doc).map_err(|e| {
+            Box::new(DeadLetter {
+                record: record.clone(),
+                reason: DeadLetterReason::InvalidJson,
+                detail: e.to_string(),
+            })
         })?;
-        Ok(Document { index, id: record.position.doc_id(), body, source: record })
+        Ok(Document {
+            index,
+            id: record.position.doc_id(),
+            body,
+            source: record,
+        })
     }
 
     fn event_time(&self, doc: &Map<String, Value>, kafka_ms: Option<i64>) -> DateTime<Utc> {
-        let from_doc = self.timestamp_source.as_ref().and_then(|f| doc.get(f)).and_then(|v| match v {
-            Value::String(s) => DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc)),
-            Value::Number(n) => n.as_i64().and_then(|ms| Utc.timestamp_millis_opt(ms).single()),
-            _ => None,
-        });
+        let from_doc = self
+            .timestamp_source
+            .as_ref()
+            .and_then(|f| doc.get(f))
+            .and_then(|v| match v {
+                Value::String(s) => DateTime::parse_from_rfc3339(s)
+                    .ok()
+                    .map(|t| t.with_timezone(&Utc)),
+                Value::Number(n) => n
+                    .as_i64()
+                    .and_then(|ms| Utc.timestamp_millis_opt(ms).single()),
+                _ => None,
+            });
         from_doc
             .or_else(|| kafka_ms.and_then(|ms| Utc.timestamp_millis_opt(ms).single()))
             .unwrap_or_else(Utc::now)
@@ -111,7 +148,12 @@ mod tests {
 
     fn record(payload: &str) -> SourceRecord {
         SourceRecord {
-            position: Position { topic: "app".into(), partition: 3, offset: 42, generation: 1 },
+            position: Position {
+                topic: "app".into(),
+                partition: 3,
+                offset: 42,
+                generation: 1,
+            },
             timestamp_ms: Some(1_714_564_800_000), // 2024-05-01T12:00:00Z
             key: None,
             payload: Bytes::from(payload.to_owned()),
@@ -119,7 +161,10 @@ mod tests {
     }
 
     fn transform(t: TransformConfig, pattern: &str) -> Transform {
-        let index = IndexConfig { pattern: pattern.into(), missing_value: "unknown".into() };
+        let index = IndexConfig {
+            pattern: pattern.into(),
+            missing_value: "unknown".into(),
+        };
         Transform::new(&t, &index, 1024).expect("valid transform")
     }
 
@@ -149,11 +194,16 @@ mod tests {
     #[test]
     fn event_time_comes_from_the_configured_field_when_parseable() {
         let cfg = TransformConfig {
-            timestamp: TimestampConfig { field: "@timestamp".into(), source: Some("ts".into()) },
+            timestamp: TimestampConfig {
+                field: "@timestamp".into(),
+                source: Some("ts".into()),
+            },
             ..Default::default()
         };
         let t = transform(cfg, "logs-%Y.%m.%d");
-        let d = t.apply(record(r#"{"ts":"2023-01-02T03:04:05+02:00"}"#)).expect("valid");
+        let d = t
+            .apply(record(r#"{"ts":"2023-01-02T03:04:05+02:00"}"#))
+            .expect("valid");
         assert_eq!(d.index, "logs-2023.01.02");
         assert_eq!(body(&d)["@timestamp"], "2023-01-02T01:04:05.000Z");
         let d = t.apply(record(r#"{"ts":0}"#)).expect("valid");
@@ -177,7 +227,11 @@ mod tests {
             let dl = t.apply(record(payload)).expect_err(payload);
             assert_eq!(dl.reason, reason, "{payload}");
             assert!(!dl.detail.is_empty());
-            assert_eq!(dl.record.payload, Bytes::from(payload.to_owned()), "original record kept");
+            assert_eq!(
+                dl.record.payload,
+                Bytes::from(payload.to_owned()),
+                "original record kept"
+            );
         }
     }
 
@@ -194,6 +248,9 @@ mod tests {
         let t = transform(TransformConfig::default(), "logs");
         let mut r = record("");
         r.payload = Bytes::from_static(b"{\"a\":\"\xff\"}");
-        assert_eq!(t.apply(r).expect_err("bad utf8").reason, DeadLetterReason::InvalidJson);
+        assert_eq!(
+            t.apply(r).expect_err("bad utf8").reason,
+            DeadLetterReason::InvalidJson
+        );
     }
 }

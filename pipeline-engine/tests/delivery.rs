@@ -13,17 +13,25 @@ use test_support::wait;
 #[tokio::test(flavor = "multi_thread")]
 async fn every_record_arrives_and_poison_records_are_dead_lettered_with_reasons() {
     let broker = MockBroker::start(&[("app", 4), ("test-dead-letter", 1)]);
-    let es = EsServer::start(EsServerOptions::default()).await.expect("es");
+    let es = EsServer::start(EsServerOptions::default())
+        .await
+        .expect("es");
     let counts = produce_valid(&broker.bootstrap, "app", 4, 0, 2000);
     let mut opts = EngineOpts::new(&broker.bootstrap, &es.url(), "app", "g-every");
-    opts.env.push(("ENGINE__KAFKA__MAX_RECORD_BYTES".into(), "4096".into()));
-    opts.env.push(("ENGINE__TRANSFORM__TIMESTAMP__SOURCE".into(), "ts".into()));
+    opts.env
+        .push(("ENGINE__KAFKA__MAX_RECORD_BYTES".into(), "4096".into()));
+    opts.env
+        .push(("ENGINE__TRANSFORM__TIMESTAMP__SOURCE".into(), "ts".into()));
     // A dead webhook must not stop the engine.
-    opts.extra_yaml = "announce: {url: 'http://127.0.0.1:9/announce', heartbeat_interval_ms: 1000}\n".into();
+    opts.extra_yaml =
+        "announce: {url: 'http://127.0.0.1:9/announce', heartbeat_interval_ms: 1000}\n".into();
     let engine = Engine::start(&opts);
 
     let expected = expected_ids("app", 4, &counts);
-    wait::until("all valid records indexed", DEADLINE, POLL, || (es.ids().is_superset(&expected)).then_some(())).await;
+    wait::until("all valid records indexed", DEADLINE, POLL, || {
+        (es.ids().is_superset(&expected)).then_some(())
+    })
+    .await;
     // Poison, all on partition 0 after the valid records: not JSON, not an object, oversized, and a
     // type conflict Elasticsearch refuses with a 400 (latency_ms is mapped as a number by now).
     let oversized = format!("{{\"service\":\"x\",\"m\":\"{}\"}}", "x".repeat(8 * 1024));
@@ -34,7 +42,9 @@ async fn every_record_arrives_and_poison_records_are_dead_lettered_with_reasons(
         br#"{"ts":"2024-05-01T12:00:00Z","service":"svc0","latency_ms":"slow"}"#,
     ];
     produce(&broker.bootstrap, "app", poison.iter().map(|p| (0, *p)));
-    let source = es.source("logs-svc0-2024.05.01", "app-0-0").expect("routed by service and date");
+    let source = es
+        .source("logs-svc0-2024.05.01", "app-0-0")
+        .expect("routed by service and date");
     assert_eq!(source["@timestamp"], "2024-05-01T12:00:00.000Z");
     assert_eq!(source["service"], "svc0");
 
@@ -45,11 +55,21 @@ async fn every_record_arrives_and_poison_records_are_dead_lettered_with_reasons(
     .await
     .expect("read dead letters");
     let extra: Vec<String> = es.ids().difference(&expected).cloned().collect();
-    assert!(extra.is_empty(), "only valid records are indexed, got {extra:?}; logs:\n{}", engine.logs());
+    assert!(
+        extra.is_empty(),
+        "only valid records are indexed, got {extra:?}; logs:\n{}",
+        engine.logs()
+    );
     let mut reasons: Vec<(String, String)> = dead
         .iter()
         .map(|r| {
-            let h = |k: &str| r.headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+            let h = |k: &str| {
+                r.headers
+                    .iter()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
             assert_eq!(h("dead_letter.topic"), "app");
             assert_eq!(h("dead_letter.partition"), "0");
             assert!(!h("dead_letter.error").is_empty());
@@ -67,30 +87,67 @@ async fn every_record_arrives_and_poison_records_are_dead_lettered_with_reasons(
             ("oversized".to_string(), (first + 2).to_string()),
         ]
     );
-    assert_eq!(dead.iter().find(|r| r.payload.starts_with(b"{this")).map(|r| r.payload.len()), Some(17), "original record kept");
+    assert_eq!(
+        dead.iter()
+            .find(|r| r.payload.starts_with(b"{this"))
+            .map(|r| r.payload.len()),
+        Some(17),
+        "original record kept"
+    );
 
     // Everything is done, so the group's commit reaches the end of every partition.
-    let ends: Vec<Option<i64>> = counts.iter().enumerate().map(|(p, c)| Some((*c + if p == 0 { 4 } else { 0 }) as i64)).collect();
+    let ends: Vec<Option<i64>> = counts
+        .iter()
+        .enumerate()
+        .map(|(p, c)| Some((*c + if p == 0 { 4 } else { 0 }) as i64))
+        .collect();
     let b = broker.bootstrap.clone();
     tokio::task::spawn_blocking(move || {
-        wait::until_blocking("offsets committed to the end", DEADLINE, POLL, || (committed(&b, "g-every", "app", 4) == ends).then_some(()))
+        wait::until_blocking("offsets committed to the end", DEADLINE, POLL, || {
+            (committed(&b, "g-every", "app", 4) == ends).then_some(())
+        })
     })
     .await
     .expect("committed");
 
     let m = engine.metrics().await;
-    assert_eq!(metric(&m, "engine_records_in_total", "pipeline=\"test\""), Some(2004.0), "{m}");
-    assert_eq!(metric(&m, "engine_records_out_total", "pipeline=\"test\""), Some(2000.0));
-    for reason in ["invalid_json", "not_an_object", "oversized", "mapping_error"] {
-        assert_eq!(metric(&m, "engine_dead_letters_total", &format!("reason=\"{reason}\"")), Some(1.0), "{reason}");
+    assert_eq!(
+        metric(&m, "engine_records_in_total", "pipeline=\"test\""),
+        Some(2004.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "engine_records_out_total", "pipeline=\"test\""),
+        Some(2000.0)
+    );
+    for reason in [
+        "invalid_json",
+        "not_an_object",
+        "oversized",
+        "mapping_error",
+    ] {
+        assert_eq!(
+            metric(
+                &m,
+                "engine_dead_letters_total",
+                &format!("reason=\"{reason}\"")
+            ),
+            Some(1.0),
+            "{reason}"
+        );
     }
-    assert!(metric(&m, "engine_announce_failures_total", "pipeline").unwrap_or(0.0) >= 1.0, "failed announcements are counted");
+    assert!(
+        metric(&m, "engine_announce_failures_total", "pipeline").unwrap_or(0.0) >= 1.0,
+        "failed announcements are counted"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn faults_are_retried_until_every_record_arrives() {
     let broker = MockBroker::start(&[("app", 2)]);
-    let es = EsServer::start(EsServerOptions::default()).await.expect("es");
+    let es = EsServer::start(EsServerOptions::default())
+        .await
+        .expect("es");
     es.set_faults(Faults {
         reject_requests: 3,
         fail_requests: 2,
@@ -100,42 +157,83 @@ async fn faults_are_retried_until_every_record_arrives() {
         ..Default::default()
     });
     let counts = produce_valid(&broker.bootstrap, "app", 2, 0, 3000);
-    let engine = Engine::start(&EngineOpts::new(&broker.bootstrap, &es.url(), "app", "g-faults"));
+    let engine = Engine::start(&EngineOpts::new(
+        &broker.bootstrap,
+        &es.url(),
+        "app",
+        "g-faults",
+    ));
     let expected = expected_ids("app", 2, &counts);
-    wait::until("all records indexed despite faults", DEADLINE, POLL, || (es.ids().is_superset(&expected)).then_some(())).await;
+    wait::until("all records indexed despite faults", DEADLINE, POLL, || {
+        (es.ids().is_superset(&expected)).then_some(())
+    })
+    .await;
     // Stop the periodic failures so the pipeline can settle.
     es.set_faults(Faults::default());
     let m = engine.metrics().await;
-    let retried = |r: &str| metric(&m, "engine_retries_total", &format!("reason=\"{r}\"")).unwrap_or(0.0);
+    let retried =
+        |r: &str| metric(&m, "engine_retries_total", &format!("reason=\"{r}\"")).unwrap_or(0.0);
     assert!(retried("too_many_requests") >= 500.0, "{m}");
     assert!(retried("server_error") > 0.0);
-    assert!(retried("connection") > 0.0, "dropped connections are retried");
+    assert!(
+        retried("connection") > 0.0,
+        "dropped connections are retried"
+    );
     let stats = es.stats();
     assert_eq!(stats.docs, 3000);
-    assert!(stats.conflicts > 0, "replays after a dropped connection answer 409 and count as done");
-    assert_eq!(metric(&m, "engine_dead_letters_total", "pipeline"), None, "nothing dead-lettered");
+    assert!(
+        stats.conflicts > 0,
+        "replays after a dropped connection answer 409 and count as done"
+    );
+    assert_eq!(
+        metric(&m, "engine_dead_letters_total", "pipeline"),
+        None,
+        "nothing dead-lettered"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn file_dead_letter_destination_carries_record_position_and_error() {
     let broker = MockBroker::start(&[("app", 1)]);
-    let es = EsServer::start(EsServerOptions::default()).await.expect("es");
+    let es = EsServer::start(EsServerOptions::default())
+        .await
+        .expect("es");
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("dead.jsonl");
-    produce(&broker.bootstrap, "app", [(0, &b"{\"service\":\"a\"}"[..]), (0, &b"oops"[..])]);
+    produce(
+        &broker.bootstrap,
+        "app",
+        [(0, &b"{\"service\":\"a\"}"[..]), (0, &b"oops"[..])],
+    );
     let mut opts = EngineOpts::new(&broker.bootstrap, &es.url(), "app", "g-file");
-    opts.env.push(("ENGINE__DEAD_LETTER__KIND".into(), "file".into()));
-    opts.env.push(("ENGINE__DEAD_LETTER__PATH".into(), path.display().to_string()));
+    opts.env
+        .push(("ENGINE__DEAD_LETTER__KIND".into(), "file".into()));
+    opts.env.push((
+        "ENGINE__DEAD_LETTER__PATH".into(),
+        path.display().to_string(),
+    ));
     let _engine = Engine::start(&opts);
     let line = wait::until("dead-letter line written", DEADLINE, POLL, || {
-        std::fs::read_to_string(&path).ok().filter(|t| t.ends_with('\n'))
+        std::fs::read_to_string(&path)
+            .ok()
+            .filter(|t| t.ends_with('\n'))
     })
     .await;
     let v: serde_json::Value = serde_json::from_str(line.trim()).expect("json line");
     assert_eq!(v["record"], "oops");
-    assert_eq!((v["topic"].as_str(), v["partition"].as_i64(), v["offset"].as_i64()), (Some("app"), Some(0), Some(1)));
+    assert_eq!(
+        (
+            v["topic"].as_str(),
+            v["partition"].as_i64(),
+            v["offset"].as_i64()
+        ),
+        (Some("app"), Some(0), Some(1))
+    );
     assert_eq!(v["reason"], "invalid_json");
-    wait::until("valid record indexed", DEADLINE, POLL, || es.ids().contains("app-0-0").then_some(())).await;
+    wait::until("valid record indexed", DEADLINE, POLL, || {
+        es.ids().contains("app-0-0").then_some(())
+    })
+    .await;
 }
 
 #[test]

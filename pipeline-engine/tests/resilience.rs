@@ -19,12 +19,18 @@ fn all_arrived(es: &EsServer, expected: &HashSet<String>) -> Option<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn back_pressure_bounds_in_flight_and_consumption_while_elasticsearch_stalls() {
     let broker = MockBroker::start(&[("app", 2)]);
-    let es = EsServer::start(EsServerOptions::default()).await.expect("es");
-    es.set_faults(Faults { stalled: true, ..Default::default() });
+    let es = EsServer::start(EsServerOptions::default())
+        .await
+        .expect("es");
+    es.set_faults(Faults {
+        stalled: true,
+        ..Default::default()
+    });
     let counts = produce_valid(&broker.bootstrap, "app", 2, 0, 40_000);
     let mut opts = EngineOpts::new(&broker.bootstrap, &es.url(), "app", "g-bp");
     // M=2 sinks × K=2 requests of ≤100 docs; buffers of 2 batches of ≤100 records.
-    opts.extra_yaml = "process: {parallelism: 2}\nbuffers: {process_batches: 2, sink_batches: 2}\n".into();
+    opts.extra_yaml =
+        "process: {parallelism: 2}\nbuffers: {process_batches: 2, sink_batches: 2}\n".into();
     opts.env.extend([
         ("ENGINE__SINK__PARALLELISM".to_string(), "2".to_string()),
         ("ENGINE__SINK__IN_FLIGHT".into(), "2".into()),
@@ -33,48 +39,89 @@ async fn back_pressure_bounds_in_flight_and_consumption_while_elasticsearch_stal
         ("ENGINE__KAFKA__QUEUED_MAX_KBYTES".into(), "1024".into()),
     ]);
     let engine = Engine::start(&opts);
-    wait::until("sinks blocked on the stalled cluster", DEADLINE, POLL, || (es.stats().in_flight == 4).then_some(())).await;
+    wait::until(
+        "sinks blocked on the stalled cluster",
+        DEADLINE,
+        POLL,
+        || (es.stats().in_flight == 4).then_some(()),
+    )
+    .await;
     // Let the consumer run into the full buffers, then check it stays put.
-    let settled = wait::until("consumption to stop growing", DEADLINE, Duration::from_millis(500), || {
-        let a = futures::executor::block_on(engine.metrics());
-        let before = metric(&a, "engine_records_in_total", "pipeline")?;
-        std::thread::sleep(Duration::from_millis(1500));
-        let b = futures::executor::block_on(engine.metrics());
-        let after = metric(&b, "engine_records_in_total", "pipeline")?;
-        (after == before).then_some((after, b))
-    })
+    let settled = wait::until(
+        "consumption to stop growing",
+        DEADLINE,
+        Duration::from_millis(500),
+        || {
+            let a = futures::executor::block_on(engine.metrics());
+            let before = metric(&a, "engine_records_in_total", "pipeline")?;
+            std::thread::sleep(Duration::from_millis(1500));
+            let b = futures::executor::block_on(engine.metrics());
+            let after = metric(&b, "engine_records_in_total", "pipeline")?;
+            (after == before).then_some((after, b))
+        },
+    )
     .await;
     let (consumed, m) = settled;
     // In flight 4×100 + sink tasks' open batches 2×100 + buffers (2+2)×100 + held/partial batches
     // (a few ×100): far below the 40k waiting in the topic.
-    assert!(consumed <= 2_000.0, "consumer kept reading while Elasticsearch stalled: {consumed}");
-    assert_eq!(metric(&m, "engine_bulk_requests_in_flight", "pipeline"), Some(4.0));
-    assert_eq!(metric(&m, "engine_buffer_fill", "stage=\"process\""), Some(1.0), "{m}");
-    assert!(metric(&m, "engine_consumer_lag_records", "partition=\"0\"").unwrap_or(0.0) > 15_000.0, "lag is visible: {m}");
-    assert!(es.stats().max_in_flight <= 4, "never more than M×K requests");
+    assert!(
+        consumed <= 2_000.0,
+        "consumer kept reading while Elasticsearch stalled: {consumed}"
+    );
+    assert_eq!(
+        metric(&m, "engine_bulk_requests_in_flight", "pipeline"),
+        Some(4.0)
+    );
+    assert_eq!(
+        metric(&m, "engine_buffer_fill", "stage=\"process\""),
+        Some(1.0),
+        "{m}"
+    );
+    assert!(
+        metric(&m, "engine_consumer_lag_records", "partition=\"0\"").unwrap_or(0.0) > 15_000.0,
+        "lag is visible: {m}"
+    );
+    assert!(
+        es.stats().max_in_flight <= 4,
+        "never more than M×K requests"
+    );
     let rss = engine.rss_kib();
     assert!(rss > 0 && rss < 256 * 1024, "resident memory {rss} KiB");
 
     es.set_faults(Faults::default());
     let expected = expected_ids("app", 2, &counts);
-    wait::until("all records after the stall", DEADLINE, POLL, || all_arrived(&es, &expected)).await;
+    wait::until("all records after the stall", DEADLINE, POLL, || {
+        all_arrived(&es, &expected)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rebalance_between_two_engines_loses_nothing() {
     let broker = MockBroker::start(&[("app", 4)]);
-    let es = EsServer::start(EsServerOptions::default()).await.expect("es");
+    let es = EsServer::start(EsServerOptions::default())
+        .await
+        .expect("es");
     // Slow responses keep work in flight when the rebalance happens.
-    es.set_faults(Faults { delay_ms: 30, ..Default::default() });
+    es.set_faults(Faults {
+        delay_ms: 30,
+        ..Default::default()
+    });
     let mut counts = produce_valid(&broker.bootstrap, "app", 4, 0, 4000);
     let opts = EngineOpts::new(&broker.bootstrap, &es.url(), "app", "g-rebalance");
     let mut a = Engine::start(&opts);
-    wait::until("first engine delivering", DEADLINE, POLL, || (es.stats().docs > 500).then_some(())).await;
+    wait::until("first engine delivering", DEADLINE, POLL, || {
+        (es.stats().docs > 500).then_some(())
+    })
+    .await;
     let b = Engine::start(&opts);
     wait::until("partitions split between the two", DEADLINE, POLL, || {
         let sa = futures::executor::block_on(a.status());
         let sb = futures::executor::block_on(b.status());
-        let (na, nb) = (sa["assigned_partitions"].as_array()?.len(), sb["assigned_partitions"].as_array()?.len());
+        let (na, nb) = (
+            sa["assigned_partitions"].as_array()?.len(),
+            sb["assigned_partitions"].as_array()?.len(),
+        );
         (na > 0 && nb > 0 && na + nb == 4).then_some(())
     })
     .await;
@@ -84,13 +131,26 @@ async fn rebalance_between_two_engines_loses_nothing() {
     }
     // The first engine leaves mid-stream: the other takes over its partitions from the commit.
     a.sigterm();
-    assert_eq!(a.wait_exit(DEADLINE), Some(0), "clean exit on SIGTERM:\n{}", a.logs());
+    assert_eq!(
+        a.wait_exit(DEADLINE),
+        Some(0),
+        "clean exit on SIGTERM:\n{}",
+        a.logs()
+    );
     let expected = expected_ids("app", 4, &counts);
-    wait::until("every record after the rebalance", DEADLINE, POLL, || all_arrived(&es, &expected)).await;
-    wait::until("the remaining engine owns every partition", DEADLINE, POLL, || {
-        let s = futures::executor::block_on(b.status());
-        (s["assigned_partitions"].as_array().map(Vec::len) == Some(4)).then_some(())
+    wait::until("every record after the rebalance", DEADLINE, POLL, || {
+        all_arrived(&es, &expected)
     })
+    .await;
+    wait::until(
+        "the remaining engine owns every partition",
+        DEADLINE,
+        POLL,
+        || {
+            let s = futures::executor::block_on(b.status());
+            (s["assigned_partitions"].as_array().map(Vec::len) == Some(4)).then_some(())
+        },
+    )
     .await;
 }
 
@@ -99,8 +159,16 @@ async fn crash_test_sigkill_at_random_moments_loses_nothing() {
     const RECORDS: usize = 20_000;
     const PARTITIONS: i32 = 4;
     let broker = MockBroker::start(&[("app", PARTITIONS)]);
-    let es = EsServer::start(EsServerOptions { keep_sources: false, ..Default::default() }).await.expect("es");
-    es.set_faults(Faults { delay_ms: 5, ..Default::default() });
+    let es = EsServer::start(EsServerOptions {
+        keep_sources: false,
+        ..Default::default()
+    })
+    .await
+    .expect("es");
+    es.set_faults(Faults {
+        delay_ms: 5,
+        ..Default::default()
+    });
     let counts = produce_valid(&broker.bootstrap, "app", PARTITIONS, 0, RECORDS);
     let expected = expected_ids("app", PARTITIONS, &counts);
     let opts = EngineOpts::new(&broker.bootstrap, &es.url(), "app", "g-crash");
@@ -117,30 +185,65 @@ async fn crash_test_sigkill_at_random_moments_loses_nothing() {
         kills += 1;
     }
     let _last = Engine::start(&opts);
-    wait::until("every record after the crashes", DEADLINE, POLL, || all_arrived(&es, &expected)).await;
+    wait::until("every record after the crashes", DEADLINE, POLL, || {
+        all_arrived(&es, &expected)
+    })
+    .await;
     let stats = es.stats();
     let lost = expected.difference(&es.ids()).count();
     // Replays of records that had reached Elasticsearch before a kill answer 409 on `create`.
     let delivered_twice = stats.conflicts;
-    eprintln!("crash test: {kills} SIGKILLs, {RECORDS} records, lost {lost}, delivered twice {delivered_twice}");
+    eprintln!(
+        "crash test: {kills} SIGKILLs, {RECORDS} records, lost {lost}, delivered twice {delivered_twice}"
+    );
     assert_eq!(lost, 0);
-    assert_eq!(stats.docs, RECORDS as u64, "no duplicates in the index: ids are deterministic");
-    assert!(kills >= 1, "the engine was killed at least once while running");
+    assert_eq!(
+        stats.docs, RECORDS as u64,
+        "no duplicates in the index: ids are deterministic"
+    );
+    assert!(
+        kills >= 1,
+        "the engine was killed at least once while running"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rescale_drains_commits_and_restarts_at_the_new_parallelism() {
     let broker = MockBroker::start(&[("app", 2)]);
-    let es = EsServer::start(EsServerOptions::default()).await.expect("es");
-    es.set_faults(Faults { delay_ms: 20, ..Default::default() });
+    let es = EsServer::start(EsServerOptions::default())
+        .await
+        .expect("es");
+    es.set_faults(Faults {
+        delay_ms: 20,
+        ..Default::default()
+    });
     let counts = produce_valid(&broker.bootstrap, "app", 2, 0, 6000);
-    let engine = Engine::start(&EngineOpts::new(&broker.bootstrap, &es.url(), "app", "g-rescale"));
-    wait::until("delivering", DEADLINE, POLL, || (es.stats().docs > 300).then_some(())).await;
+    let engine = Engine::start(&EngineOpts::new(
+        &broker.bootstrap,
+        &es.url(),
+        "app",
+        "g-rescale",
+    ));
+    wait::until("delivering", DEADLINE, POLL, || {
+        (es.stats().docs > 300).then_some(())
+    })
+    .await;
     let http = reqwest::Client::new();
     let url = format!("{}/control/rescale", engine.control_url());
-    let denied = http.post(&url).json(&serde_json::json!({"parallelism": 3})).send().await.expect("post");
+    let denied = http
+        .post(&url)
+        .json(&serde_json::json!({"parallelism": 3}))
+        .send()
+        .await
+        .expect("post");
     assert_eq!(denied.status(), 401);
-    let bad = http.post(&url).bearer_auth("secret").json(&serde_json::json!({"parallelism": 0})).send().await.expect("post");
+    let bad = http
+        .post(&url)
+        .bearer_auth("secret")
+        .json(&serde_json::json!({"parallelism": 0}))
+        .send()
+        .await
+        .expect("post");
     assert_eq!(bad.status(), 400);
     let ok = http
         .post(&url)
@@ -151,12 +254,21 @@ async fn rescale_drains_commits_and_restarts_at_the_new_parallelism() {
         .expect("post");
     assert_eq!(ok.status(), 200);
     let body: serde_json::Value = ok.json().await.expect("json");
-    assert_eq!((body["parallelism"].as_u64(), body["sink_parallelism"].as_u64()), (Some(3), Some(1)));
+    assert_eq!(
+        (
+            body["parallelism"].as_u64(),
+            body["sink_parallelism"].as_u64()
+        ),
+        (Some(3), Some(1))
+    );
     assert_eq!(body["state"], "running");
     let m = engine.metrics().await;
     assert_eq!(metric(&m, "engine_parallelism", "pipeline"), Some(3.0));
     let expected = expected_ids("app", 2, &counts);
-    wait::until("every record after the rescale", DEADLINE, POLL, || all_arrived(&es, &expected)).await;
+    wait::until("every record after the rescale", DEADLINE, POLL, || {
+        all_arrived(&es, &expected)
+    })
+    .await;
     // A clean drain neither loses nor repeats work.
     assert_eq!(es.stats().conflicts, 0, "rescale replayed records");
 }
@@ -175,23 +287,37 @@ async fn sigterm_commits_done_work_and_unregisters() {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let hook = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let broker = MockBroker::start(&[("app", 2)]);
-    let es = EsServer::start(EsServerOptions::default()).await.expect("es");
+    let es = EsServer::start(EsServerOptions::default())
+        .await
+        .expect("es");
     let counts = produce_valid(&broker.bootstrap, "app", 2, 0, 1000);
     let mut opts = EngineOpts::new(&broker.bootstrap, &es.url(), "app", "g-term");
-    opts.extra_yaml = format!("announce: {{url: 'http://{hook}/announce', heartbeat_interval_ms: 60000}}\n");
+    opts.extra_yaml =
+        format!("announce: {{url: 'http://{hook}/announce', heartbeat_interval_ms: 60000}}\n");
     let mut engine = Engine::start(&opts);
     let expected = expected_ids("app", 2, &counts);
     wait::until("delivered", DEADLINE, POLL, || all_arrived(&es, &expected)).await;
     engine.sigterm();
     assert_eq!(engine.wait_exit(DEADLINE), Some(0), "{}", engine.logs());
     let ends: Vec<Option<i64>> = counts.iter().map(|c| Some(*c as i64)).collect();
-    assert_eq!(committed(&broker.bootstrap, "g-term", "app", 2), ends, "done work committed on the way out");
-    let got: Vec<String> = events.lock().expect("lock").iter().map(|v| v["event"].as_str().unwrap_or("").to_owned()).collect();
+    assert_eq!(
+        committed(&broker.bootstrap, "g-term", "app", 2),
+        ends,
+        "done work committed on the way out"
+    );
+    let got: Vec<String> = events
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|v| v["event"].as_str().unwrap_or("").to_owned())
+        .collect();
     assert_eq!(got.first().map(String::as_str), Some("register"));
     assert_eq!(got.last().map(String::as_str), Some("unregister"));
     let first = events.lock().expect("lock")[0].clone();

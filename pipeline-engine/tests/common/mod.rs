@@ -1,7 +1,10 @@
 //! Harness for the engine's process-level tests: the engine binary as a child process with a
 //! generated config, JSON logs parsed for its listening addresses, and signals.
 
-#![allow(dead_code, reason = "each test binary uses a different subset of the harness")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different subset of the harness"
+)]
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -84,7 +87,11 @@ impl Engine {
         let path: PathBuf = dir.path().join("engine.yaml");
         std::fs::write(&path, opts.yaml()).expect("write config");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_pipeline-engine"));
-        cmd.arg("--config").arg(&path).env("RUST_LOG", "info").stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.arg("--config")
+            .arg(&path)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }
@@ -104,8 +111,14 @@ impl Engine {
                 g.lines.push(line);
             }
         });
-        let e = Self { child, seen, _dir: dir };
-        wait::until_blocking("engine listening", DEADLINE, POLL, || e.seen.lock().expect("lock").control.clone());
+        let e = Self {
+            child,
+            seen,
+            _dir: dir,
+        };
+        wait::until_blocking("engine listening", DEADLINE, POLL, || {
+            e.seen.lock().expect("lock").control.clone()
+        });
         e
     }
 
@@ -114,11 +127,27 @@ impl Engine {
     }
 
     pub fn control_url(&self) -> String {
-        format!("http://{}", self.seen.lock().expect("lock").control.clone().expect("bound"))
+        format!(
+            "http://{}",
+            self.seen
+                .lock()
+                .expect("lock")
+                .control
+                .clone()
+                .expect("bound")
+        )
     }
 
     pub fn metrics_url(&self) -> String {
-        format!("http://{}/metrics", self.seen.lock().expect("lock").metrics.clone().expect("bound"))
+        format!(
+            "http://{}/metrics",
+            self.seen
+                .lock()
+                .expect("lock")
+                .metrics
+                .clone()
+                .expect("bound")
+        )
     }
 
     pub fn logs(&self) -> String {
@@ -131,16 +160,24 @@ impl Engine {
     }
 
     pub fn sigterm(&self) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid()),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .expect("SIGTERM");
     }
 
     /// Waits for the process to exit and returns its exit code.
     pub fn wait_exit(&mut self, deadline: Duration) -> Option<i32> {
-        wait::until_blocking("engine exit", deadline, POLL, || self.child.try_wait().expect("try_wait")).code()
+        wait::until_blocking("engine exit", deadline, POLL, || {
+            self.child.try_wait().expect("try_wait")
+        })
+        .code()
     }
 
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -150,11 +187,21 @@ impl Engine {
     }
 
     pub async fn metrics(&self) -> String {
-        reqwest::get(self.metrics_url()).await.expect("GET /metrics").text().await.expect("metrics body")
+        reqwest::get(self.metrics_url())
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics body")
     }
 
     pub async fn status(&self) -> serde_json::Value {
-        reqwest::get(format!("{}/status", self.control_url())).await.expect("GET /status").json().await.expect("status json")
+        reqwest::get(format!("{}/status", self.control_url()))
+            .await
+            .expect("GET /status")
+            .json()
+            .await
+            .expect("status json")
     }
 }
 
@@ -168,7 +215,9 @@ impl Drop for Engine {
 /// Value of a metric line starting with `prefix` (first match), if present.
 pub fn metric(text: &str, name: &str, label_contains: &str) -> Option<f64> {
     text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{') && l.contains(label_contains))
+        .filter(|l| {
+            l.starts_with(name) && l[name.len()..].starts_with('{') && l.contains(label_contains)
+        })
         .find_map(|l| l.rsplit(' ').next().and_then(|v| v.parse().ok()))
 }
 
@@ -185,7 +234,11 @@ pub fn log_line(i: usize) -> Vec<u8> {
 }
 
 /// Ids the engine derives for records produced round-robin over `partitions` (offsets from 0).
-pub fn expected_ids(topic: &str, partitions: i32, counts: &[usize]) -> std::collections::HashSet<String> {
+pub fn expected_ids(
+    topic: &str,
+    partitions: i32,
+    counts: &[usize],
+) -> std::collections::HashSet<String> {
     let mut ids = std::collections::HashSet::new();
     for p in 0..partitions {
         for o in 0..counts[p as usize] {
@@ -196,9 +249,21 @@ pub fn expected_ids(topic: &str, partitions: i32, counts: &[usize]) -> std::coll
 }
 
 /// Produces `n` valid records round-robin over the partitions; returns per-partition counts.
-pub fn produce_valid(bootstrap: &str, topic: &str, partitions: i32, start: usize, n: usize) -> Vec<usize> {
-    let lines: Vec<(i32, Vec<u8>)> = (start..start + n).map(|i| ((i % partitions as usize) as i32, log_line(i))).collect();
-    test_support::kafka::produce(bootstrap, topic, lines.iter().map(|(p, l)| (*p, l.as_slice())));
+pub fn produce_valid(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    start: usize,
+    n: usize,
+) -> Vec<usize> {
+    let lines: Vec<(i32, Vec<u8>)> = (start..start + n)
+        .map(|i| ((i % partitions as usize) as i32, log_line(i)))
+        .collect();
+    test_support::kafka::produce(
+        bootstrap,
+        topic,
+        lines.iter().map(|(p, l)| (*p, l.as_slice())),
+    );
     let mut counts = vec![0; partitions as usize];
     for (p, _) in &lines {
         counts[*p as usize] += 1;

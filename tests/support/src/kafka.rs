@@ -17,7 +17,11 @@ use rdkafka::{Offset, TopicPartitionList};
 pub fn bin_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     // target/<profile>/deps/<test-binary> → target/<profile>/<name>
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target profile dir").to_path_buf();
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target profile dir")
+        .to_path_buf();
     let path = dir.join(name);
     if !path.exists() {
         let status = Command::new(env!("CARGO"))
@@ -43,12 +47,21 @@ impl MockBroker {
         for (t, p) in topics {
             cmd.arg("--topic").arg(format!("{t}:{p}"));
         }
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn kafka-mock-broker");
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn kafka-mock-broker");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read bootstrap line");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read bootstrap line");
         let bootstrap = line.trim().to_owned();
-        assert!(!bootstrap.is_empty(), "kafka-mock-broker printed no address");
+        assert!(
+            !bootstrap.is_empty(),
+            "kafka-mock-broker printed no address"
+        );
         Self { child, bootstrap }
     }
 
@@ -76,16 +89,24 @@ pub fn producer(bootstrap: &str) -> BaseProducer {
 }
 
 /// Produces `(partition, payload)` records and waits until all are acknowledged.
-pub fn produce<'a>(bootstrap: &str, topic: &str, records: impl IntoIterator<Item = (i32, &'a [u8])>) {
+pub fn produce<'a>(
+    bootstrap: &str,
+    topic: &str,
+    records: impl IntoIterator<Item = (i32, &'a [u8])>,
+) {
     let p = producer(bootstrap);
     for (partition, payload) in records {
-        let mut rec: BaseRecord<'_, (), [u8]> = BaseRecord::to(topic).partition(partition).payload(payload);
+        let mut rec: BaseRecord<'_, (), [u8]> =
+            BaseRecord::to(topic).partition(partition).payload(payload);
         loop {
             match p.send(rec) {
                 Ok(()) => break,
                 Err((e, back)) => {
                     assert!(
-                        matches!(e.rdkafka_error_code(), Some(rdkafka::types::RDKafkaErrorCode::QueueFull)),
+                        matches!(
+                            e.rdkafka_error_code(),
+                            Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
+                        ),
                         "produce failed: {e}"
                     );
                     p.poll(Duration::from_millis(10));
@@ -94,7 +115,8 @@ pub fn produce<'a>(bootstrap: &str, topic: &str, records: impl IntoIterator<Item
             }
         }
     }
-    p.flush(Duration::from_secs(60)).expect("flush produced records");
+    p.flush(Duration::from_secs(60))
+        .expect("flush produced records");
 }
 
 /// A record read back from a topic.
@@ -109,7 +131,13 @@ pub struct ReadRecord {
 
 /// Reads every record of `topic` (all partitions, from the start) until `expected` were read or the
 /// deadline passes.
-pub fn read_topic(bootstrap: &str, topic: &str, partitions: i32, expected: usize, deadline: Duration) -> Vec<ReadRecord> {
+pub fn read_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    expected: usize,
+    deadline: Duration,
+) -> Vec<ReadRecord> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "test-support-reader")
@@ -118,7 +146,8 @@ pub fn read_topic(bootstrap: &str, topic: &str, partitions: i32, expected: usize
         .expect("create reader");
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).expect("partition");
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("partition");
     }
     c.assign(&tpl).expect("assign");
     let end = Instant::now() + deadline;
@@ -129,7 +158,12 @@ pub fn read_topic(bootstrap: &str, topic: &str, partitions: i32, expected: usize
                 .headers()
                 .map(|h| {
                     h.iter()
-                        .map(|x| (x.key.to_owned(), String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned()))
+                        .map(|x| {
+                            (
+                                x.key.to_owned(),
+                                String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned(),
+                            )
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
@@ -157,7 +191,9 @@ pub fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> 
     for p in 0..partitions {
         tpl.add_partition(topic, p);
     }
-    let got = c.committed_offsets(tpl, Duration::from_secs(10)).expect("committed offsets");
+    let got = c
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
     (0..partitions)
         .map(|p| match got.find_partition(topic, p).map(|e| e.offset()) {
             Some(Offset::Offset(o)) => Some(o),

@@ -20,7 +20,9 @@ const ND: &str = "application/x-ndjson";
 
 #[tokio::test]
 async fn items_come_back_in_order_with_created_conflict_and_mapping_errors() {
-    let s = EsServer::start(EsServerOptions::default()).await.expect("start");
+    let s = EsServer::start(EsServerOptions::default())
+        .await
+        .expect("start");
     let body = concat!(
         "{\"create\":{\"_index\":\"logs\",\"_id\":\"1\"}}\n{\"n\":1}\n",
         "{\"create\":{\"_index\":\"logs\",\"_id\":\"1\"}}\n{\"n\":1}\n",
@@ -37,10 +39,19 @@ async fn items_come_back_in_order_with_created_conflict_and_mapping_errors() {
     assert_eq!(items[0]["create"]["status"], 201);
     assert_eq!(items[0]["create"]["result"], "created");
     assert_eq!(items[1]["create"]["status"], 409);
-    assert_eq!(items[1]["create"]["error"]["type"], "version_conflict_engine_exception");
+    assert_eq!(
+        items[1]["create"]["error"]["type"],
+        "version_conflict_engine_exception"
+    );
     assert_eq!(items[2]["index"]["status"], 400);
-    assert_eq!(items[2]["index"]["error"]["type"], "document_parsing_exception");
-    assert_eq!(items[3]["index"]["error"]["type"], "invalid_index_name_exception");
+    assert_eq!(
+        items[2]["index"]["error"]["type"],
+        "document_parsing_exception"
+    );
+    assert_eq!(
+        items[3]["index"]["error"]["type"],
+        "invalid_index_name_exception"
+    );
     assert_eq!(items[4]["index"]["status"], 400);
     assert_eq!(items[5]["delete"]["status"], 200);
     assert_eq!(s.stats().conflicts, 1);
@@ -48,7 +59,12 @@ async fn items_come_back_in_order_with_created_conflict_and_mapping_errors() {
 
 #[tokio::test]
 async fn whole_request_errors_use_the_error_envelope() {
-    let s = EsServer::start(EsServerOptions { max_content_length: 200, ..Default::default() }).await.expect("start");
+    let s = EsServer::start(EsServerOptions {
+        max_content_length: 200,
+        ..Default::default()
+    })
+    .await
+    .expect("start");
     let (st, v) = bulk(&s, "", ND, "{\"index\":{\"_index\":\"a\"}}\n{}").await;
     assert_eq!(st, 400);
     assert_eq!(v["error"]["type"], "illegal_argument_exception");
@@ -56,19 +72,35 @@ async fn whole_request_errors_use_the_error_envelope() {
     assert!(v["error"]["root_cause"].is_array());
     let (st, v) = bulk(&s, "", ND, "{\"upsert\":{\"_index\":\"a\"}}\n{}\n").await;
     assert_eq!(st, 400);
-    assert!(v["error"]["reason"].as_str().expect("reason").contains("Malformed action/metadata line [1]"));
+    assert!(
+        v["error"]["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("Malformed action/metadata line [1]")
+    );
     let (st, _) = bulk(&s, "", "text/plain", "{\"index\":{\"_index\":\"a\"}}\n{}\n").await;
     assert_eq!(st, 406);
-    let big = format!("{{\"index\":{{\"_index\":\"a\"}}}}\n{{\"m\":\"{}\"}}\n", "x".repeat(300));
+    let big = format!(
+        "{{\"index\":{{\"_index\":\"a\"}}}}\n{{\"m\":\"{}\"}}\n",
+        "x".repeat(300)
+    );
     let (st, _) = bulk(&s, "", ND, &big).await;
     assert_eq!(st, 413);
 }
 
 #[tokio::test]
 async fn filter_path_keeps_item_positions() {
-    let s = EsServer::start(EsServerOptions::default()).await.expect("start");
+    let s = EsServer::start(EsServerOptions::default())
+        .await
+        .expect("start");
     let body = "{\"create\":{\"_index\":\"a\",\"_id\":\"1\"}}\n{}\n{\"create\":{\"_index\":\"a\",\"_id\":\"1\"}}\n{}\n";
-    let (_, v) = bulk(&s, "?filter_path=errors,items.*.status,items.*.error.type", ND, body).await;
+    let (_, v) = bulk(
+        &s,
+        "?filter_path=errors,items.*.status,items.*.error.type",
+        ND,
+        body,
+    )
+    .await;
     assert_eq!(
         v,
         json!({"errors":true,"items":[{"create":{"status":201}},{"create":{"status":409,"error":{"type":"version_conflict_engine_exception"}}}]})
@@ -77,8 +109,15 @@ async fn filter_path_keeps_item_positions() {
 
 #[tokio::test]
 async fn fault_injection_429_storm_503_items_and_request_rejection() {
-    let s = EsServer::start(EsServerOptions::default()).await.expect("start");
-    s.set_faults(Faults { reject_requests: 1, reject_items: 2, fail_item_every: 5, ..Default::default() });
+    let s = EsServer::start(EsServerOptions::default())
+        .await
+        .expect("start");
+    s.set_faults(Faults {
+        reject_requests: 1,
+        reject_items: 2,
+        fail_item_every: 5,
+        ..Default::default()
+    });
     let one = "{\"index\":{\"_index\":\"a\"}}\n{}\n";
     let (st, v) = bulk(&s, "", ND, one).await;
     assert_eq!(st, 429);
@@ -86,14 +125,24 @@ async fn fault_injection_429_storm_503_items_and_request_rejection() {
     let body = one.repeat(5);
     let (st, v) = bulk(&s, "", ND, &body).await;
     assert_eq!(st, 200);
-    let statuses: Vec<i64> = v["items"].as_array().expect("items").iter().map(|i| i["index"]["status"].as_i64().expect("status")).collect();
+    let statuses: Vec<i64> = v["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["index"]["status"].as_i64().expect("status"))
+        .collect();
     assert_eq!(statuses, vec![429, 429, 201, 201, 503]);
 }
 
 #[tokio::test]
 async fn dropped_connection_is_processed_but_unanswered() {
-    let s = EsServer::start(EsServerOptions::default()).await.expect("start");
-    s.set_faults(Faults { drop_connections: 1, ..Default::default() });
+    let s = EsServer::start(EsServerOptions::default())
+        .await
+        .expect("start");
+    s.set_faults(Faults {
+        drop_connections: 1,
+        ..Default::default()
+    });
     let resp = reqwest::Client::new()
         .post(format!("{}/_bulk", s.url()))
         .header("content-type", ND)
@@ -105,14 +154,21 @@ async fn dropped_connection_is_processed_but_unanswered() {
         Ok(r) => r.bytes().await.is_err(),
     };
     assert!(failed, "client must not get a complete response");
-    assert_eq!(s.stats().docs, 1, "the document was indexed before the drop");
+    assert_eq!(
+        s.stats().docs,
+        1,
+        "the document was indexed before the drop"
+    );
 }
 
 #[tokio::test]
 async fn basic_auth_is_enforced_when_configured() {
-    let s = EsServer::start(EsServerOptions { basic_auth: Some(("u".into(), "p".into())), ..Default::default() })
-        .await
-        .expect("start");
+    let s = EsServer::start(EsServerOptions {
+        basic_auth: Some(("u".into(), "p".into())),
+        ..Default::default()
+    })
+    .await
+    .expect("start");
     let (st, v) = bulk(&s, "", ND, "{\"index\":{\"_index\":\"a\"}}\n{}\n").await;
     assert_eq!(st, 401);
     assert_eq!(v["error"]["type"], "security_exception");

@@ -21,7 +21,10 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let opts = EsServerOptions { keep_sources: !args.no_sources, ..Default::default() };
+    let opts = EsServerOptions {
+        keep_sources: !args.no_sources,
+        ..Default::default()
+    };
     let server = EsServer::start_on(args.listen, opts).await?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", server.url())?;

@@ -20,8 +20,12 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let cluster = MockCluster::new(args.brokers)?;
     for t in &args.topics {
-        let (name, parts) = t.rsplit_once(':').ok_or_else(|| anyhow::anyhow!("--topic {t}: expected name:partitions"))?;
-        let parts: i32 = parts.parse().map_err(|e| anyhow::anyhow!("--topic {t}: {e}"))?;
+        let (name, parts) = t
+            .rsplit_once(':')
+            .ok_or_else(|| anyhow::anyhow!("--topic {t}: expected name:partitions"))?;
+        let parts: i32 = parts
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--topic {t}: {e}"))?;
         cluster.create_topic(name, parts, 1)?;
     }
     let mut out = std::io::stdout().lock();

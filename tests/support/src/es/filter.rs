@@ -14,7 +14,9 @@ pub fn parse(spec: &str) -> Vec<Vec<String>> {
 fn matches(pattern: &str, key: &str) -> bool {
     match pattern.split_once('*') {
         None => pattern == key,
-        Some((pre, post)) => key.len() >= pre.len() + post.len() && key.starts_with(pre) && key.ends_with(post),
+        Some((pre, post)) => {
+            key.len() >= pre.len() + post.len() && key.starts_with(pre) && key.ends_with(post)
+        }
     }
 }
 
@@ -34,7 +36,11 @@ fn filter(v: &Value, paths: &[&[String]]) -> Option<Value> {
         Value::Object(m) => {
             let mut out = Map::new();
             for (k, child) in m {
-                let sub: Vec<&[String]> = paths.iter().filter(|p| matches(&p[0], k)).map(|p| &p[1..]).collect();
+                let sub: Vec<&[String]> = paths
+                    .iter()
+                    .filter(|p| matches(&p[0], k))
+                    .map(|p| &p[1..])
+                    .collect();
                 if !sub.is_empty()
                     && let Some(c) = filter(child, &sub)
                 {
@@ -62,15 +68,21 @@ mod tests {
             {"create":{"_id":"a","status":201}},
             {"create":{"_id":"b","status":400,"error":{"type":"t","reason":"r","index":"i"}}}]});
         let out = apply(&v, &parse("errors,items.*.status,items.*.error.type"));
-        assert_eq!(out, json!({"errors":true,"items":[
+        assert_eq!(
+            out,
+            json!({"errors":true,"items":[
             {"create":{"status":201}},
-            {"create":{"status":400,"error":{"type":"t"}}}]}));
+            {"create":{"status":400,"error":{"type":"t"}}}]})
+        );
     }
 
     #[test]
     fn error_only_filter_drops_successful_items() {
         let v = json!({"errors":true,"items":[{"index":{"status":201}},{"index":{"status":400,"error":{"type":"t"}}}]});
-        assert_eq!(apply(&v, &parse("items.*.error")), json!({"items":[{"index":{"error":{"type":"t"}}}]}));
+        assert_eq!(
+            apply(&v, &parse("items.*.error")),
+            json!({"items":[{"index":{"error":{"type":"t"}}}]})
+        );
         assert_eq!(apply(&json!({"a":1}), &parse("b")), json!({}));
     }
 }

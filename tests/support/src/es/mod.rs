@@ -39,7 +39,12 @@ pub struct EsServerOptions {
 
 impl Default for EsServerOptions {
     fn default() -> Self {
-        Self { keep_sources: true, max_content_length: 100 * 1024 * 1024, basic_auth: None, faults: Faults::default() }
+        Self {
+            keep_sources: true,
+            max_content_length: 100 * 1024 * 1024,
+            basic_auth: None,
+            faults: Faults::default(),
+        }
     }
 }
 
@@ -61,7 +66,9 @@ struct Shared {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -97,9 +104,15 @@ impl EsServer {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let app = router(shared.clone());
         tokio::spawn(async move {
-            let _ = axum::serve(listener, app).with_graceful_shutdown(async move { stop_rx.await.unwrap_or(()) }).await;
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop_rx.await.unwrap_or(()) })
+                .await;
         });
-        Ok(Self { addr, shared, _stop: stop_tx })
+        Ok(Self {
+            addr,
+            shared,
+            _stop: stop_tx,
+        })
     }
 
     pub fn url(&self) -> String {
@@ -120,12 +133,22 @@ impl EsServer {
 
     /// Every document id held, across indices.
     pub fn ids(&self) -> HashSet<String> {
-        self.shared.lock().indices.values().flat_map(|i| i.docs.keys().cloned()).collect()
+        self.shared
+            .lock()
+            .indices
+            .values()
+            .flat_map(|i| i.docs.keys().cloned())
+            .collect()
     }
 
     /// A stored document's source (needs `keep_sources`).
     pub fn source(&self, index: &str, id: &str) -> Option<Value> {
-        self.shared.lock().indices.get(index).and_then(|i| i.docs.get(id)).and_then(|(_, s)| s.clone())
+        self.shared
+            .lock()
+            .indices
+            .get(index)
+            .and_then(|i| i.docs.get(id))
+            .and_then(|(_, s)| s.clone())
     }
 
     pub fn index_names(&self) -> Vec<String> {
@@ -156,7 +179,10 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/_count", get(count_all))
         .route("/{index}/_count", get(count_index))
         .route("/{index}/_doc/{id}", get(get_doc))
-        .route("/_test/stats", get(|State(s): State<Arc<Shared>>| async move { Json(stats(&s)) }))
+        .route(
+            "/_test/stats",
+            get(|State(s): State<Arc<Shared>>| async move { Json(stats(&s)) }),
+        )
         .route(
             "/_test/faults",
             get(|State(s): State<Arc<Shared>>| async move { Json(s.lock().faults.clone()) }).put(
@@ -191,19 +217,33 @@ fn matches_pattern(pattern: &str, name: &str) -> bool {
         "_all" | "*" => true,
         p => match p.split_once('*') {
             None => p == name,
-            Some((pre, post)) => name.starts_with(pre) && name.ends_with(post) && name.len() >= pre.len() + post.len(),
+            Some((pre, post)) => {
+                name.starts_with(pre)
+                    && name.ends_with(post)
+                    && name.len() >= pre.len() + post.len()
+            }
         },
     })
 }
 
 fn count(shared: &Shared, pattern: &str) -> Response {
     let g = shared.lock();
-    let n: usize = g.indices.iter().filter(|(name, _)| matches_pattern(pattern, name)).map(|(_, i)| i.docs.len()).sum();
+    let n: usize = g
+        .indices
+        .iter()
+        .filter(|(name, _)| matches_pattern(pattern, name))
+        .map(|(_, i)| i.docs.len())
+        .sum();
     let any = g.indices.keys().any(|name| matches_pattern(pattern, name));
     if !any && !pattern.contains('*') && pattern != "_all" {
-        return es_error(StatusCode::NOT_FOUND, "index_not_found_exception", &format!("no such index [{pattern}]"));
+        return es_error(
+            StatusCode::NOT_FOUND,
+            "index_not_found_exception",
+            &format!("no such index [{pattern}]"),
+        );
     }
-    Json(json!({"count": n, "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0}})).into_response()
+    Json(json!({"count": n, "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0}}))
+        .into_response()
 }
 
 async fn count_all(State(s): State<Arc<Shared>>) -> Response {
@@ -214,18 +254,37 @@ async fn count_index(State(s): State<Arc<Shared>>, Path(index): Path<String>) ->
     count(&s, &index)
 }
 
-async fn get_doc(State(s): State<Arc<Shared>>, Path((index, id)): Path<(String, String)>) -> Response {
+async fn get_doc(
+    State(s): State<Arc<Shared>>,
+    Path((index, id)): Path<(String, String)>,
+) -> Response {
     let g = s.lock();
     let Some(i) = g.indices.get(&index) else {
-        return es_error(StatusCode::NOT_FOUND, "index_not_found_exception", &format!("no such index [{index}]"));
+        return es_error(
+            StatusCode::NOT_FOUND,
+            "index_not_found_exception",
+            &format!("no such index [{index}]"),
+        );
     };
     match i.docs.get(&id) {
-        Some((v, src)) => Json(json!({"_index": index, "_id": id, "_version": v, "found": true, "_source": src})).into_response(),
-        None => (StatusCode::NOT_FOUND, Json(json!({"_index": index, "_id": id, "found": false}))).into_response(),
+        Some((v, src)) => {
+            Json(json!({"_index": index, "_id": id, "_version": v, "found": true, "_source": src}))
+                .into_response()
+        }
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"_index": index, "_id": id, "found": false})),
+        )
+            .into_response(),
     }
 }
 
-async fn bulk_root(State(s): State<Arc<Shared>>, q: Query<HashMap<String, String>>, h: HeaderMap, body: Bytes) -> Response {
+async fn bulk_root(
+    State(s): State<Arc<Shared>>,
+    q: Query<HashMap<String, String>>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
     bulk(s, None, q.0, h, body).await
 }
 
@@ -254,27 +313,59 @@ enum Gate {
 fn check_request(s: &Shared, headers: &HeaderMap, body: &Bytes, concurrent: u64) -> Gate {
     if let Some((user, pass)) = &s.opts.basic_auth {
         use base64::Engine as _;
-        let want = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")));
-        if headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) != Some(want.as_str()) {
+        let want = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+        );
+        if headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            != Some(want.as_str())
+        {
             let mut r = es_error(
                 StatusCode::UNAUTHORIZED,
                 "security_exception",
                 "missing authentication credentials for REST request [/_bulk]",
             );
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"security\" charset=\"UTF-8\""));
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Basic realm=\"security\" charset=\"UTF-8\""),
+            );
             return Gate::Reject(r);
         }
     }
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    let accepted = ["application/json", "application/x-ndjson", "application/vnd.elasticsearch+json", "application/vnd.elasticsearch+x-ndjson"];
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let accepted = [
+        "application/json",
+        "application/x-ndjson",
+        "application/vnd.elasticsearch+json",
+        "application/vnd.elasticsearch+x-ndjson",
+    ];
     if !accepted.contains(&mime.as_str()) {
-        let body = json!({"error": format!("Content-Type header [{ct}] is not supported"), "status": 406});
+        let body =
+            json!({"error": format!("Content-Type header [{ct}] is not supported"), "status": 406});
         return Gate::Reject((StatusCode::NOT_ACCEPTABLE, Json(body)).into_response());
     }
     if body.len() > s.opts.max_content_length {
-        let reason = format!("entity content is too long [{}] for the configured buffer limit [{}]", body.len(), s.opts.max_content_length);
-        return Gate::Reject(es_error(StatusCode::PAYLOAD_TOO_LARGE, "content_too_long_exception", &reason));
+        let reason = format!(
+            "entity content is too long [{}] for the configured buffer limit [{}]",
+            body.len(),
+            s.opts.max_content_length
+        );
+        return Gate::Reject(es_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "content_too_long_exception",
+            &reason,
+        ));
     }
     let mut g = s.lock();
     g.stats.bulk_requests += 1;
@@ -308,29 +399,57 @@ struct Action<'a> {
     source: Option<&'a [u8]>,
 }
 
-fn parse_actions<'a>(body: &'a [u8], path_index: Option<&str>) -> Result<Vec<Action<'a>>, Response> {
+#[expect(
+    clippy::result_large_err,
+    reason = "the error is the HTTP response itself, built once per bad request"
+)]
+fn parse_actions<'a>(
+    body: &'a [u8],
+    path_index: Option<&str>,
+) -> Result<Vec<Action<'a>>, Response> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(es_error(StatusCode::BAD_REQUEST, "action_request_validation_exception", "Validation Failed: 1: no requests added;"));
+        return Err(es_error(
+            StatusCode::BAD_REQUEST,
+            "action_request_validation_exception",
+            "Validation Failed: 1: no requests added;",
+        ));
     }
     if body.last() != Some(&b'\n') {
-        return Err(es_error(StatusCode::BAD_REQUEST, "illegal_argument_exception", "The bulk request must be terminated by a newline [\\n]"));
+        return Err(es_error(
+            StatusCode::BAD_REQUEST,
+            "illegal_argument_exception",
+            "The bulk request must be terminated by a newline [\\n]",
+        ));
     }
-    let mut lines = body.split(|b| *b == b'\n').enumerate().filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace));
+    let mut lines = body
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace));
     let mut actions = Vec::new();
     while let Some((n, line)) = lines.next() {
         let line_no = n + 1;
         let v: Value = serde_json::from_slice(line).map_err(|e| {
-            es_error(StatusCode::BAD_REQUEST, "x_content_parse_exception", &format!("[{line_no}:{}] {e}", e.column()))
+            es_error(
+                StatusCode::BAD_REQUEST,
+                "x_content_parse_exception",
+                &format!("[{line_no}:{}] {e}", e.column()),
+            )
         })?;
         let malformed = |found: &str| {
             es_error(
                 StatusCode::BAD_REQUEST,
                 "illegal_argument_exception",
-                &format!("Malformed action/metadata line [{line_no}], expected one of [create, delete, index, update] but found [{found}]"),
+                &format!(
+                    "Malformed action/metadata line [{line_no}], expected one of [create, delete, index, update] but found [{found}]"
+                ),
             )
         };
-        let Value::Object(map) = v else { return Err(malformed("START_ARRAY")) };
-        let Some((name, meta)) = map.iter().next().filter(|_| map.len() == 1) else { return Err(malformed("END_OBJECT")) };
+        let Value::Object(map) = v else {
+            return Err(malformed("START_ARRAY"));
+        };
+        let Some((name, meta)) = map.iter().next().filter(|_| map.len() == 1) else {
+            return Err(malformed("END_OBJECT"));
+        };
         let op = match name.as_str() {
             "index" => Op::Index,
             "create" => Op::Create,
@@ -339,9 +458,17 @@ fn parse_actions<'a>(body: &'a [u8], path_index: Option<&str>) -> Result<Vec<Act
             other => return Err(malformed(other)),
         };
         let Value::Object(meta) = meta else {
-            return Err(es_error(StatusCode::BAD_REQUEST, "illegal_argument_exception", &format!("Malformed action/metadata line [{line_no}], expected START_OBJECT")));
+            return Err(es_error(
+                StatusCode::BAD_REQUEST,
+                "illegal_argument_exception",
+                &format!("Malformed action/metadata line [{line_no}], expected START_OBJECT"),
+            ));
         };
-        let index = meta.get("_index").and_then(Value::as_str).map(String::from).or_else(|| path_index.map(String::from));
+        let index = meta
+            .get("_index")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .or_else(|| path_index.map(String::from));
         let id = match meta.get("_id") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
@@ -353,17 +480,34 @@ fn parse_actions<'a>(body: &'a [u8], path_index: Option<&str>) -> Result<Vec<Act
             match lines.next() {
                 Some((_, l)) => Some(l),
                 None => {
-                    return Err(es_error(StatusCode::BAD_REQUEST, "action_request_validation_exception", "Validation Failed: 1: source is missing;"));
+                    return Err(es_error(
+                        StatusCode::BAD_REQUEST,
+                        "action_request_validation_exception",
+                        "Validation Failed: 1: source is missing;",
+                    ));
                 }
             }
         };
         if index.is_none() {
-            return Err(es_error(StatusCode::BAD_REQUEST, "action_request_validation_exception", "Validation Failed: 1: index is missing;"));
+            return Err(es_error(
+                StatusCode::BAD_REQUEST,
+                "action_request_validation_exception",
+                "Validation Failed: 1: index is missing;",
+            ));
         }
         if id.is_none() && matches!(op, Op::Update | Op::Delete) {
-            return Err(es_error(StatusCode::BAD_REQUEST, "action_request_validation_exception", "Validation Failed: 1: id is missing;"));
+            return Err(es_error(
+                StatusCode::BAD_REQUEST,
+                "action_request_validation_exception",
+                "Validation Failed: 1: id is missing;",
+            ));
         }
-        actions.push(Action { op, index, id, source });
+        actions.push(Action {
+            op,
+            index,
+            id,
+            source,
+        });
     }
     Ok(actions)
 }
@@ -373,20 +517,26 @@ fn item_fault(g: &mut Inner) -> Option<ItemError> {
     g.item_counter += 1;
     let n = g.item_counter;
     let f = &mut g.faults;
-    let rejected = || ItemError {
+    let rejected = || {
+        ItemError {
         status: 429,
         kind: "es_rejected_execution_exception",
         reason: "rejected execution of primary operation [coordinating_and_primary_bytes=0, replica_bytes=0, all_bytes=0, primary_operation_bytes=1, max_coordinating_and_primary_bytes=0]".into(),
+    }
     };
     if f.reject_items > 0 {
         f.reject_items -= 1;
         return Some(rejected());
     }
-    if f.reject_item_every > 0 && n % f.reject_item_every == 0 {
+    if f.reject_item_every > 0 && n.is_multiple_of(f.reject_item_every) {
         return Some(rejected());
     }
-    if f.fail_item_every > 0 && n % f.fail_item_every == 0 {
-        return Some(ItemError { status: 503, kind: "unavailable_shards_exception", reason: "[0] primary shard is not active".into() });
+    if f.fail_item_every > 0 && n.is_multiple_of(f.fail_item_every) {
+        return Some(ItemError {
+            status: 503,
+            kind: "unavailable_shards_exception",
+            reason: "[0] primary shard is not active".into(),
+        });
     }
     if f.max_docs_per_second > 0 {
         let now = Instant::now();
@@ -401,7 +551,13 @@ fn item_fault(g: &mut Inner) -> Option<ItemError> {
     None
 }
 
-async fn bulk(s: Arc<Shared>, path_index: Option<String>, query: HashMap<String, String>, headers: HeaderMap, body: Bytes) -> Response {
+async fn bulk(
+    s: Arc<Shared>,
+    path_index: Option<String>,
+    query: HashMap<String, String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let concurrent = s.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     let _guard = InFlight(&s.in_flight);
     let started = Instant::now();
@@ -425,7 +581,12 @@ async fn bulk(s: Arc<Shared>, path_index: Option<String>, query: HashMap<String,
     // Parse sources outside the lock.
     let sources: Vec<Option<Result<Value, String>>> = actions
         .iter()
-        .map(|a| a.source.map(|src| serde_json::from_slice::<Value>(src).map_err(|e| format!("[1:{}] failed to parse: {e}", e.column()))))
+        .map(|a| {
+            a.source.map(|src| {
+                serde_json::from_slice::<Value>(src)
+                    .map_err(|e| format!("[1:{}] failed to parse: {e}", e.column()))
+            })
+        })
         .collect();
     let keep = s.opts.keep_sources;
     let mut items = Vec::with_capacity(actions.len());
@@ -447,13 +608,26 @@ async fn bulk(s: Arc<Shared>, path_index: Option<String>, query: HashMap<String,
                 }
                 Err(fault)
             } else if let Err(reason) = store::validate_index_name(&index) {
-                Err(ItemError { status: 400, kind: "invalid_index_name_exception", reason })
+                Err(ItemError {
+                    status: 400,
+                    kind: "invalid_index_name_exception",
+                    reason,
+                })
             } else {
                 match src {
-                    Some(Err(reason)) => Err(ItemError { status: 400, kind: "document_parsing_exception", reason }),
+                    Some(Err(reason)) => Err(ItemError {
+                        status: 400,
+                        kind: "document_parsing_exception",
+                        reason,
+                    }),
                     src => {
                         let value = src.and_then(Result::ok);
-                        g.indices.entry(index.clone()).or_default().apply(a.op, &id, value.as_ref(), keep)
+                        g.indices.entry(index.clone()).or_default().apply(
+                            a.op,
+                            &id,
+                            value.as_ref(),
+                            keep,
+                        )
                     }
                 }
             };
@@ -484,7 +658,8 @@ async fn bulk(s: Arc<Shared>, path_index: Option<String>, query: HashMap<String,
             items.push(json!({ a.op.name(): item }));
         }
     }
-    let response = json!({"took": started.elapsed().as_millis() as u64, "errors": errors, "items": items});
+    let response =
+        json!({"took": started.elapsed().as_millis() as u64, "errors": errors, "items": items});
     let response = match query.get("filter_path") {
         Some(spec) => filter::apply(&response, &filter::parse(spec)),
         None => response,
@@ -500,7 +675,11 @@ async fn bulk(s: Arc<Shared>, path_index: Option<String>, query: HashMap<String,
     };
     if drop_connection {
         // The work is done but the client never learns it: the at-least-once path has to replay.
-        let broken = futures::stream::once(async { Err::<Bytes, std::io::Error>(std::io::Error::other("connection dropped by fault injection")) });
+        let broken = futures::stream::once(async {
+            Err::<Bytes, std::io::Error>(std::io::Error::other(
+                "connection dropped by fault injection",
+            ))
+        });
         return Response::builder()
             .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, "application/json")

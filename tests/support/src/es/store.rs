@@ -46,14 +46,18 @@ impl FieldType {
             (_, Value::Array(a)) => a.iter().all(|x| self.accepts(x)),
             (Self::Object, Value::Object(_)) => true,
             (Self::Object, _) | (_, Value::Object(_)) => false,
-            (Self::Long, Value::Number(n)) => n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0),
+            (Self::Long, Value::Number(n)) => {
+                n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0)
+            }
             (Self::Long, Value::String(s)) => s.trim().parse::<i64>().is_ok(),
             (Self::Double, Value::Number(_)) => true,
             (Self::Double, Value::String(s)) => s.trim().parse::<f64>().is_ok(),
             (Self::Boolean, Value::Bool(_)) => true,
             (Self::Boolean, Value::String(s)) => s == "true" || s == "false",
             (Self::Text, _) => true,
-            (Self::Long | Self::Double, Value::Bool(_)) | (Self::Boolean, Value::Number(_)) => false,
+            (Self::Long | Self::Double, Value::Bool(_)) | (Self::Boolean, Value::Number(_)) => {
+                false
+            }
         }
     }
 }
@@ -134,26 +138,42 @@ pub fn validate_index_name(name: &str) -> Result<(), String> {
         || name == ".."
         || name.len() > 255
         || name.starts_with(['-', '_', '+'])
-        || name.chars().any(|c| c.is_uppercase() || matches!(c, '\\' | '/' | '*' | '?' | '"' | '<' | '>' | '|' | ' ' | ',' | '#' | ':'));
-    if bad { Err(format!("Invalid index name [{name}]")) } else { Ok(()) }
+        || name.chars().any(|c| {
+            c.is_uppercase()
+                || matches!(
+                    c,
+                    '\\' | '/' | '*' | '?' | '"' | '<' | '>' | '|' | ' ' | ',' | '#' | ':'
+                )
+        });
+    if bad {
+        Err(format!("Invalid index name [{name}]"))
+    } else {
+        Ok(())
+    }
 }
 
 impl Index {
     fn check_mapping(&mut self, id: &str, source: &Map<String, Value>) -> Result<(), ItemError> {
         for (field, value) in source {
-            if let Some(t) = self.mapping.get(field) {
-                if !t.accepts(value) {
-                    let reason = if *t == FieldType::Object {
-                        format!("object mapping for [{field}] tried to parse field [{field}] as object, but found a concrete value")
-                    } else {
-                        let preview: String = value.to_string().chars().take(20).collect();
-                        format!(
-                            "[1:2] failed to parse field [{field}] of type [{}] in document with id '{id}'. Preview of field's value: '{preview}'",
-                            t.name()
-                        )
-                    };
-                    return Err(ItemError { status: 400, kind: "document_parsing_exception", reason });
-                }
+            if let Some(t) = self.mapping.get(field)
+                && !t.accepts(value)
+            {
+                let reason = if *t == FieldType::Object {
+                    format!(
+                        "object mapping for [{field}] tried to parse field [{field}] as object, but found a concrete value"
+                    )
+                } else {
+                    let preview: String = value.to_string().chars().take(20).collect();
+                    format!(
+                        "[1:2] failed to parse field [{field}] of type [{}] in document with id '{id}'. Preview of field's value: '{preview}'",
+                        t.name()
+                    )
+                };
+                return Err(ItemError {
+                    status: 400,
+                    kind: "document_parsing_exception",
+                    reason,
+                });
             }
         }
         for (field, value) in source {
@@ -164,31 +184,58 @@ impl Index {
         Ok(())
     }
 
-    pub fn apply(&mut self, op: Op, id: &str, source: Option<&Value>, keep_source: bool) -> Result<Applied, ItemError> {
+    pub fn apply(
+        &mut self,
+        op: Op,
+        id: &str,
+        source: Option<&Value>,
+        keep_source: bool,
+    ) -> Result<Applied, ItemError> {
         let exists = self.docs.get(id).map(|(v, _)| *v);
         match op {
             Op::Delete => {
                 let Some(_) = exists else {
                     self.seq_no += 1;
-                    return Ok(Applied { status: 404, result: "not_found", version: 1, seq_no: self.seq_no });
+                    return Ok(Applied {
+                        status: 404,
+                        result: "not_found",
+                        version: 1,
+                        seq_no: self.seq_no,
+                    });
                 };
                 let (v, _) = self.docs.remove(id).unwrap_or_default();
                 self.seq_no += 1;
-                return Ok(Applied { status: 200, result: "deleted", version: v + 1, seq_no: self.seq_no });
+                return Ok(Applied {
+                    status: 200,
+                    result: "deleted",
+                    version: v + 1,
+                    seq_no: self.seq_no,
+                });
             }
             Op::Create if exists.is_some() => {
                 return Err(ItemError {
                     status: 409,
                     kind: "version_conflict_engine_exception",
-                    reason: format!("[{id}]: version conflict, document already exists (current version [{}])", exists.unwrap_or(1)),
+                    reason: format!(
+                        "[{id}]: version conflict, document already exists (current version [{}])",
+                        exists.unwrap_or(1)
+                    ),
                 });
             }
             Op::Update if exists.is_none() => {
-                return Err(ItemError { status: 404, kind: "document_missing_exception", reason: format!("[{id}]: document missing") });
+                return Err(ItemError {
+                    status: 404,
+                    kind: "document_missing_exception",
+                    reason: format!("[{id}]: document missing"),
+                });
             }
             _ => {}
         }
-        let source = source.ok_or(ItemError { status: 400, kind: "action_request_validation_exception", reason: "source is missing".into() })?;
+        let source = source.ok_or(ItemError {
+            status: 400,
+            kind: "action_request_validation_exception",
+            reason: "source is missing".into(),
+        })?;
         let doc = match op {
             Op::Update => source.get("doc").cloned().ok_or(ItemError {
                 status: 400,
@@ -214,9 +261,19 @@ impl Index {
             _ => doc.clone(),
         };
         let version = exists.map_or(1, |v| v + 1);
-        self.docs.insert(id.to_owned(), (version, keep_source.then_some(merged)));
+        self.docs
+            .insert(id.to_owned(), (version, keep_source.then_some(merged)));
         self.seq_no += 1;
-        let (status, result) = if exists.is_some() { (200, "updated") } else { (201, "created") };
-        Ok(Applied { status, result, version, seq_no: self.seq_no })
+        let (status, result) = if exists.is_some() {
+            (200, "updated")
+        } else {
+            (201, "created")
+        };
+        Ok(Applied {
+            status,
+            result,
+            version,
+            seq_no: self.seq_no,
+        })
     }
 }
