@@ -18,10 +18,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The Debian package starts a Prometheus service we do not use; tests start their own on free ports.
-if pgrep -x prometheus >/dev/null && [ -f /etc/default/prometheus ]; then
-  pkill -x prometheus || true
-fi
+# Tests start their own Prometheus on free ports; a packaged one running on :9090 does not matter.
 
 # Postgres runs on this kind of machine; start it if it stopped.
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
