@@ -101,8 +101,8 @@ pub struct KafkaConfig {
     /// `earliest` or `latest`, used when the group has no committed offset.
     #[serde(default = "d_offset_reset")]
     pub auto_offset_reset: String,
-    /// Extra librdkafka properties, applied last.
-    #[serde(default)]
+    /// Extra librdkafka properties, applied last. Numbers and booleans are accepted as written.
+    #[serde(default, deserialize_with = "scalar_map")]
     pub properties: BTreeMap<String, String>,
 }
 
@@ -414,7 +414,7 @@ fn d_batch_bytes() -> usize {
     5 * 1024 * 1024
 }
 fn d_linger() -> u64 {
-    50
+    20
 }
 fn d_initial_backoff() -> u64 {
     100
@@ -445,6 +445,27 @@ fn d_drain() -> u64 {
 }
 fn d_heartbeat() -> u64 {
     30_000
+}
+
+/// librdkafka takes every property as a string; accept `fetch.wait.max.ms: 10` as well as `'10'`.
+fn scalar_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    use serde::de::Error;
+    let raw = BTreeMap::<String, serde_yaml::Value>::deserialize(d)?;
+    raw.into_iter()
+        .map(|(k, v)| {
+            let s = match v {
+                serde_yaml::Value::String(s) => s,
+                serde_yaml::Value::Number(n) => n.to_string(),
+                serde_yaml::Value::Bool(b) => b.to_string(),
+                other => {
+                    return Err(D::Error::custom(format!(
+                        "`{k}` must be a scalar, got {other:?}"
+                    )));
+                }
+            };
+            Ok((k, s))
+        })
+        .collect()
 }
 
 /// Accepts `a,b` as well as a YAML list, so list keys are easy to override from the environment.
@@ -731,7 +752,7 @@ elasticsearch: {urls: ['http://127.0.0.1:9200']}
             &[
                 ("ENGINE__PROCESS__PARALLELISM", "7"),
                 ("ENGINE__KAFKA__TOPICS", "a, b"),
-                ("ENGINE__KAFKA__PROPERTIES__FETCH.WAIT.MAX.MS", "'10'"),
+                ("ENGINE__KAFKA__PROPERTIES__FETCH.WAIT.MAX.MS", "10"),
                 ("UNRELATED", "x"),
             ],
         )

@@ -314,7 +314,9 @@ pub fn client_config(k: &KafkaConfig, instance_id: &str) -> ClientConfig {
         )
         .set("queued.min.messages", "20000")
         // librdkafka waits this long to refetch once its prefetch queue was full (default 1 s).
-        .set("fetch.queue.backoff.ms", "20");
+        .set("fetch.queue.backoff.ms", "20")
+        // The broker answers a fetch as soon as data is there; waiting longer only adds latency.
+        .set("fetch.wait.max.ms", "10");
     for (key, v) in &k.properties {
         cfg.set(key, v);
     }
