@@ -176,7 +176,16 @@ async fn crash_test_sigkill_at_random_moments_loses_nothing() {
     let mut kills = 0;
     for _ in 0..4 {
         let mut e = Engine::start(&opts);
-        let at = Duration::from_millis(rng.random_range(300..1500));
+        // Kill while it is delivering (not while it still joins the group): wait for progress first.
+        let before = es.stats().items;
+        wait::until(
+            "engine delivering",
+            DEADLINE,
+            Duration::from_millis(5),
+            || (es.stats().items > before).then_some(()),
+        )
+        .await;
+        let at = Duration::from_millis(rng.random_range(0..400));
         tokio::time::sleep(at).await;
         if all_arrived(&es, &expected).is_some() {
             break;
