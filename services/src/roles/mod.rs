@@ -94,6 +94,24 @@ pub async fn run(
     Ok(())
 }
 
+/// Runs `iteration` at every tick of `interval` until `shutdown`; an iteration in progress finishes first.
+async fn every<F, Fut>(interval: Duration, shutdown: CancellationToken, mut iteration: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut ticks = tokio::time::interval(interval);
+    // A slow iteration is not followed by a burst of catch-up iterations.
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        iteration().await;
+    }
+}
+
 /// Waits for background loops to finish their current iteration, up to the shutdown timeout.
 async fn drain(mut tasks: JoinSet<()>, timeout: Duration) {
     let all_done = async { while tasks.join_next().await.is_some() {} };

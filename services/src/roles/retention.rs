@@ -4,6 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use tokio_util::sync::CancellationToken;
 
+use super::every;
 use crate::{metrics::Metrics, storage::Storage};
 
 const EVERY: Duration = Duration::from_secs(600);
@@ -14,13 +15,7 @@ pub async fn run(
     retention: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut ticks = tokio::time::interval(EVERY);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = ticks.tick() => {}
-        }
+    every(EVERY, shutdown, || async {
         let started = std::time::Instant::now();
         let cutoff = chrono::Utc::now()
             - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(7));
@@ -31,5 +26,6 @@ pub async fn run(
             Ok(pruned) => tracing::info!(pruned, "pruned old metric samples"),
             Err(e) => tracing::warn!(error = %e, "pruning metric samples failed"),
         }
-    }
+    })
+    .await;
 }
