@@ -92,6 +92,13 @@ impl OffsetTracker {
         self.partitions.remove(tp);
     }
 
+    /// The partition's state, if it is still assigned in `generation`.
+    fn current(&mut self, tp: &TopicPartition, generation: u64) -> Option<&mut PartitionState> {
+        self.partitions
+            .get_mut(tp)
+            .filter(|p| p.generation == generation)
+    }
+
     pub fn generation(&self, tp: &TopicPartition) -> Option<u64> {
         self.partitions.get(tp).map(|p| p.generation)
     }
@@ -109,11 +116,7 @@ impl OffsetTracker {
         offset: i64,
         timestamp_ms: Option<i64>,
     ) -> Ack {
-        let Some(p) = self
-            .partitions
-            .get_mut(tp)
-            .filter(|p| p.generation == generation)
-        else {
+        let Some(p) = self.current(tp, generation) else {
             return Ack::Stale;
         };
         if p.next.is_some_and(|n| offset < n) {
@@ -131,11 +134,7 @@ impl OffsetTracker {
 
     /// Marks a record done (acknowledged by Elasticsearch or dead-lettered).
     pub fn done(&mut self, tp: &TopicPartition, generation: u64, offset: i64) -> Ack {
-        let Some(p) = self
-            .partitions
-            .get_mut(tp)
-            .filter(|p| p.generation == generation)
-        else {
+        let Some(p) = self.current(tp, generation) else {
             return Ack::Stale;
         };
         // Pending offsets are ascending, so a binary search finds the entry.
@@ -152,11 +151,7 @@ impl OffsetTracker {
     /// Forgets records from `offset` upwards that never reached the stages (the consumer dropped them
     /// and will fetch them again), so they do not hold the commit point back.
     pub fn forget_from(&mut self, tp: &TopicPartition, generation: u64, offset: i64) {
-        if let Some(p) = self
-            .partitions
-            .get_mut(tp)
-            .filter(|p| p.generation == generation)
-        {
+        if let Some(p) = self.current(tp, generation) {
             p.pending.retain(|e| e.offset < offset);
             if p.next.is_some_and(|n| n > offset) {
                 p.next = Some(offset);
