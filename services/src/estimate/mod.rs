@@ -6,11 +6,13 @@
 //! that model is not trustworthy yet, a proportional estimate stands in, and the estimate says which and why.
 
 mod check;
+mod plan;
 mod regression;
 
 use serde::Serialize;
 
 pub use check::{CheckOutcome, PreviousChange, post_check};
+pub use plan::{Plan, plan};
 pub use regression::{LineFit, fit_line};
 
 use crate::{cluster::Policy, storage::Sample};

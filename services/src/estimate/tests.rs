@@ -165,3 +165,43 @@ fn the_check_clamps_limits_steps_and_vetoes() {
         CheckOutcome::Apply { to: 4, .. }
     ));
 }
+
+#[test]
+fn a_plan_estimates_then_checks() {
+    let scales = [2.0, 2.0, 3.0, 3.0, 4.0, 4.0, 4.0, 4.0];
+    let history = saturated_history(1000.0, &scales, 6000.0, 600_000.0);
+    let plan = plan(
+        &history,
+        &policy(serde_json::json!({"max_scale": 6})),
+        Direction::Up,
+        None,
+        now(),
+    );
+    assert_eq!(plan.estimate.as_ref().map(|e| e.scale), Some(8));
+    let CheckOutcome::Apply { to, notes } = &plan.outcome else {
+        panic!("expected a change, got {:?}", plan.outcome);
+    };
+    assert_eq!(*to, 6, "clamped to max_scale");
+    assert!(notes.iter().any(|n| n.contains("clamped")), "{notes:?}");
+}
+
+#[test]
+fn a_plan_without_an_estimate_is_a_veto_naming_the_missing_metric() {
+    let mut history = saturated_history(1000.0, &[4.0; 8], 6000.0, 0.0);
+    for sample in &mut history {
+        sample.records_in = None;
+    }
+    let plan = plan(
+        &history,
+        &policy(serde_json::json!({})),
+        Direction::Up,
+        None,
+        now(),
+    );
+    assert_eq!(plan.estimate, None);
+    assert!(
+        matches!(&plan.outcome, CheckOutcome::Veto { reason } if reason.contains("records_in")),
+        "{:?}",
+        plan.outcome
+    );
+}
