@@ -1,7 +1,12 @@
 //! Test doubles shared by the engine's tests, the end-to-end tests and the benchmark:
 //! - [`es`]: a contract-faithful Elasticsearch `_bulk` test server with fault injection;
-//! - [`kafka`]: the librdkafka mock-cluster broker as a separate process, plus produce/consume helpers.
+//! - [`kafka`]: the librdkafka mock-cluster broker as a separate process, plus produce/consume helpers;
+//! - [`argocd`]: a contract-faithful Argo CD API test server (applications, sync, operations);
+//! - [`git`]: the git CLI helpers those servers use, and that tests use to make bare repositories.
 
+pub mod argocd;
 pub mod es;
+pub mod git;
 pub mod kafka;
+mod serve;
 pub mod wait;
