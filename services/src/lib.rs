@@ -2,9 +2,11 @@
 //! scale only through Git. See the README and ARCHITECTURE.md for the loop.
 
 pub mod api;
+pub mod argocd;
 pub mod cluster;
 pub mod config;
 pub mod estimate;
+pub mod github;
 pub mod gitops;
 pub mod manager;
 pub mod metrics;
@@ -15,3 +17,4 @@ pub mod scrape;
 pub mod shutdown;
 pub mod storage;
 pub mod telemetry;
+pub mod worker;

@@ -129,6 +129,10 @@ pub struct GitLocation {
     pub credentials: Option<SecretRef>,
 }
 
+fn default_labels() -> Vec<String> {
+    vec!["autoscaler".to_owned()]
+}
+
 fn default_branch() -> String {
     "main".to_owned()
 }
@@ -150,6 +154,9 @@ pub enum WriteBack {
         github_api_url: Option<Url>,
         /// A token allowed to push branches and open pull requests.
         token: SecretRef,
+        /// Labels put on the pull request.
+        #[serde(default = "default_labels")]
+        labels: Vec<String>,
     },
 }
 

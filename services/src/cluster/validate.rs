@@ -153,8 +153,12 @@ impl ClusterSpec {
             github_repository,
             github_api_url,
             token,
+            labels,
         } = &self.write_back
         {
+            for (i, label) in labels.iter().enumerate() {
+                problems.check(&format!("write_back.labels[{i}]"), check_label(label));
+            }
             problems.check(
                 "write_back.github_repository",
                 check_github_repository(github_repository),
@@ -419,6 +423,17 @@ fn check_query(query: &str) -> Result<(), String> {
     }
     if query.len() > MAX_QUERY_LEN {
         return Err(format!("must be at most {MAX_QUERY_LEN} bytes"));
+    }
+    Ok(())
+}
+
+/// GitHub label names: 1 to 50 characters, no commas (the API splits on them).
+fn check_label(label: &str) -> Result<(), String> {
+    let length = label.chars().count();
+    if length == 0 || length > 50 || label.contains(',') || label.trim() != label {
+        return Err(format!(
+            "{label:?} is not a usable label: 1 to 50 characters, no comma, no surrounding spaces"
+        ));
     }
     Ok(())
 }

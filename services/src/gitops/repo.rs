@@ -1,6 +1,10 @@
-//! Commits a new scale to any Git remote with the `git` command line: a working clone per remote under a
+//! Writes a new scale to any Git remote with the `git` command line: a working clone per remote under a
 //! work directory, one writer per remote at a time, and on a rejected (non-fast-forward) push a fetch, a
 //! fresh edit and a retry after a jittered pause.
+//!
+//! Every commit carries an `Autoscaler-Decision: <id>` trailer. Before writing, the branch is searched
+//! for it, so a decision retried after a crash or delivered twice never makes a second commit, and a
+//! commit without it is recognised as a person's.
 
 use std::{
     collections::HashMap,
@@ -9,12 +13,16 @@ use std::{
     time::Duration,
 };
 
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use tokio::process::Command;
 
-use super::yaml::{YamlEditError, read_scale, set_scale};
+use super::{
+    git::{Credential, git},
+    yaml::{YamlEditError, read_scale, set_scale},
+};
 
 const MAX_ATTEMPTS: u32 = 5;
+const TRAILER: &str = "Autoscaler-Decision";
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
@@ -32,23 +40,57 @@ pub enum GitError {
     Contended(u32),
 }
 
-/// What to change, where, and why.
+impl GitError {
+    /// Whether trying again later may succeed: a remote that did not answer or kept moving, as opposed
+    /// to a file that cannot take the change.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Command { .. } | Self::Contended(_))
+    }
+}
+
+/// A branch of a remote, and how to authenticate to it.
+#[derive(Debug, Clone, Copy)]
+pub struct Remote<'a> {
+    pub url: &'a str,
+    pub branch: &'a str,
+    pub credential: Option<&'a Credential>,
+}
+
+/// What to change, and why.
 #[derive(Debug, Clone)]
 pub struct ScaleChange<'a> {
-    pub repository: &'a str,
-    pub branch: &'a str,
     pub path: &'a str,
     pub key: &'a str,
     pub scale: u64,
-    /// The commit message: what changed and why.
+    /// The commit message: what changed and why. The decision trailer is appended.
     pub message: &'a str,
+    pub decision_id: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Committed {
-    pub commit: String,
-    /// The value the file held before this commit.
-    pub previous: u64,
+pub enum WriteOutcome {
+    /// A new commit was pushed; the file held `previous` before it.
+    Committed { commit: String, previous: u64 },
+    /// A commit for this decision is already on the branch (a retry after a crash).
+    AlreadyCommitted { commit: String },
+    /// The file already holds the scale; nothing to commit.
+    Unchanged,
+}
+
+/// The value in the file and the newest commit that touched the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileState {
+    pub value: u64,
+    pub last_commit: Option<FileCommit>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileCommit {
+    pub sha: String,
+    pub author: String,
+    pub at: DateTime<Utc>,
+    /// The decision that wrote it, from its trailer; `None` for a person's commit.
+    pub decision: Option<i64>,
 }
 
 /// Writes scales to Git remotes, one writer per remote at a time within this process.
@@ -66,77 +108,57 @@ impl GitWriter {
         }
     }
 
-    /// Reads the value at the key path on the remote branch as it is now.
-    pub async fn read(
+    /// Reads the value at the key path on the branch as it is now, and who last changed the file.
+    pub async fn inspect(
         &self,
-        repository: &str,
-        branch: &str,
+        remote: Remote<'_>,
         path: &str,
         key: &str,
-    ) -> Result<u64, GitError> {
-        let lock = self.lock_for(repository);
+    ) -> Result<FileState, GitError> {
+        let lock = self.lock_for(remote.url);
         let _guard = lock.lock().await;
-        let clone = self.sync(repository, branch).await?;
+        let clone = self.sync(remote).await?;
         let text = read_file(&clone, path).await?;
-        read_scale(&text, key).map_err(|source| GitError::File {
+        let value = read_scale(&text, key).map_err(|source| GitError::File {
             path: path.to_owned(),
             source,
-        })
+        })?;
+        let last_commit = last_commit(&clone, remote.credential, path).await?;
+        Ok(FileState { value, last_commit })
     }
 
-    /// Commits `change` and pushes it. `Ok(None)` when the file already holds that scale.
-    pub async fn write(&self, change: &ScaleChange<'_>) -> Result<Option<Committed>, GitError> {
-        let lock = self.lock_for(change.repository);
+    /// Commits `change` on the branch and pushes it.
+    pub async fn write(
+        &self,
+        remote: Remote<'_>,
+        change: &ScaleChange<'_>,
+    ) -> Result<WriteOutcome, GitError> {
+        let lock = self.lock_for(remote.url);
         let _guard = lock.lock().await;
         for attempt in 1..=MAX_ATTEMPTS {
-            let clone = self.sync(change.repository, change.branch).await?;
-            let text = read_file(&clone, change.path).await?;
-            let file_error = |source| GitError::File {
-                path: change.path.to_owned(),
-                source,
-            };
-            let previous = read_scale(&text, change.key).map_err(file_error)?;
-            if previous == change.scale {
-                return Ok(None);
+            let clone = self.sync(remote).await?;
+            if let Some(commit) = find_decision(&clone, remote.credential, "HEAD", change).await? {
+                return Ok(WriteOutcome::AlreadyCommitted { commit });
             }
-            let edited = set_scale(&text, change.key, change.scale).map_err(file_error)?;
-            write_file(&clone, change.path, &edited).await?;
-            git(&clone, &["add", "--", change.path]).await?;
-            git(
-                &clone,
-                &[
-                    "-c",
-                    "user.name=autoscaler",
-                    "-c",
-                    "user.email=autoscaler@localhost",
-                    "commit",
-                    "--quiet",
-                    "-m",
-                    change.message,
-                    "--",
-                    change.path,
-                ],
-            )
-            .await?;
+            let Some(previous) = edit_and_commit(&clone, remote.credential, change).await? else {
+                return Ok(WriteOutcome::Unchanged);
+            };
+            let target = format!("HEAD:refs/heads/{}", remote.branch);
             match git(
                 &clone,
-                &[
-                    "push",
-                    "--quiet",
-                    "origin",
-                    &format!("HEAD:refs/heads/{}", change.branch),
-                ],
+                remote.credential,
+                &["push", "--quiet", "origin", &target],
             )
             .await
             {
                 Ok(_) => {
-                    let commit = git(&clone, &["rev-parse", "HEAD"]).await?.trim().to_owned();
-                    return Ok(Some(Committed { commit, previous }));
+                    let commit = head(&clone).await?;
+                    return Ok(WriteOutcome::Committed { commit, previous });
                 }
                 Err(GitError::Command { stderr, .. }) if is_rejection(&stderr) => {
                     tracing::info!(
                         attempt,
-                        repository = change.repository,
+                        repository = remote.url,
                         "push rejected by a concurrent change; retrying"
                     );
                     tokio::time::sleep(jitter(attempt)).await;
@@ -145,6 +167,102 @@ impl GitWriter {
             }
         }
         Err(GitError::Contended(MAX_ATTEMPTS))
+    }
+
+    /// Puts `change` as one commit on top of the base branch onto `head_branch` (the autoscaler's own
+    /// branch for a pull request), replacing what that branch held. A branch whose tip already carries
+    /// this decision is left alone.
+    pub async fn write_branch(
+        &self,
+        base: Remote<'_>,
+        head_branch: &str,
+        change: &ScaleChange<'_>,
+    ) -> Result<WriteOutcome, GitError> {
+        let lock = self.lock_for(base.url);
+        let _guard = lock.lock().await;
+        let clone = self.sync(base).await?;
+        let remote_head = format!("refs/remotes/origin/{head_branch}");
+        let listed = git(
+            &clone,
+            base.credential,
+            &[
+                "ls-remote",
+                "--heads",
+                "origin",
+                &format!("refs/heads/{head_branch}"),
+            ],
+        )
+        .await?;
+        if !listed.trim().is_empty() {
+            git(
+                &clone,
+                base.credential,
+                &[
+                    "fetch",
+                    "--quiet",
+                    "origin",
+                    &format!("+refs/heads/{head_branch}:{remote_head}"),
+                ],
+            )
+            .await?;
+            let tip = git(
+                &clone,
+                None,
+                &["log", "-1", "--format=%H%x1f%B", &remote_head],
+            )
+            .await?;
+            if let Some((commit, body)) = tip.split_once('\u{1f}')
+                && decision_of(body) == Some(change.decision_id)
+            {
+                return Ok(WriteOutcome::AlreadyCommitted {
+                    commit: commit.to_owned(),
+                });
+            }
+        }
+        let Some(previous) = edit_and_commit(&clone, base.credential, change).await? else {
+            return Ok(WriteOutcome::Unchanged);
+        };
+        git(
+            &clone,
+            base.credential,
+            &[
+                "push",
+                "--quiet",
+                "--force",
+                "origin",
+                &format!("HEAD:refs/heads/{head_branch}"),
+            ],
+        )
+        .await?;
+        let commit = head(&clone).await?;
+        Ok(WriteOutcome::Committed { commit, previous })
+    }
+
+    /// Whether `descendant` contains `ancestor` (the revision Argo CD applied includes our commit).
+    pub async fn contains(
+        &self,
+        remote: Remote<'_>,
+        ancestor: &str,
+        descendant: &str,
+    ) -> Result<bool, GitError> {
+        if ancestor == descendant {
+            return Ok(true);
+        }
+        let lock = self.lock_for(remote.url);
+        let _guard = lock.lock().await;
+        let clone = self.sync(remote).await?;
+        let result = git(
+            &clone,
+            None,
+            &["merge-base", "--is-ancestor", ancestor, descendant],
+        )
+        .await;
+        match result {
+            Ok(_) => Ok(true),
+            // Exit 1 is "no"; an unknown revision is "no" as well (not on this branch).
+            Err(GitError::Command { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     fn lock_for(&self, repository: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -157,9 +275,10 @@ impl GitWriter {
     }
 
     /// A working clone of the remote, reset to the branch's current head.
-    async fn sync(&self, repository: &str, branch: &str) -> Result<PathBuf, GitError> {
-        let name = hex(&Sha256::digest(repository.as_bytes()))[..16].to_owned();
+    async fn sync(&self, remote: Remote<'_>) -> Result<PathBuf, GitError> {
+        let name = hex(&Sha256::digest(remote.url.as_bytes()))[..16].to_owned();
         let clone = self.workdir.join(name);
+        let branch = remote.branch;
         if !clone.join(".git").is_dir() {
             tokio::fs::create_dir_all(&self.workdir)
                 .await
@@ -167,9 +286,12 @@ impl GitWriter {
                     path: self.workdir.display().to_string(),
                     reason: e.to_string(),
                 })?;
+            // A clone interrupted by a crash leaves a directory without a usable `.git`.
+            let _ = tokio::fs::remove_dir_all(&clone).await;
             let target = clone.display().to_string();
             git(
                 &self.workdir,
+                remote.credential,
                 &[
                     "clone",
                     "--quiet",
@@ -177,7 +299,7 @@ impl GitWriter {
                     "--single-branch",
                     "--branch",
                     branch,
-                    repository,
+                    remote.url,
                     &target,
                 ],
             )
@@ -186,6 +308,7 @@ impl GitWriter {
         }
         git(
             &clone,
+            remote.credential,
             &[
                 "fetch",
                 "--quiet",
@@ -196,11 +319,128 @@ impl GitWriter {
         .await?;
         git(
             &clone,
+            None,
             &["reset", "--quiet", "--hard", &format!("origin/{branch}")],
         )
         .await?;
         Ok(clone)
     }
+}
+
+/// Edits the file in the clone and commits; `None` when it already holds the scale.
+async fn edit_and_commit(
+    clone: &Path,
+    credential: Option<&Credential>,
+    change: &ScaleChange<'_>,
+) -> Result<Option<u64>, GitError> {
+    let text = read_file(clone, change.path).await?;
+    let file_error = |source| GitError::File {
+        path: change.path.to_owned(),
+        source,
+    };
+    let previous = read_scale(&text, change.key).map_err(file_error)?;
+    if previous == change.scale {
+        return Ok(None);
+    }
+    let edited = set_scale(&text, change.key, change.scale).map_err(file_error)?;
+    write_file(clone, change.path, &edited).await?;
+    let message = format!(
+        "{}\n\n{TRAILER}: {}\n",
+        change.message.trim_end(),
+        change.decision_id
+    );
+    git(clone, credential, &["add", "--", change.path]).await?;
+    git(
+        clone,
+        credential,
+        &[
+            "-c",
+            "user.name=autoscaler",
+            "-c",
+            "user.email=autoscaler@localhost",
+            "commit",
+            "--quiet",
+            "-m",
+            &message,
+            "--",
+            change.path,
+        ],
+    )
+    .await?;
+    Ok(Some(previous))
+}
+
+/// The newest commit reachable from `from` carrying this decision's trailer.
+async fn find_decision(
+    clone: &Path,
+    credential: Option<&Credential>,
+    from: &str,
+    change: &ScaleChange<'_>,
+) -> Result<Option<String>, GitError> {
+    let pattern = format!("^{TRAILER}: {}$", change.decision_id);
+    let found = git(
+        clone,
+        credential,
+        &["log", "-1", "--format=%H", "--grep", &pattern, from],
+    )
+    .await?;
+    Ok(Some(found.trim().to_owned()).filter(|sha| !sha.is_empty()))
+}
+
+async fn last_commit(
+    clone: &Path,
+    credential: Option<&Credential>,
+    path: &str,
+) -> Result<Option<FileCommit>, GitError> {
+    let out = git(
+        clone,
+        credential,
+        &[
+            "log",
+            "-1",
+            "--format=%H%x1f%an <%ae>%x1f%cI%x1f%B",
+            "--",
+            path,
+        ],
+    )
+    .await?;
+    let mut fields = out.splitn(4, '\u{1f}');
+    let (Some(sha), Some(author), Some(at), Some(body)) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return Ok(None);
+    };
+    let at = DateTime::parse_from_rfc3339(at.trim())
+        .map_err(|e| GitError::Command {
+            command: "log".to_owned(),
+            stderr: format!("unreadable commit date {at:?}: {e}"),
+        })?
+        .with_timezone(&Utc);
+    let decision = decision_of(body);
+    Ok(Some(FileCommit {
+        sha: sha.trim().to_owned(),
+        author: author.to_owned(),
+        at,
+        decision,
+    }))
+}
+
+/// The decision id in a commit message's trailer.
+fn decision_of(message: &str) -> Option<i64> {
+    message.lines().find_map(|line| {
+        line.strip_prefix(TRAILER)?
+            .strip_prefix(':')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+async fn head(clone: &Path) -> Result<String, GitError> {
+    Ok(git(clone, None, &["rev-parse", "HEAD"])
+        .await?
+        .trim()
+        .to_owned())
 }
 
 fn is_rejection(stderr: &str) -> bool {
@@ -242,27 +482,4 @@ async fn write_file(clone: &Path, path: &str, text: &str) -> Result<(), GitError
             path: path.to_owned(),
             reason: e.to_string(),
         })
-}
-
-/// Runs git in `dir` without prompts; stdout on success, stderr in the error.
-async fn git(dir: &Path, args: &[&str]) -> Result<String, GitError> {
-    let output = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|e| GitError::Command {
-            command: args.join(" "),
-            stderr: e.to_string(),
-        })?;
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    } else {
-        Err(GitError::Command {
-            command: args.first().copied().unwrap_or_default().to_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-        })
-    }
 }

@@ -167,8 +167,9 @@ impl Storage {
     ) -> Result<std::collections::HashMap<i64, DecisionFacts>, StorageError> {
         let rows: Vec<(i64, bool, Option<DateTime<Utc>>)> = sqlx::query_as(
             "select cluster_id, \
-                    bool_or(status in ('pending', 'running', 'committed', 'pr_open', 'merged', 'syncing')), \
-                    max(coalesce(finished_at, updated_at)) filter (where status in ('synced', 'applied')) \
+                    bool_or(status in ('pending', 'running', 'committed', 'merged', 'syncing')), \
+                    max(coalesce(finished_at, updated_at)) \
+                        filter (where status in ('synced', 'applied', 'pr_open')) \
              from decisions where cluster_id is not null group by cluster_id",
         )
         .fetch_all(self.pool())

@@ -23,12 +23,32 @@ pub enum DecisionStatus {
     Synced,
     Applied,
     Failed,
+    /// A newer decision replaced it in the same pull request.
+    Superseded,
+}
+
+impl DecisionStatus {
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Vetoed
+                | Self::Skipped
+                | Self::Rejected
+                | Self::Synced
+                | Self::Applied
+                | Self::Failed
+                | Self::Superseded
+        )
+    }
 }
 
 /// One entry of the audit trail: why the autoscaler acted (or did not), and what came of it.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
 pub struct DecisionRecord {
     pub id: i64,
+    /// `None` once the cluster was deleted; the decision stays as history.
+    #[serde(skip)]
+    pub cluster_id: Option<i64>,
     #[serde(rename = "cluster")]
     pub cluster_name: String,
     pub status: DecisionStatus,
@@ -48,6 +68,9 @@ pub struct DecisionRecord {
     pub sync: Option<Json<serde_json::Value>>,
     /// Why it ended as it did (a veto, a failure).
     pub reason: Option<String>,
+    /// What the worker did, step by step.
+    #[schema(value_type = Vec<Object>)]
+    pub steps: Json<serde_json::Value>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -63,8 +86,8 @@ pub struct NewDecision {
     pub from_scale: Option<i32>,
 }
 
-const COLUMNS: &str = "id, cluster_name, status, rule, inputs, estimate, from_scale, to_scale, \
-    write_back, sync, reason, created_at, updated_at, finished_at";
+pub(super) const COLUMNS: &str = "id, cluster_id, cluster_name, status, rule, inputs, estimate, from_scale, to_scale, \
+    write_back, sync, reason, steps, created_at, updated_at, finished_at";
 
 impl Storage {
     /// Records a pending decision. `Conflict` when the cluster already has one in flight.

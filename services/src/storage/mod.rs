@@ -2,6 +2,7 @@
 
 mod clusters;
 mod decisions;
+mod progress;
 mod samples;
 
 use std::time::Duration;
@@ -14,6 +15,7 @@ use sqlx::{
 
 pub use clusters::{ClusterRecord, ClusterStatusCounts, DecisionFacts};
 pub use decisions::{DecisionRecord, DecisionStatus, NewDecision};
+pub use progress::{DecisionLock, HumanChange, PreviousDecision};
 pub use samples::Sample;
 
 /// The autoscaler's own schema, from `migrations/`.

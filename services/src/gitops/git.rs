@@ -1,0 +1,82 @@
+//! Running the `git` command line: no prompts, credentials only through the environment, stderr in the
+//! error with any credential scrubbed.
+
+use std::path::Path;
+
+use base64::Engine;
+use tokio::process::Command;
+
+use super::GitError;
+
+/// Credentials for an HTTPS remote: `user:token`, or a bare token (sent as user `x-access-token`, as
+/// GitHub expects; GitLab and Gitea accept any user name with a token). Never printed.
+#[derive(Clone)]
+pub struct Credential(String);
+
+impl Credential {
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into().trim().to_owned())
+    }
+
+    /// An HTTP header git sends with every request to the remote.
+    fn header(&self) -> String {
+        let pair = if self.0.contains(':') {
+            self.0.clone()
+        } else {
+            format!("x-access-token:{}", self.0)
+        };
+        format!(
+            "Authorization: Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    }
+
+    fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for secret in self.0.split(':').filter(|part| part.len() >= 4) {
+            out = out.replace(secret, "[redacted]");
+        }
+        out
+    }
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credential([redacted])")
+    }
+}
+
+/// Runs git in `dir`; stdout on success, stderr in the error.
+pub(super) async fn git(
+    dir: &Path,
+    credential: Option<&Credential>,
+    args: &[&str],
+) -> Result<String, GitError> {
+    let mut command = Command::new("git");
+    command
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .kill_on_drop(true);
+    // Through the environment rather than `-c`, so the header never shows in a process list.
+    if let Some(credential) = credential {
+        command
+            .env("GIT_CONFIG_COUNT", "1")
+            .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+            .env("GIT_CONFIG_VALUE_0", credential.header());
+    }
+    let name = args.first().copied().unwrap_or_default().to_owned();
+    let output = command.output().await.map_err(|e| GitError::Command {
+        command: name.clone(),
+        stderr: e.to_string(),
+    })?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        Err(GitError::Command {
+            command: name,
+            stderr: credential.map_or(stderr.clone(), |c| c.scrub(&stderr)),
+        })
+    }
+}

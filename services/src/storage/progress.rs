@@ -1,0 +1,220 @@
+//! A decision's way through the worker: claimed under a lock, planned, written, synced, each step
+//! recorded on the row.
+
+use chrono::{DateTime, Utc};
+use sqlx::{AssertSqlSafe, Postgres, Transaction, types::Json};
+
+use super::{
+    Storage, StorageError,
+    decisions::{COLUMNS, DecisionRecord, DecisionStatus},
+};
+
+/// Held while one worker carries out a decision. Another worker (a second delivery of the same task)
+/// cannot take it; a worker that dies releases it with its connection.
+pub struct DecisionLock {
+    _transaction: Transaction<'static, Postgres>,
+}
+
+/// The last change that took effect (or is taking effect) before a decision.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct PreviousDecision {
+    pub id: i64,
+    pub from_scale: Option<i32>,
+    pub to_scale: Option<i32>,
+    pub at: DateTime<Utc>,
+}
+
+/// A scale someone changed by hand in Git.
+#[derive(Debug, Clone)]
+pub struct HumanChange<'a> {
+    pub cluster_id: i64,
+    pub cluster_name: &'a str,
+    pub from_scale: Option<i32>,
+    pub to_scale: i32,
+    pub commit: &'a str,
+    pub author: &'a str,
+    pub at: DateTime<Utc>,
+}
+
+/// Namespaces the advisory lock keys, so they cannot collide with another user of advisory locks.
+const LOCK_NAMESPACE: i32 = 0x5ca1e;
+
+impl Storage {
+    /// Takes the decision's lock; `None` when another worker holds it.
+    pub async fn lock_decision(&self, id: i64) -> Result<Option<DecisionLock>, StorageError> {
+        let mut transaction = self.pool().begin().await?;
+        // Two decisions 2^31 ids apart share a key; at worst one waits for the other's redelivery.
+        let key = (id % i64::from(i32::MAX)) as i32;
+        let (locked,): (bool,) = sqlx::query_as("select pg_try_advisory_xact_lock($1, $2)")
+            .bind(LOCK_NAMESPACE)
+            .bind(key)
+            .fetch_one(&mut *transaction)
+            .await?;
+        Ok(locked.then_some(DecisionLock {
+            _transaction: transaction,
+        }))
+    }
+
+    pub async fn get_decision(&self, id: i64) -> Result<DecisionRecord, StorageError> {
+        sqlx::query_as(AssertSqlSafe(format!(
+            "select {COLUMNS} from decisions where id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(StorageError::NotFound)
+    }
+
+    /// Moves a decision on. `write_back` and `sync` replace the stored values when given; a final status
+    /// sets `finished_at`.
+    pub async fn advance_decision(
+        &self,
+        id: i64,
+        status: DecisionStatus,
+        write_back: Option<&serde_json::Value>,
+        sync: Option<&serde_json::Value>,
+        reason: Option<&str>,
+    ) -> Result<(), StorageError> {
+        let result = sqlx::query(
+            "update decisions set status = $2, \
+             write_back = coalesce($3, write_back), sync = coalesce($4, sync), \
+             reason = coalesce($5, reason), updated_at = now(), \
+             finished_at = case when $6 then now() else finished_at end \
+             where id = $1",
+        )
+        .bind(id)
+        .bind(status)
+        .bind(write_back.map(Json))
+        .bind(sync.map(Json))
+        .bind(reason)
+        .bind(status.is_final())
+        .execute(self.pool())
+        .await?;
+        if result.rows_affected() == 0 {
+            return Err(StorageError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Stores the estimate and the checked scale.
+    pub async fn record_plan(
+        &self,
+        id: i64,
+        estimate: &serde_json::Value,
+        from_scale: Option<i32>,
+        to_scale: Option<i32>,
+    ) -> Result<(), StorageError> {
+        sqlx::query(
+            "update decisions set estimate = $2, from_scale = coalesce($3, from_scale), \
+             to_scale = $4, updated_at = now() where id = $1",
+        )
+        .bind(id)
+        .bind(Json(estimate))
+        .bind(from_scale)
+        .bind(to_scale)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Appends one step to the decision's record of what was done.
+    pub async fn add_step(
+        &self,
+        id: i64,
+        step: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), StorageError> {
+        sqlx::query(
+            "update decisions set steps = steps || jsonb_build_array(\
+                 jsonb_build_object('at', now(), 'step', $2::text, 'detail', $3::jsonb)), \
+             updated_at = now() where id = $1",
+        )
+        .bind(id)
+        .bind(step)
+        .bind(Json(detail))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The newest change of the cluster, other than `except`, that was written to Git.
+    pub async fn previous_change(
+        &self,
+        cluster_id: i64,
+        except: i64,
+    ) -> Result<Option<PreviousDecision>, StorageError> {
+        Ok(sqlx::query_as(
+            "select id, from_scale, to_scale, coalesce(finished_at, updated_at) as at \
+             from decisions \
+             where cluster_id = $1 and id <> $2 \
+               and status in ('committed', 'merged', 'syncing', 'synced', 'applied') \
+             order by coalesce(finished_at, updated_at) desc limit 1",
+        )
+        .bind(cluster_id)
+        .bind(except)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Records a scale a person set in Git, once per commit. Its time is the commit's, so the cooldown
+    /// runs from when the person acted.
+    pub async fn record_human_change(&self, change: &HumanChange<'_>) -> Result<(), StorageError> {
+        sqlx::query(
+            "insert into decisions (cluster_id, cluster_name, status, rule, from_scale, to_scale, \
+                                    write_back, reason, created_at, updated_at, finished_at) \
+             select $1, $2, 'applied', 'human_change', $3, $4, $5, $6, $7, $7, $7 \
+             where not exists (select 1 from decisions where cluster_id = $1 \
+                               and rule = 'human_change' and write_back->>'commit' = $8)",
+        )
+        .bind(change.cluster_id)
+        .bind(change.cluster_name)
+        .bind(change.from_scale)
+        .bind(change.to_scale)
+        .bind(Json(serde_json::json!({
+            "mode": "human",
+            "commit": change.commit,
+            "author": change.author,
+        })))
+        .bind(format!(
+            "{} set the scale to {} by hand in commit {}",
+            change.author, change.to_scale, change.commit
+        ))
+        .bind(change.at)
+        .bind(change.commit)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The cluster's decision waiting in an open pull request, if any.
+    pub async fn open_pull_request_decision(
+        &self,
+        cluster_id: i64,
+    ) -> Result<Option<DecisionRecord>, StorageError> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "select {COLUMNS} from decisions where cluster_id = $1 and status = 'pr_open' \
+             order by id desc limit 1"
+        )))
+        .bind(cluster_id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Marks every older decision waiting in the cluster's pull request as replaced by `by`.
+    pub async fn supersede_pull_request_decisions(
+        &self,
+        cluster_id: i64,
+        by: i64,
+    ) -> Result<(), StorageError> {
+        sqlx::query(
+            "update decisions set status = 'superseded', reason = 'replaced by decision ' || $2, \
+             updated_at = now(), finished_at = now() \
+             where cluster_id = $1 and status = 'pr_open' and id <> $2",
+        )
+        .bind(cluster_id)
+        .bind(by)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,134 @@
+//! Takes scaling tasks from the apalis queue on Postgres. Any number of worker processes, on any hosts,
+//! share it; a task whose worker died is handed out again once its heartbeats stop, and resumes where
+//! the decision's status says it stopped.
+
+use std::{sync::Arc, time::Duration};
+
+use apalis::prelude::{BoxDynError, Data, WorkerBuilder, WorkerBuilderExt};
+use apalis_postgres::PostgresStorage;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::{Progress, Worker};
+use crate::{queue::ScalingTask, storage::DecisionStatus};
+
+/// How often a transient failure is retried, and how long to wait in between (doubling each time).
+#[derive(Debug, Clone, Copy)]
+pub struct RetrySettings {
+    pub attempts: u32,
+    pub backoff: Duration,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        Self {
+            attempts: 5,
+            backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Worker {
+    /// Carries out one task: transient failures are retried with backoff, and a task that keeps failing
+    /// ends with its decision failed and the reason recorded.
+    pub async fn run_task(&self, decision_id: i64, retry: RetrySettings) -> Progress {
+        let attempts = retry.attempts.max(1);
+        for attempt in 1..=attempts {
+            let error = match self.execute(decision_id, chrono::Utc::now()).await {
+                Ok(progress) => return progress,
+                Err(e) => e,
+            };
+            let reason = error.to_string();
+            if error.is_transient() && attempt < attempts {
+                let wait = backoff(retry.backoff, attempt);
+                tracing::warn!(decision = decision_id, attempt, %reason, ?wait, "transient failure; retrying");
+                let detail = json!({"attempt": attempt, "reason": reason, "retry_in_ms": wait.as_millis() as u64});
+                if let Err(e) = self.storage().add_step(decision_id, "retry", &detail).await {
+                    tracing::warn!(decision = decision_id, error = %e, "cannot record the retry");
+                }
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            let reason = if error.is_transient() {
+                format!("gave up after {attempts} attempts: {reason}")
+            } else {
+                reason
+            };
+            return match self.fail(decision_id, &reason).await {
+                Ok(progress) => progress,
+                Err(e) => {
+                    // The database itself is gone; apalis hands the task out again later.
+                    tracing::error!(decision = decision_id, error = %e, "cannot record the failure");
+                    Progress::Reached(DecisionStatus::Running)
+                }
+            };
+        }
+        Progress::Reached(DecisionStatus::Running)
+    }
+}
+
+/// `base` × 2^(attempt-1), plus up to a quarter of it at random, so retries of many tasks spread out.
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let exponential = base.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(10)));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    exponential + exponential.mul_f64(f64::from(nanos % 1000) / 4000.0)
+}
+
+struct Runner {
+    worker: Arc<Worker>,
+    retry: RetrySettings,
+}
+
+async fn handle(task: ScalingTask, runner: Data<Arc<Runner>>) -> Result<(), BoxDynError> {
+    let span = tracing::info_span!("task", decision = task.decision_id, cluster = %task.cluster);
+    let _entered = span.enter();
+    drop(_entered);
+    let progress = runner.worker.run_task(task.decision_id, runner.retry).await;
+    tracing::info!(parent: &span, ?progress, "task done");
+    Ok(())
+}
+
+/// Serves the queue until `shutdown`, running up to `concurrency` tasks at once.
+pub async fn run_queue(
+    worker: Arc<Worker>,
+    pool: &sqlx::PgPool,
+    name: String,
+    concurrency: usize,
+    retry: RetrySettings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let backend = PostgresStorage::<ScalingTask>::new(pool);
+    let runner = Arc::new(Runner { worker, retry });
+    let apalis_worker = WorkerBuilder::new(name)
+        .backend(backend)
+        .concurrency(concurrency)
+        .data(runner)
+        .build(handle);
+    apalis_worker
+        .run_until(async move {
+            shutdown.cancelled().await;
+            Ok::<(), std::io::Error>(())
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("the task queue worker stopped: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_at_most_a_quarter_of_jitter() {
+        let base = Duration::from_secs(10);
+        for (attempt, expected) in [(1, 10), (2, 20), (3, 40)] {
+            let wait = backoff(base, attempt);
+            let expected = Duration::from_secs(expected);
+            assert!(
+                wait >= expected && wait <= expected.mul_f64(1.25),
+                "{attempt}: {wait:?}"
+            );
+        }
+    }
+}
