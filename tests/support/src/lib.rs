@@ -2,11 +2,13 @@
 //! - [`es`]: a contract-faithful Elasticsearch `_bulk` test server with fault injection;
 //! - [`kafka`]: the librdkafka mock-cluster broker as a separate process, plus produce/consume helpers;
 //! - [`argocd`]: a contract-faithful Argo CD API test server (applications, sync, operations);
+//! - [`github`]: a contract-faithful GitHub REST test server for a bot's pull requests;
 //! - [`git`]: the git CLI helpers those servers use, and that tests use to make bare repositories.
 
 pub mod argocd;
 pub mod es;
 pub mod git;
+pub mod github;
 pub mod kafka;
 mod serve;
 pub mod wait;

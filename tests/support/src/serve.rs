@@ -16,9 +16,11 @@ pub(crate) struct Running {
 }
 
 impl Running {
-    pub(crate) async fn spawn(router: Router) -> std::io::Result<Self> {
+    /// `build` gets the server's base URL (some responses embed their own URLs).
+    pub(crate) async fn spawn(build: impl FnOnce(&str) -> Router) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let addr = listener.local_addr()?;
+        let router = build(&format!("http://{addr}"));
         let stop = CancellationToken::new();
         let stopped = stop.clone().cancelled_owned();
         tokio::spawn(async move {

@@ -75,7 +75,7 @@ impl ArgoCdServer {
             token: token.to_owned(),
             state: Mutex::new(State::default()),
         });
-        let running = Running::spawn(routes::router(shared.clone())).await?;
+        let running = Running::spawn(|_| routes::router(shared.clone())).await?;
         Ok(Self { shared, running })
     }
 
