@@ -1,8 +1,9 @@
-//! Reading a pull request's branches from the bare repository: SHAs, commit count and diff size.
+//! Reading pull requests' branches from the bare repository: SHAs, commit count and diff size.
 
 use std::path::Path;
 
 use super::model::{BranchState, DiffStats};
+use super::{Shared, now};
 use crate::git;
 
 /// Where `head` and `base` stand, or `None` if either branch does not exist.
@@ -48,4 +49,61 @@ fn diff_stats(bare: &Path, base_sha: &str, head_sha: &str) -> DiffStats {
         stats.changed_files += 1;
     }
     stats
+}
+
+/// Re-reads the open pull requests' branches from the bare repository, as GitHub follows pushes.
+/// A pull request whose head branch was deleted is closed, as on GitHub. Returns false for an
+/// unknown repository.
+pub(crate) async fn refresh_open_pulls(shared: &Shared, owner: &str, repo: &str) -> bool {
+    let (bare, open) = {
+        let state = shared.lock();
+        let Some(repo) = state.repo(owner, repo) else {
+            return false;
+        };
+        let open: Vec<(u64, String, String)> = repo
+            .pulls
+            .values()
+            .filter(|p| p.open)
+            .map(|p| (p.number, p.head_ref.clone(), p.base_ref.clone()))
+            .collect();
+        (repo.bare.clone(), open)
+    };
+    if open.is_empty() {
+        return true;
+    }
+    let observed = tokio::task::spawn_blocking(move || {
+        open.into_iter()
+            .map(|(number, head, base)| {
+                let head_exists = git::branch_exists(&bare, &head);
+                (number, head_exists, branch_state(&bare, &head, &base))
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    let mut state = shared.lock();
+    let Some(repo) = state.repo_mut(owner, repo) else {
+        return false;
+    };
+    for (number, head_exists, branches) in observed {
+        let Some(pull) = repo.pulls.get_mut(&number).filter(|p| p.open) else {
+            continue;
+        };
+        match branches {
+            Some(branches) => {
+                if branches.head_sha != pull.branches.head_sha {
+                    pull.updated_at = now();
+                }
+                pull.branches = branches;
+            }
+            None if !head_exists => {
+                let at = now();
+                pull.open = false;
+                pull.closed_at = Some(at.clone());
+                pull.updated_at = at;
+            }
+            None => {}
+        }
+    }
+    true
 }

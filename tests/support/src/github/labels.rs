@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::errors::{DOCS_LABELS, GhError, error, not_found, not_supplied, problems_parsing_json};
 use super::model::LabelRecord;
+use super::pulls::parse_number;
 use super::render;
 use super::{Shared, State as ServerState, now};
 
@@ -38,10 +39,6 @@ fn label_names(body: &[u8]) -> Result<Vec<String>, GhError> {
             _ => None,
         })
         .collect())
-}
-
-fn parse_number(raw: &str) -> Option<u64> {
-    raw.parse().ok()
 }
 
 /// Applies `change` to the label list and answers with its labels (200), or 404.

@@ -12,10 +12,12 @@ mod branches;
 mod errors;
 mod gate;
 mod labels;
+mod list;
 mod model;
 mod pulls;
 mod render;
 mod routes;
+mod update;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -7,17 +7,17 @@ use axum::middleware;
 use axum::routing::{delete, get};
 
 use super::errors::{DOCS_ROOT, not_found};
-use super::{Shared, gate, labels, pulls};
+use super::{Shared, gate, labels, list, pulls, update};
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route(
             "/repos/{owner}/{repo}/pulls",
-            get(pulls::list).post(pulls::create),
+            get(list::list).post(pulls::create),
         )
         .route(
             "/repos/{owner}/{repo}/pulls/{number}",
-            get(pulls::get).patch(pulls::update),
+            get(pulls::get).patch(update::update),
         )
         .route(
             "/repos/{owner}/{repo}/pulls/{number}/merge",
