@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
 # Benchmark of the pipeline engine, side by side in one run, all on loopback:
 #   (a) kcat consume-only on the same broker: the ceiling the broker allows;
-#   (b) the engine, Kafka → contract-faithful Elasticsearch test server;
-#   (c) rsyslog imkafka → omelasticsearch against the same kind of test server;
-#   (d) the engine's resident memory while Elasticsearch stalls with the topic full.
-# Usage: bench/engine/run.sh [RECORDS] [STALL_SECONDS]   (defaults: 600000, 90)
+#   (b) the engine (default settings), Kafka → contract-faithful Elasticsearch test server;
+#   (c) rsyslog doing the same job: imkafka → mmjsonparse → omelasticsearch, documents with
+#       @timestamp, routed to logs-<service>-<date> like the engine, against the same kind of server;
+#   (d) the engine's resident memory (default settings) while Elasticsearch stalls for minutes with
+#       millions of records waiting in the topic.
+# Usage: bench/engine/run.sh [RECORDS] [STALL_SECONDS] [STALL_RECORDS]
+#        (defaults: 600000, 180, 3000000; STALL_SECONDS=0 skips (d))
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RECORDS=${1:-600000}
-STALL_SECS=${2:-90}
-# librdkafka's mock cluster keeps only part of a large produce run (tens of MB), so the records are
-# spread over many partitions and every run targets the count it really holds.
+STALL_SECS=${2:-180}
+STALL_RECORDS=${3:-3000000}
+# librdkafka's mock cluster keeps at most 5 MiB of record batches per partition and silently drops
+# the oldest beyond that. So records are spread evenly (no sticky partitioning) over 64 partitions:
+# 600k uncompressed ~ 2.7 MiB each. The stall topic is produced lz4-compressed, as log shippers
+# usually do, so that millions of records fit (3M ~ 13.6 MiB per partition before compression).
+# (Not zstd: the engine's librdkafka is built without the rdkafka `zstd` feature.)
 PARTITIONS=64
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target-engine}
 BIN=$CARGO_TARGET_DIR/release
@@ -20,7 +27,7 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 
 need=()
-for p in kcat rsyslog rsyslog-kafka rsyslog-elasticsearch bc curl; do
+for p in kcat rsyslog rsyslog-kafka rsyslog-elasticsearch bc curl python3; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if ((${#need[@]})); then
@@ -30,46 +37,55 @@ cargo build --release -q -p pipeline-engine -p test-support --bins
 
 TICK=$(getconf CLK_TCK)
 cpu_secs() { awk -v t="$TICK" '{printf "%.3f", ($14+$15)/t}' "/proc/$1/stat"; }
-hwm_mib() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
-rss_mib() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
+mib() { echo "scale=1; $1 / 1024" | bc; }
 now() { date +%s.%N; }
 es_count() { curl -s "$1/_count" | sed -E 's/.*"count":([0-9]+).*/\1/'; }
 start_es() { # prints URL; pid in ES_PID
-  "$BIN/es-test-server" --no-sources >"$WORK/es.$1" 2>/dev/null &
+  "$BIN/es-test-server" --no-sources >"$WORK/es.$1" 2>/dev/null </dev/null &
   ES_PID=$!; PIDS+=("$ES_PID")
   for _ in $(seq 100); do [ -s "$WORK/es.$1" ] && break; sleep 0.1; done
   head -1 "$WORK/es.$1"
 }
-wait_count() { # url target timeout_s → seconds waited
-  local t0; t0=$(now)
-  for _ in $(seq $(( $3 * 20 ))); do
-    [ "$(es_count "$1")" -ge "$2" ] && break; sleep 0.05
+wait_count() { # url target timeout_s; returns 1 on timeout
+  local end=$(($(date +%s) + $3))
+  while [ "$(date +%s)" -lt "$end" ]; do
+    [ "$(es_count "$1")" -ge "$2" ] && return 0; sleep 0.05
   done
-  echo "$(now) - $t0" | bc
+  return 1
 }
+gen_records() { # count → stdout: ~239-byte JSON log lines, like the talk's (85 MB/s at 375k records/s)
+  python3 - "$1" <<'PY'
+import sys
+svcs = ["checkout", "payments", "search", "auth"]
+w = sys.stdout.write
+for i in range(int(sys.argv[1])):
+    w('{"ts":"2024-05-01T12:%02d:%02d.%03dZ","level":"info","service":"%s","host":"web-%02d","trace_id":"%016x","status":200,"latency_ms":%d,"user_agent":"Mozilla/5.0 (X11; Linux x86_64)","msg":"GET /api/v1/items/%d handled in time"}\n'
+      % (i // 60000 % 60, i // 1000 % 60, i % 1000, svcs[i % 4], i % 32, i * 2654435761 % (1 << 64), i % 997, i))
+PY
+}
+produce() { # topic [kcat options…] < lines; fails on any delivery error
+  local topic=$1; shift
+  kcat -P -b "$BOOT" -t "$topic" -X linger.ms=20 -X batch.num.messages=10000 \
+    -X sticky.partitioning.linger.ms=0 -X queue.buffering.max.messages=1000000 "$@" 2>"$WORK/produce.err"
+  if grep -qi 'fail\|error' "$WORK/produce.err"; then cat "$WORK/produce.err" >&2; exit 1; fi
+}
+held() { kcat -C -b "$BOOT" -t "$1" -o beginning -e -q -f '%o\n' | wc -l; }
 
-"$BIN/kafka-mock-broker" --topic "bench:$PARTITIONS" --topic "stall:$PARTITIONS" >"$WORK/broker" &
+"$BIN/kafka-mock-broker" --topic "bench:$PARTITIONS" --topic "stall:$PARTITIONS" >"$WORK/broker" </dev/null &
 PIDS+=($!)
 for _ in $(seq 100); do [ -s "$WORK/broker" ] && break; sleep 0.1; done
 BOOT=$(head -1 "$WORK/broker")
 
-# ~230-byte JSON log lines, like the talk's (85 MB/s at 375k records/s).
-python3 - "$RECORDS" >"$WORK/records" <<'PY'
-import sys
-svcs = ["checkout", "payments", "search", "auth"]
-for i in range(int(sys.argv[1])):
-    print('{"ts":"2024-05-01T12:%02d:%02d.%03dZ","level":"info","service":"%s","host":"web-%02d","trace_id":"%016x","status":200,"latency_ms":%d,"user_agent":"Mozilla/5.0 (X11; Linux x86_64)","msg":"GET /api/v1/items/%d handled in time"}'
-          % (i // 60000 % 60, i // 1000 % 60, i % 1000, svcs[i % 4], i % 32, i * 2654435761 % (1 << 64), i % 997, i))
-PY
+gen_records "$RECORDS" >"$WORK/records"
 AVG=$(awk '{s+=length($0)} END {printf "%d", s/NR}' "$WORK/records")
-kcat -P -b "$BOOT" -t bench -l -X linger.ms=20 -X batch.num.messages=10000 "$WORK/records"
-echo "records: $RECORDS, average $AVG bytes, $PARTITIONS partitions, broker $BOOT"
+produce bench <"$WORK/records"
+HELD=$(held bench)
+if [ "$HELD" -ne "$RECORDS" ]; then echo "the broker holds $HELD of $RECORDS records" >&2; exit 1; fi
+echo "records: $RECORDS (all held by the broker), average $AVG bytes, $PARTITIONS partitions, broker $BOOT"
 
 # (a) kcat consume-only.
 read -r KW KCPU < <(bench/engine/cputime.sh kcat -C -b "$BOOT" -t bench -o beginning -e -q -f '%o\n' -X fetch.wait.max.ms=10)
-# The count the broker really holds (and kcat read) is the target for every run.
-HELD=$(kcat -C -b "$BOOT" -t bench -o beginning -e -q -f '%o\n' | wc -l)
-if [ "$HELD" -ne "$RECORDS" ]; then echo "broker holds $HELD of $RECORDS records; using $HELD"; RECORDS=$HELD; fi
 
 # (b) the engine, default settings.
 ES=$(start_es engine)
@@ -86,57 +102,95 @@ YAML
 T0=$(now)
 RUST_LOG=warn "$BIN/pipeline-engine" --config "$WORK/engine.yaml" 2>"$WORK/engine.log" &
 EP=$!; PIDS+=("$EP")
-wait_count "$ES" "$RECORDS" 300 >/dev/null
-EW=$(echo "$(now) - $T0" | bc); ECPU=$(cpu_secs "$EP"); EHWM=$(hwm_mib "$EP")
+wait_count "$ES" "$RECORDS" 600 || { echo "engine: timed out" >&2; exit 1; }
+EW=$(echo "$(now) - $T0" | bc); ECPU=$(cpu_secs "$EP"); EHWM=$(kib "$EP" VmHWM)
+ESCPU=$(cpu_secs "$ES_PID")
 kill -TERM "$EP"; wait "$EP" || true
 
-# (c) rsyslog imkafka → omelasticsearch, same test server kind, same records.
+# (c) rsyslog, same records, same job, same kind of sink. imkafka has one consumer thread; the
+# action queue has two workers sending bulk requests of up to 1000 documents (the engine's default
+# batch) or 5 MB.
 ES2=$(start_es rsyslog)
 ESPORT=${ES2##*:}
 cat >"$WORK/rsyslog.conf" <<CONF
 global(workDirectory="$WORK")
 module(load="imkafka")
+module(load="mmjsonparse")
 module(load="omelasticsearch")
-template(name="raw" type="string" string="%rawmsg%")
-input(type="imkafka" topic="bench" broker=["$BOOT"] consumergroup="bench-rsyslog" confParam=["auto.offset.reset=smallest"] ruleset="es")
+template(name="doc" type="list") {
+  constant(value="{\"@timestamp\":\"") property(name="\$!ts") constant(value="\",")
+  property(name="\$!all-json" position.from="2")
+}
+template(name="index" type="list") {
+  constant(value="logs-") property(name="\$!service") constant(value="-")
+  property(name="\$!ts" position.from="1" position.to="4") constant(value=".")
+  property(name="\$!ts" position.from="6" position.to="7") constant(value=".")
+  property(name="\$!ts" position.from="9" position.to="10")
+}
+input(type="imkafka" topic="bench" broker=["$BOOT"] consumergroup="bench-rsyslog"
+      confParam=["auto.offset.reset=smallest", "fetch.wait.max.ms=10"] ruleset="es")
 ruleset(name="es" queue.type="LinkedList" queue.size="200000" queue.dequeueBatchSize="1000" queue.workerThreads="2") {
-  action(type="omelasticsearch" server="127.0.0.1" serverport="$ESPORT" template="raw" searchIndex="logs-rsyslog"
-         bulkmode="on" maxbytes="5m" action.resumeRetryCount="-1" errorFile="$WORK/rsyslog-errors.json")
+  action(type="mmjsonparse" cookie="" useRawMsg="on")
+  action(type="omelasticsearch" server="127.0.0.1" serverport="$ESPORT" template="doc"
+         searchIndex="index" dynSearchIndex="on" bulkmode="on" maxbytes="5m"
+         action.resumeRetryCount="-1" errorFile="$WORK/rsyslog-errors.json")
 }
 CONF
 T0=$(now)
 rsyslogd -n -f "$WORK/rsyslog.conf" -i "$WORK/rsyslog.pid" 2>"$WORK/rsyslog.log" &
 RP=$!; PIDS+=("$RP")
-wait_count "$ES2" "$RECORDS" 240 >/dev/null
-RW=$(echo "$(now) - $T0" | bc); RCPU=$(cpu_secs "$RP"); RGOT=$(es_count "$ES2")
+wait_count "$ES2" "$RECORDS" 600 || { echo "rsyslog: timed out" >&2; exit 1; }
+RW=$(echo "$(now) - $T0" | bc); RCPU=$(cpu_secs "$RP"); RSCPU=$(cpu_secs "$ES_PID")
 kill -TERM "$RP"; wait "$RP" || true
-
-# (d) memory while Elasticsearch stalls, default settings, the whole record set waiting.
-kcat -P -b "$BOOT" -t stall -l -X linger.ms=20 -X batch.num.messages=10000 "$WORK/records"
-STALLED=$(kcat -C -b "$BOOT" -t stall -o beginning -e -q -f '%o\n' | wc -l)
-ES3=$(start_es stall)
-curl -s -X PUT -H 'content-type: application/json' -d '{"stalled":true}' "$ES3/_test/faults" >/dev/null
-sed -e "s#topics: \[bench\]#topics: [stall]#" -e "s#bench-engine#bench-stall#" -e "s#'$ES'#'$ES3'#" "$WORK/engine.yaml" >"$WORK/stall.yaml"
-RUST_LOG=warn "$BIN/pipeline-engine" --config "$WORK/stall.yaml" 2>"$WORK/stall.log" &
-SP=$!; PIDS+=("$SP")
-sleep "$STALL_SECS"
-SRSS=$(rss_mib "$SP"); SHWM=$(hwm_mib "$SP")
-curl -s -X PUT -H 'content-type: application/json' -d '{"stalled":false}' "$ES3/_test/faults" >/dev/null
-wait_count "$ES3" "$STALLED" 300 >/dev/null
-SHWM2=$(hwm_mib "$SP")
-kill -TERM "$SP"; wait "$SP" || true
 
 r() { echo "scale=1; $1" | bc; }
 echo
-echo "| run | wall s | records/s | CPU s | records per CPU-second |"
-echo "| --- | ---: | ---: | ---: | ---: |"
-echo "| kcat consume-only | $KW | $(r "$RECORDS / $KW") | $KCPU | $(r "$RECORDS / $KCPU") |"
-echo "| pipeline-engine → ES test server | $EW | $(r "$RECORDS / $EW") | $ECPU | $(r "$RECORDS / $ECPU") |"
-echo "| rsyslog imkafka → omelasticsearch ($RGOT indexed) | $RW | $(r "$RGOT / $RW") | $RCPU | $(r "$RGOT / $RCPU") |"
+echo "| run | wall s | records/s | CPU s | records per CPU-second | sink CPU s |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+echo "| kcat consume-only | $KW | $(r "$RECORDS / $KW") | $KCPU | $(r "$RECORDS / $KCPU") | |"
+echo "| pipeline-engine → ES test server | $EW | $(r "$RECORDS / $EW") | $ECPU | $(r "$RECORDS / $ECPU") | $ESCPU |"
+echo "| rsyslog imkafka → mmjsonparse → omelasticsearch | $RW | $(r "$RECORDS / $RW") | $RCPU | $(r "$RECORDS / $RCPU") | $RSCPU |"
 echo
 echo "engine / kcat records/s: $(echo "scale=3; $KW / $EW" | bc)"
 echo "engine / kcat records per CPU-second: $(echo "scale=3; $KCPU / $ECPU" | bc)"
-echo "engine / rsyslog records/s: $(echo "scale=2; ($RECORDS / $EW) / ($RGOT / $RW)" | bc)"
-echo "engine / rsyslog records per CPU-second: $(echo "scale=2; ($RECORDS / $ECPU) / ($RGOT / $RCPU)" | bc)"
-echo "engine peak RSS during the throughput run: $EHWM MiB"
-echo "engine RSS after ${STALL_SECS}s of Elasticsearch stall with $STALLED records waiting: $SRSS MiB (peak $SHWM MiB; peak $SHWM2 MiB including the catch-up)"
+echo "engine / rsyslog records/s: $(echo "scale=2; $RW / $EW" | bc)"
+echo "engine / rsyslog records per CPU-second: $(echo "scale=2; $RCPU / $ECPU" | bc)"
+echo "engine peak RSS during the throughput run: $(mib "$EHWM") MiB"
+
+[ "$STALL_SECS" -gt 0 ] || exit 0
+# (d) memory while Elasticsearch stalls: default settings, millions of records waiting.
+T0=$(now)
+gen_records "$STALL_RECORDS" | produce stall -z lz4
+STALLED=$(held stall)
+if [ "$STALLED" -ne "$STALL_RECORDS" ]; then echo "the broker holds $STALLED of $STALL_RECORDS stall records" >&2; exit 1; fi
+echo
+echo "stall topic: $STALLED records held (lz4, produced and counted in $(echo "$(now) - $T0" | bc) s)"
+ES3=$(start_es stall)
+curl -s -X PUT -H 'content-type: application/json' -d '{"stalled":true}' "$ES3/_test/faults" >/dev/null
+sed -e "s#topics: \[bench\]#topics: [stall]#" -e "s#bench-engine#bench-stall#" -e "s#'$ES'#'$ES3'#" "$WORK/engine.yaml" >"$WORK/stall.yaml"
+RUST_LOG=info "$BIN/pipeline-engine" --config "$WORK/stall.yaml" 2>"$WORK/stall.log" &
+SP=$!; PIDS+=("$SP")
+MAXRSS=0
+END=$(($(date +%s) + STALL_SECS))
+while [ "$(date +%s)" -lt "$END" ]; do
+  R=$(kib "$SP" VmRSS); [ "$R" -gt "$MAXRSS" ] && MAXRSS=$R
+  sleep 1
+done
+SRSS=$(kib "$SP" VmRSS); SHWM=$(kib "$SP" VmHWM)
+MADDR=$(sed 's/\x1b\[[0-9;]*m//g' "$WORK/stall.log" | grep -o 'metrics_addr=[0-9.:]*' | head -1 | cut -d= -f2)
+CONSUMED=$(curl -s "http://$MADDR/metrics" | awk '/^engine_records_in_total/ {print $2}')
+INDEXED=$(es_count "$ES3")
+curl -s -X PUT -H 'content-type: application/json' -d '{"stalled":false}' "$ES3/_test/faults" >/dev/null
+T0=$(now)
+CATCHUP_LIMIT=${CATCHUP_SECS:-240}
+if wait_count "$ES3" "$STALLED" "$CATCHUP_LIMIT"; then
+  CATCHUP="all $STALLED indexed $(echo "$(now) - $T0" | bc) s after the stall ended"
+else
+  CATCHUP="$(es_count "$ES3") of $STALLED indexed within ${CATCHUP_LIMIT} s after the stall ended"
+fi
+SHWM2=$(kib "$SP" VmHWM)
+kill -TERM "$SP"; wait "$SP" || true
+echo "engine (default settings) during ${STALL_SECS} s of Elasticsearch stall with $STALLED records in the topic:"
+echo "  consumed $CONSUMED, indexed $INDEXED, so $((STALLED - INDEXED)) waiting"
+echo "  RSS at the end $(mib "$SRSS") MiB, highest sampled $(mib "$MAXRSS") MiB, VmHWM $(mib "$SHWM") MiB"
+echo "  catch-up: $CATCHUP; VmHWM including the catch-up $(mib "$SHWM2") MiB"

@@ -1,6 +1,5 @@
 //! The `_bulk` wire format: encoding requests and classifying responses. Pure: no I/O.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -11,29 +10,16 @@ use crate::record::{DeadLetterReason, Document};
 /// Keeps responses small while preserving every item's position (see pipeline-engines.md §4).
 pub const FILTER_PATH: &str = "errors,items.*.status,items.*.error.type,items.*.error.reason";
 
-/// Appends one action line and one source line per document; the body ends with `\n` as required.
-pub fn encode(action: BulkAction, docs: &[Document], out: &mut Vec<u8>) {
+/// Concatenates the documents' action and source lines; the body ends with `\n` as required.
+pub fn encode(docs: &[Document], out: &mut Vec<u8>) {
     for d in docs {
-        append(action, d, out);
+        out.extend_from_slice(&d.lines);
     }
-}
-
-pub fn append(action: BulkAction, d: &Document, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"{\"");
-    out.extend_from_slice(action.as_str().as_bytes());
-    out.extend_from_slice(b"\":{\"_index\":");
-    // Index and id are escaped properly even though routing already sanitized them.
-    serde_json::to_writer(&mut *out, &d.index).expect("writing to a Vec cannot fail");
-    out.extend_from_slice(b",\"_id\":");
-    serde_json::to_writer(&mut *out, &d.id).expect("writing to a Vec cannot fail");
-    out.extend_from_slice(b"}}\n");
-    out.extend_from_slice(&d.body);
-    out.push(b'\n');
 }
 
 /// Bytes one document adds to a request.
 pub fn encoded_len(d: &Document) -> usize {
-    d.body.len() + d.index.len() + d.id.len() + 40
+    d.lines.len()
 }
 
 /// Why something is retried; the label of `engine_retries_total{reason}`.
@@ -122,7 +108,32 @@ struct BulkResponse {
     #[serde(default)]
     errors: bool,
     #[serde(default)]
-    items: Option<Vec<HashMap<String, ItemResult>>>,
+    items: Option<Vec<Item>>,
+}
+
+/// One item of a `_bulk` response: `{"<action>": {...}}`. The action name is not needed (items come
+/// in request order), so it is skipped without allocating.
+struct Item(Option<ItemResult>);
+
+impl<'de> Deserialize<'de> for Item {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Item;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a bulk response item")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Item, A::Error> {
+                let mut first = None;
+                while map.next_key::<serde::de::IgnoredAny>()?.is_some() {
+                    let r: ItemResult = map.next_value()?;
+                    first.get_or_insert(r);
+                }
+                Ok(Item(first))
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 #[derive(Deserialize)]
@@ -224,7 +235,7 @@ pub fn classify_response(
     };
     let outcomes = items
         .into_iter()
-        .map(|item| match item.into_values().next() {
+        .map(|item| match item.0 {
             Some(r) if !parsed.errors && (200..300).contains(&r.status) => ItemOutcome::Done,
             Some(r) => {
                 let (kind, reason) = r.error.map(|e| (e.kind, e.reason)).unwrap_or_default();
@@ -252,11 +263,12 @@ mod tests {
     use bytes::Bytes;
 
     fn doc(id: &str) -> Document {
-        Document {
-            index: "logs-a".into(),
-            id: id.into(),
-            body: br#"{"m":"x\ny"}"#.to_vec(),
-            source: SourceRecord {
+        Document::new(
+            "create",
+            "logs-a",
+            id,
+            br#"{"m":"x\ny"}"#,
+            SourceRecord {
                 position: Position {
                     topic: "t".into(),
                     partition: 0,
@@ -267,13 +279,13 @@ mod tests {
                 key: None,
                 payload: Bytes::new(),
             },
-        }
+        )
     }
 
     #[test]
     fn encodes_ndjson_ending_in_newline() {
         let mut out = Vec::new();
-        encode(BulkAction::Create, &[doc("t-0-1"), doc("t-0-2")], &mut out);
+        encode(&[doc("t-0-1"), doc("t-0-2")], &mut out);
         let text = String::from_utf8(out).expect("utf8");
         assert!(text.ends_with('\n'));
         let lines: Vec<&str> = text.lines().collect();

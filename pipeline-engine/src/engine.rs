@@ -157,6 +157,7 @@ pub async fn run(
         &config.transform,
         &config.index,
         config.kafka.max_record_bytes,
+        config.elasticsearch.action,
     )
     .context("index.pattern")?;
     let deps = StageDeps {

@@ -12,6 +12,7 @@ pub mod consume;
 pub mod control;
 pub mod deadletter;
 pub mod engine;
+pub mod json;
 pub mod metrics;
 pub mod offsets;
 pub mod process;

@@ -3,6 +3,8 @@
 //! Field values come from untrusted records, so they are reduced to what Elasticsearch accepts in an
 //! index name (lowercase, no `\ / * ? " < > | , # :` or spaces) instead of failing the whole document.
 
+use std::borrow::Cow;
+
 use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -23,8 +25,9 @@ pub enum PatternError {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
-    /// Literal text, possibly with strftime items, expanded with the record's date.
-    Date(String),
+    Literal(String),
+    /// strftime items, expanded with the record's date.
+    Date(Vec<Item<'static>>),
     Field(String),
 }
 
@@ -68,37 +71,75 @@ impl IndexPattern {
 
     /// Renders the index name for a document and its event time.
     pub fn render(&self, doc: &Map<String, Value>, time: DateTime<Utc>, missing: &str) -> String {
-        let mut out = String::new();
+        let lookup = |name: &str| -> Option<Cow<'_, str>> {
+            match doc.get(name)? {
+                Value::String(s) => Some(Cow::Borrowed(s.as_str())),
+                Value::Number(n) => Some(Cow::Owned(n.to_string())),
+                Value::Bool(b) => Some(Cow::Owned(b.to_string())),
+                _ => None,
+            }
+        };
+        let mut out = Vec::new();
+        self.render_into(lookup, time, missing, &mut out);
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+
+    /// Appends the index name to `out`, JSON-string-escaped (so it can sit inside an action line).
+    /// `lookup` gives a field's scalar value as text (`None` if missing or not a scalar).
+    pub fn render_into<'d>(
+        &self,
+        lookup: impl Fn(&str) -> Option<Cow<'d, str>>,
+        time: DateTime<Utc>,
+        missing: &str,
+        out: &mut Vec<u8>,
+    ) {
+        use std::io::Write as _;
+        let start = out.len();
         for seg in &self.segments {
             match seg {
-                Segment::Date(fmt) => out.push_str(&time.format(fmt).to_string()),
+                Segment::Literal(text) => out.extend_from_slice(text.as_bytes()),
+                Segment::Date(items) => {
+                    // Writing to a Vec cannot fail.
+                    let _ = write!(out, "{}", time.format_with_items(items.iter()));
+                }
                 Segment::Field(name) => {
-                    let raw = match doc.get(name) {
-                        Some(Value::String(s)) => s.clone(),
-                        Some(Value::Number(n)) => n.to_string(),
-                        Some(Value::Bool(b)) => b.to_string(),
-                        _ => String::new(),
-                    };
-                    let clean = sanitize(&raw);
-                    out.push_str(if clean.is_empty() { missing } else { &clean });
+                    let before = out.len();
+                    if let Some(raw) = lookup(name) {
+                        sanitize_into(&raw, out);
+                    }
+                    if out.len() == before {
+                        out.extend_from_slice(missing.as_bytes());
+                    }
                 }
             }
         }
         // Names may not start with these characters.
-        let trimmed = out.trim_start_matches(['-', '_', '+']);
-        let mut name = if trimmed.is_empty() {
-            missing.to_owned()
-        } else {
-            trimmed.to_owned()
-        };
-        if name.len() > MAX_INDEX_BYTES {
-            let mut cut = MAX_INDEX_BYTES;
-            while !name.is_char_boundary(cut) {
+        let lead = out[start..]
+            .iter()
+            .take_while(|b| matches!(b, b'-' | b'_' | b'+'))
+            .count();
+        out.drain(start..start + lead);
+        if out.len() == start {
+            out.extend_from_slice(missing.as_bytes());
+        }
+        if out.len() - start > MAX_INDEX_BYTES {
+            let mut cut = start + MAX_INDEX_BYTES;
+            // Back to a UTF-8 character boundary.
+            while cut > start && (out[cut] & 0xC0) == 0x80 {
                 cut -= 1;
             }
-            name.truncate(cut);
+            out.truncate(cut);
         }
-        name
+        // Literal text and the missing value come from the configuration: escape them if needed.
+        if out[start..]
+            .iter()
+            .any(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        {
+            let name = String::from_utf8_lossy(&out[start..]).into_owned();
+            out.truncate(start);
+            crate::json::write_str_content(out, &name);
+        }
     }
 }
 
@@ -110,11 +151,29 @@ fn date_segment(text: &str) -> Result<Segment, PatternError> {
     if text.chars().any(|c| c.is_uppercase()) && !text.contains('%') {
         return Err(PatternError::Uppercase(text.to_owned()));
     }
-    Ok(Segment::Date(text.to_owned()))
+    if !text.contains('%') {
+        return Ok(Segment::Literal(text.to_owned()));
+    }
+    let items = StrftimeItems::new(text)
+        .parse_to_owned()
+        .map_err(|_| PatternError::BadDate(text.to_owned()))?;
+    Ok(Segment::Date(items))
 }
 
-fn sanitize(raw: &str) -> String {
-    raw.chars()
+/// Appends a field value reduced to what an index name may contain: lowercase, forbidden characters
+/// replaced by `_`, control characters removed, at most 100 characters.
+fn sanitize_into(raw: &str, out: &mut Vec<u8>) {
+    // Common case: already a valid lowercase ASCII name part.
+    if raw.len() <= 100
+        && raw.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+        })
+    {
+        out.extend_from_slice(raw.as_bytes());
+        return;
+    }
+    let clean: String = raw
+        .chars()
         .flat_map(char::to_lowercase)
         .map(|c| {
             if matches!(
@@ -128,7 +187,8 @@ fn sanitize(raw: &str) -> String {
         })
         .filter(|c| !c.is_control())
         .take(100)
-        .collect()
+        .collect();
+    out.extend_from_slice(clean.as_bytes());
 }
 
 #[cfg(test)]

@@ -235,7 +235,7 @@ fn deliver(
         let mut attempt: u32 = 0;
         while !pending.is_empty() {
             let mut body = Vec::with_capacity(pending.iter().map(bulk::encoded_len).sum());
-            bulk::encode(s.action, &pending, &mut body);
+            bulk::encode(&pending, &mut body);
             c.metrics.bulk_in_flight.inc();
             let started = Instant::now();
             let result = client.send(Bytes::from(body)).await;
@@ -335,11 +335,12 @@ mod tests {
     use crate::record::{Position, SourceRecord};
 
     fn doc(n: i64, body_len: usize) -> Document {
-        Document {
-            index: "i".into(),
-            id: format!("t-0-{n}"),
-            body: vec![b'x'; body_len],
-            source: SourceRecord {
+        Document::new(
+            "create",
+            "i",
+            &format!("t-0-{n}"),
+            &vec![b'x'; body_len],
+            SourceRecord {
                 position: Position {
                     topic: "t".into(),
                     partition: 0,
@@ -350,7 +351,7 @@ mod tests {
                 key: None,
                 payload: Bytes::new(),
             },
-        }
+        )
     }
 
     fn settings(docs: usize, bytes: usize) -> SinkSettings {

@@ -333,3 +333,155 @@ async fn sigterm_commits_done_work_and_unregisters() {
     assert_eq!(first["cluster"], "test");
     assert!(first["instance"].as_str().is_some_and(|s| !s.is_empty()));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rescale_abandons_in_flight_work_at_the_deadline_and_loses_nothing() {
+    let broker = MockBroker::start(&[("app", 2)]);
+    let es = EsServer::start(EsServerOptions::default())
+        .await
+        .expect("es");
+    // Elasticsearch hangs: nothing can finish within the drain deadline.
+    es.set_faults(Faults {
+        stalled: true,
+        ..Default::default()
+    });
+    let counts = produce_valid(&broker.bootstrap, "app", 2, 0, 3000);
+    let mut opts = EngineOpts::new(&broker.bootstrap, &es.url(), "app", "g-abandon");
+    opts.env.extend([
+        (
+            "ENGINE__CONTROL__DRAIN_DEADLINE_MS".to_string(),
+            "500".to_string(),
+        ),
+        // Longer than the test: only the abandon path can end the held requests.
+        (
+            "ENGINE__ELASTICSEARCH__REQUEST_TIMEOUT_MS".into(),
+            "600000".into(),
+        ),
+    ]);
+    let engine = Engine::start(&opts);
+    wait::until(
+        "requests held by the stalled cluster",
+        DEADLINE,
+        POLL,
+        || (es.stats().in_flight > 0).then_some(()),
+    )
+    .await;
+    let ok = reqwest::Client::new()
+        .post(format!("{}/control/rescale", engine.control_url()))
+        .bearer_auth("secret")
+        .json(&serde_json::json!({"parallelism": 1, "sink_parallelism": 3}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(ok.status(), 200);
+    let body: serde_json::Value = ok.json().await.expect("json");
+    assert_eq!(
+        (
+            body["state"].as_str(),
+            body["parallelism"].as_u64(),
+            body["sink_parallelism"].as_u64()
+        ),
+        (Some("running"), Some(1), Some(3))
+    );
+    let logs = engine.logs();
+    assert!(
+        logs.contains("drain deadline passed") && logs.contains("rewound abandoned work"),
+        "the rescale abandoned and rewound the in-flight work:\n{logs}"
+    );
+    // Nothing was acknowledged, so nothing may have been committed past the start.
+    for c in committed(&broker.bootstrap, "g-abandon", "app", 2) {
+        assert!(
+            c.is_none_or(|o| o == 0),
+            "committed unacknowledged work: {c:?}"
+        );
+    }
+    es.set_faults(Faults::default());
+    let expected = expected_ids("app", 2, &counts);
+    wait::until(
+        "every record after the abandoned drain",
+        DEADLINE,
+        POLL,
+        || all_arrived(&es, &expected),
+    )
+    .await;
+    let ends: Vec<Option<i64>> = counts.iter().map(|c| Some(*c as i64)).collect();
+    wait::until("offsets committed to the end", DEADLINE, POLL, || {
+        (committed(&broker.bootstrap, "g-abandon", "app", 2) == ends).then_some(())
+    })
+    .await;
+    let m = engine.metrics().await;
+    assert_eq!(metric(&m, "engine_parallelism", "pipeline"), Some(1.0));
+    assert_eq!(metric(&m, "engine_sink_parallelism", "pipeline"), Some(3.0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broker_errors_are_survived_without_losing_records() {
+    let broker = MockBroker::start(&[("app", 3)]);
+    let es = EsServer::start(EsServerOptions::default())
+        .await
+        .expect("es");
+    es.set_faults(Faults {
+        delay_ms: 10,
+        ..Default::default()
+    });
+    let mut counts = produce_valid(&broker.bootstrap, "app", 3, 0, 3000);
+    let mut engine = Engine::start(&EngineOpts::new(
+        &broker.bootstrap,
+        &es.url(),
+        "app",
+        "g-broker-errors",
+    ));
+    wait::until("delivering", DEADLINE, POLL, || {
+        (es.stats().docs > 300).then_some(())
+    })
+    .await;
+    // Fetches fail with leadership and timeout errors, commits with coordinator errors, heartbeats
+    // with a rebalance, and then the broker goes away for a while.
+    broker.request_errors(
+        "Fetch",
+        &[
+            "NOT_LEADER_FOR_PARTITION",
+            "REQUEST_TIMED_OUT",
+            "UNKNOWN_TOPIC_OR_PART",
+            "NOT_LEADER_FOR_PARTITION",
+        ],
+    );
+    broker.request_errors(
+        "OffsetCommit",
+        &[
+            "REQUEST_TIMED_OUT",
+            "COORDINATOR_NOT_AVAILABLE",
+            "NOT_COORDINATOR",
+            "REQUEST_TIMED_OUT",
+        ],
+    );
+    broker.request_errors("Heartbeat", &["REBALANCE_IN_PROGRESS"]);
+    let more = produce_valid(&broker.bootstrap, "app", 3, 3000, 3000);
+    broker.command("broker-down 1").expect("broker down");
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    broker.command("broker-up 1").expect("broker up");
+    for (c, m) in counts.iter_mut().zip(more) {
+        *c += m;
+    }
+    let expected = expected_ids("app", 3, &counts);
+    wait::until("every record despite broker errors", DEADLINE, POLL, || {
+        all_arrived(&es, &expected)
+    })
+    .await;
+    let ends: Vec<Option<i64>> = counts.iter().map(|c| Some(*c as i64)).collect();
+    wait::until("offsets committed to the end", DEADLINE, POLL, || {
+        (committed(&broker.bootstrap, "g-broker-errors", "app", 3) == ends).then_some(())
+    })
+    .await;
+    let logs = engine.logs();
+    assert!(
+        logs.contains("Disconnected") || logs.contains("Connection refused"),
+        "the engine saw the broker go away:\n{logs}"
+    );
+    assert!(
+        engine.child.try_wait().expect("try_wait").is_none(),
+        "the engine survived the broker errors:\n{logs}"
+    );
+    engine.sigterm();
+    assert_eq!(engine.wait_exit(DEADLINE), Some(0), "{}", engine.logs());
+}

@@ -1,15 +1,17 @@
 //! The librdkafka mock cluster hosted in its own process (`kafka-mock-broker`), and small Kafka
 //! helpers for producing test data and reading topics back.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::{Offset, TopicPartitionList};
 
 /// Locates a binary of this workspace next to the running test executable (target/<profile>/), building
@@ -38,6 +40,8 @@ pub fn bin_path(name: &str) -> PathBuf {
 pub struct MockBroker {
     child: Child,
     pub bootstrap: String,
+    /// Fault-injection commands go in, one answer line per command comes out.
+    control: Mutex<(ChildStdin, BufReader<ChildStdout>)>,
 }
 
 impl MockBroker {
@@ -48,21 +52,56 @@ impl MockBroker {
             cmd.arg("--topic").arg(format!("{t}:{p}"));
         }
         let mut child = cmd
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn kafka-mock-broker");
-        let stdout = child.stdout.take().expect("stdout");
+        let stdin = child.stdin.take().expect("stdin");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read bootstrap line");
+        stdout.read_line(&mut line).expect("read bootstrap line");
         let bootstrap = line.trim().to_owned();
         assert!(
             !bootstrap.is_empty(),
             "kafka-mock-broker printed no address"
         );
-        Self { child, bootstrap }
+        Self {
+            child,
+            bootstrap,
+            control: Mutex::new((stdin, stdout)),
+        }
+    }
+
+    /// Sends one fault-injection command (see the `kafka-mock-broker` binary) and returns its answer:
+    /// `Ok(())` for `ok`, else the error text.
+    pub fn command(&self, cmd: &str) -> Result<(), String> {
+        let mut guard = self
+            .control
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (stdin, stdout) = &mut *guard;
+        writeln!(stdin, "{cmd}").map_err(|e| format!("writing to the broker: {e}"))?;
+        stdin
+            .flush()
+            .map_err(|e| format!("writing to the broker: {e}"))?;
+        let mut line = String::new();
+        stdout
+            .read_line(&mut line)
+            .map_err(|e| format!("reading the broker's answer: {e}"))?;
+        match line.trim() {
+            "ok" => Ok(()),
+            other => Err(other.to_owned()),
+        }
+    }
+
+    /// The next requests of kind `api` fail, one error each, in order (e.g. `("Fetch",
+    /// &["NOT_LEADER_FOR_PARTITION"; 3])`).
+    pub fn request_errors(&self, api: &str, errors: &[&str]) {
+        let cmd = format!("request-errors {api} {}", errors.join(","));
+        if let Err(e) = self.command(&cmd) {
+            panic!("{cmd}: {e}");
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -75,6 +114,51 @@ impl Drop for MockBroker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A request kind by its Kafka protocol name (`Fetch`, `OffsetCommit`, …) or number.
+pub fn parse_api_key(name: &str) -> anyhow::Result<RDKafkaApiKey> {
+    use RDKafkaApiKey as K;
+    let all = [
+        K::Produce,
+        K::Fetch,
+        K::ListOffsets,
+        K::Metadata,
+        K::OffsetCommit,
+        K::OffsetFetch,
+        K::FindCoordinator,
+        K::JoinGroup,
+        K::Heartbeat,
+        K::LeaveGroup,
+        K::SyncGroup,
+        K::DescribeGroups,
+        K::ListGroups,
+        K::ApiVersion,
+        K::InitProducerId,
+        K::OffsetForLeaderEpoch,
+    ];
+    let by_number = name.parse::<i16>().ok();
+    all.into_iter()
+        .find(|k| format!("{k:?}").eq_ignore_ascii_case(name) || by_number == Some(i16::from(*k)))
+        .ok_or_else(|| anyhow::anyhow!("unknown request kind `{name}`"))
+}
+
+/// A Kafka error by name (`NOT_LEADER_FOR_PARTITION`, `REQUEST_TIMED_OUT`, …, with or without the
+/// `RD_KAFKA_RESP_ERR_` prefix) or by its numeric code.
+pub fn parse_error(name: &str) -> anyhow::Result<RDKafkaRespErr> {
+    if let Ok(code) = name.parse::<i32>() {
+        return RDKafkaRespErr::try_from(code)
+            .map_err(|_| anyhow::anyhow!("unknown error code {code}"));
+    }
+    let wanted = name.trim_start_matches("RD_KAFKA_RESP_ERR_");
+    (-200..=200)
+        .filter_map(|c| RDKafkaRespErr::try_from(c).ok())
+        .find(|e| {
+            format!("{e:?}")
+                .trim_start_matches("RD_KAFKA_RESP_ERR_")
+                .eq_ignore_ascii_case(wanted)
+        })
+        .ok_or_else(|| anyhow::anyhow!("unknown error `{name}`"))
 }
 
 pub fn producer(bootstrap: &str) -> BaseProducer {

@@ -20,17 +20,17 @@ fn matches(pattern: &str, key: &str) -> bool {
     }
 }
 
-pub fn apply(v: &Value, paths: &[Vec<String>]) -> Value {
+pub fn apply(v: Value, paths: &[Vec<String>]) -> Value {
     if paths.is_empty() {
-        return v.clone();
+        return v;
     }
     let refs: Vec<&[String]> = paths.iter().map(Vec::as_slice).collect();
     filter(v, &refs).unwrap_or_else(|| Value::Object(Map::new()))
 }
 
-fn filter(v: &Value, paths: &[&[String]]) -> Option<Value> {
+fn filter(v: Value, paths: &[&[String]]) -> Option<Value> {
     if paths.iter().any(|p| p.is_empty()) {
-        return Some(v.clone());
+        return Some(v);
     }
     match v {
         Value::Object(m) => {
@@ -38,19 +38,19 @@ fn filter(v: &Value, paths: &[&[String]]) -> Option<Value> {
             for (k, child) in m {
                 let sub: Vec<&[String]> = paths
                     .iter()
-                    .filter(|p| matches(&p[0], k))
+                    .filter(|p| matches(&p[0], &k))
                     .map(|p| &p[1..])
                     .collect();
                 if !sub.is_empty()
                     && let Some(c) = filter(child, &sub)
                 {
-                    out.insert(k.clone(), c);
+                    out.insert(k, c);
                 }
             }
             (!out.is_empty()).then_some(Value::Object(out))
         }
         Value::Array(a) => {
-            let items: Vec<Value> = a.iter().filter_map(|x| filter(x, paths)).collect();
+            let items: Vec<Value> = a.into_iter().filter_map(|x| filter(x, paths)).collect();
             (!items.is_empty()).then_some(Value::Array(items))
         }
         _ => None,
@@ -67,7 +67,10 @@ mod tests {
         let v = json!({"took":1,"errors":true,"items":[
             {"create":{"_id":"a","status":201}},
             {"create":{"_id":"b","status":400,"error":{"type":"t","reason":"r","index":"i"}}}]});
-        let out = apply(&v, &parse("errors,items.*.status,items.*.error.type"));
+        let out = apply(
+            v.clone(),
+            &parse("errors,items.*.status,items.*.error.type"),
+        );
         assert_eq!(
             out,
             json!({"errors":true,"items":[
@@ -80,9 +83,9 @@ mod tests {
     fn error_only_filter_drops_successful_items() {
         let v = json!({"errors":true,"items":[{"index":{"status":201}},{"index":{"status":400,"error":{"type":"t"}}}]});
         assert_eq!(
-            apply(&v, &parse("items.*.error")),
+            apply(v.clone(), &parse("items.*.error")),
             json!({"items":[{"index":{"error":{"type":"t"}}}]})
         );
-        assert_eq!(apply(&json!({"a":1}), &parse("b")), json!({}));
+        assert_eq!(apply(json!({"a":1}), &parse("b")), json!({}));
     }
 }

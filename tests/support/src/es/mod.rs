@@ -661,7 +661,7 @@ async fn bulk(
     let response =
         json!({"took": started.elapsed().as_millis() as u64, "errors": errors, "items": items});
     let response = match query.get("filter_path") {
-        Some(spec) => filter::apply(&response, &filter::parse(spec)),
+        Some(spec) => filter::apply(response, &filter::parse(spec)),
         None => response,
     };
     let drop_connection = {

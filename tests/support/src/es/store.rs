@@ -237,14 +237,14 @@ impl Index {
             reason: "source is missing".into(),
         })?;
         let doc = match op {
-            Op::Update => source.get("doc").cloned().ok_or(ItemError {
+            Op::Update => source.get("doc").ok_or(ItemError {
                 status: 400,
                 kind: "action_request_validation_exception",
                 reason: "Validation Failed: 1: script or doc is missing;".into(),
             })?,
-            _ => source.clone(),
+            _ => source,
         };
-        let Value::Object(map) = &doc else {
+        let Value::Object(map) = doc else {
             return Err(ItemError {
                 status: 400,
                 kind: "document_parsing_exception",
@@ -252,17 +252,17 @@ impl Index {
             });
         };
         self.check_mapping(id, map)?;
-        let merged = match (op, self.docs.get(id)) {
+        // Only a server that keeps sources needs a copy of the document.
+        let merged = keep_source.then(|| match (op, self.docs.get(id)) {
             (Op::Update, Some((_, Some(Value::Object(old))))) => {
                 let mut m = old.clone();
                 m.extend(map.clone());
                 Value::Object(m)
             }
             _ => doc.clone(),
-        };
+        });
         let version = exists.map_or(1, |v| v + 1);
-        self.docs
-            .insert(id.to_owned(), (version, keep_source.then_some(merged)));
+        self.docs.insert(id.to_owned(), (version, merged));
         self.seq_no += 1;
         let (status, result) = if exists.is_some() {
             (200, "updated")
