@@ -87,6 +87,48 @@ pub struct CommonConfig {
     #[arg(long, env = "AUTOSCALER_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
     pub shutdown_timeout: Duration,
 
+    /// Where the worker keeps its Git clones (default: `autoscaler-git` in the system's temp directory).
+    #[arg(long, env = "AUTOSCALER_WORK_DIR", global = true)]
+    pub work_dir: Option<PathBuf>,
+
+    /// How many scaling tasks one worker process carries out at once.
+    #[arg(
+        long,
+        env = "AUTOSCALER_WORKER_CONCURRENCY",
+        default_value_t = 4,
+        global = true
+    )]
+    pub worker_concurrency: usize,
+
+    /// How many times a task is tried when it fails for a passing reason (a remote that did not answer).
+    #[arg(
+        long,
+        env = "AUTOSCALER_WORKER_ATTEMPTS",
+        default_value_t = 5,
+        global = true
+    )]
+    pub worker_attempts: u32,
+
+    /// The wait before the first retry; it doubles with each attempt, plus jitter.
+    #[arg(long, env = "AUTOSCALER_WORKER_BACKOFF", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub worker_backoff: Duration,
+
+    /// How long the worker follows an Argo CD sync before giving up on it for this attempt.
+    #[arg(long, env = "AUTOSCALER_ARGOCD_SYNC_TIMEOUT", default_value = "10m", value_parser = humantime::parse_duration, global = true)]
+    pub argocd_sync_timeout: Duration,
+
+    /// How often the worker polls Argo CD while following a sync.
+    #[arg(long, env = "AUTOSCALER_ARGOCD_POLL_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
+    pub argocd_poll_interval: Duration,
+
+    /// The first wait after a GitHub secondary rate limit (403 without Retry-After); doubles on repeats.
+    #[arg(long, env = "AUTOSCALER_GITHUB_SECONDARY_WAIT", default_value = "60s", value_parser = humantime::parse_duration, global = true)]
+    pub github_secondary_wait: Duration,
+
+    /// This service's address as users reach it, for links from commits and pull requests.
+    #[arg(long, env = "AUTOSCALER_PUBLIC_URL", global = true)]
+    pub public_url: Option<url::Url>,
+
     /// Log format; the level comes from RUST_LOG (default `info`).
     #[arg(long, env = "AUTOSCALER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
@@ -163,6 +205,27 @@ impl CommonConfig {
                 problem:
                     "must be at least 1h: the rules and the regression learn from this history"
                         .to_owned(),
+            });
+        }
+        if self.worker_concurrency == 0 || self.worker_concurrency > 64 {
+            return Err(ConfigError {
+                setting: "AUTOSCALER_WORKER_CONCURRENCY",
+                problem: "must be between 1 and 64".to_owned(),
+            });
+        }
+        if self.worker_attempts == 0 || self.worker_attempts > 20 {
+            return Err(ConfigError {
+                setting: "AUTOSCALER_WORKER_ATTEMPTS",
+                problem: "must be between 1 and 20".to_owned(),
+            });
+        }
+        if self.argocd_poll_interval.is_zero()
+            || self.argocd_poll_interval >= self.argocd_sync_timeout
+        {
+            return Err(ConfigError {
+                setting: "AUTOSCALER_ARGOCD_POLL_INTERVAL",
+                problem: "must be above zero and shorter than AUTOSCALER_ARGOCD_SYNC_TIMEOUT"
+                    .to_owned(),
             });
         }
         if !(self.database_url.starts_with("postgres://")

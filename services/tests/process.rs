@@ -1,6 +1,8 @@
 //! The `autoscaler` binary as a user runs it: it creates its database, serves the API, stops cleanly on
 //! SIGTERM, keeps its data across a restart, and refuses a bad configuration with a message naming it.
 
+#[path = "common/database.rs"]
+mod database;
 #[path = "api/harness.rs"]
 #[expect(
     dead_code,

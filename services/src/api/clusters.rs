@@ -28,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .route("/clusters/{name}/pause", post(pause))
         .route("/clusters/{name}/resume", post(resume))
         .route("/clusters/{name}/decisions", get(decisions))
+        .route("/decisions/{id}", get(decision))
         .route("/clusters/{name}/evaluate", post(evaluate))
 }
 
@@ -338,6 +339,31 @@ pub async fn decisions(
     items.truncate(limit as usize);
     let next_before = more.then(|| items.last().map(|d| d.id)).flatten();
     Ok(Json(DecisionPage { items, next_before }))
+}
+
+/// One decision, with every step the worker took.
+#[utoipa::path(
+    get, path = "/api/v1/decisions/{id}", tag = "clusters",
+    params(("id" = i64, Path)),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = DecisionRecord),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+    )
+)]
+pub async fn decision(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<DecisionRecord>, ApiError> {
+    // Ids are numbers; anything else names no decision.
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::NotFound(format!("no decision {id:?}")))?;
+    match state.storage.get_decision(id).await {
+        Ok(record) => Ok(Json(record)),
+        Err(StorageError::NotFound) => Err(ApiError::NotFound(format!("no decision {id}"))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Dry run: what the rules and safeguards say right now, and why, without enqueueing anything.

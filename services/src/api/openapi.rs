@@ -21,7 +21,7 @@ use crate::{
     paths(
         clusters::subscribe, clusters::list, clusters::read, clusters::replace,
         clusters::unsubscribe, clusters::pause, clusters::resume, clusters::decisions,
-        clusters::evaluate,
+        clusters::evaluate, clusters::decision,
     ),
     components(schemas(
         ClusterSpec, Target, TargetKind, MetricsSource, MetricQueries, GitLocation, WriteBack,

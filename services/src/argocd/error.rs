@@ -8,7 +8,8 @@ pub enum ArgoCdError {
     #[error("Argo CD rejected the API token (HTTP 401): {0}")]
     Unauthenticated(String),
     #[error(
-        "Argo CD denied the request (HTTP 403): {0}; check the account's RBAC for this application"
+        "Argo CD denied the request (HTTP 403): {0}; check the account's RBAC for this application \
+         (without a project in the spec, Argo CD also answers 403 for an application that does not exist)"
     )]
     PermissionDenied(String),
     #[error("Argo CD refused the sync because a sync window is closed: {0}")]

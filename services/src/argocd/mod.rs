@@ -47,6 +47,7 @@ pub struct ArgoCdClient {
     http: reqwest::Client,
     server: Url,
     token: Option<String>,
+    project: Option<String>,
     settings: FollowSettings,
 }
 
@@ -55,12 +56,14 @@ impl ArgoCdClient {
         http: reqwest::Client,
         server: Url,
         token: Option<String>,
+        project: Option<String>,
         settings: FollowSettings,
     ) -> Self {
         Self {
             http,
             server,
             token,
+            project,
             settings,
         }
     }
@@ -70,6 +73,9 @@ impl ArgoCdClient {
         let mut url = self.url(&["api", "v1", "applications", name]);
         if refresh {
             url.query_pairs_mut().append_pair("refresh", "normal");
+        }
+        if let Some(project) = &self.project {
+            url.query_pairs_mut().append_pair("project", project);
         }
         let request = self
             .http
@@ -86,13 +92,16 @@ impl ArgoCdClient {
             .iter()
             .map(|(k, v)| json!({"name": k, "value": v}))
             .collect();
-        let body = json!({
+        let mut body = json!({
             "revision": "",
             "prune": false,
             "dryRun": false,
             "strategy": {"hook": {"force": false}},
             "infos": infos,
         });
+        if let Some(project) = &self.project {
+            body["project"] = json!(project);
+        }
         let request = self
             .http
             .post(self.url(&["api", "v1", "applications", name, "sync"]))

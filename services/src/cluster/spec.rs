@@ -167,6 +167,11 @@ pub struct ArgoCdApp {
     pub server: Url,
     #[schema(example = "logs-ingest")]
     pub application: String,
+    /// The application's project. With it, Argo CD tells a missing application (404) from a
+    /// forbidden one; without it, both are 403.
+    #[serde(default)]
+    #[schema(example = "streaming")]
+    pub project: Option<String>,
     /// An Argo CD API token.
     #[serde(default)]
     pub token: Option<SecretRef>,

@@ -177,6 +177,9 @@ impl ClusterSpec {
             "argocd.application",
             check_dns_subdomain(&argocd.application),
         );
+        if let Some(project) = &argocd.project {
+            problems.check("argocd.project", check_dns_subdomain(project));
+        }
         if let Some(secret) = &argocd.token {
             problems.check("argocd.token", check_secret(secret, ctx));
         }

@@ -12,12 +12,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     api::{self, ApiTokens, AppState},
+    argocd::FollowSettings,
     cluster::ValidationContext,
     config::{CommonConfig, Role},
+    github::RateLimitSettings,
     manager::Manager,
     metrics::Metrics,
     scrape::PrometheusClient,
     storage::Storage,
+    worker::{RetrySettings, SecretResolver, Worker, WorkerSettings, run_queue},
 };
 
 /// Starts the role and runs it until `shutdown` is cancelled.
@@ -75,9 +78,45 @@ pub async fn run(
         ));
     }
 
+    if matches!(role, Role::Run | Role::Worker) {
+        let worker = Worker::new(
+            storage.clone(),
+            SecretResolver::new(config.secrets_dir.clone()),
+            WorkerSettings {
+                workdir: config
+                    .work_dir
+                    .clone()
+                    .unwrap_or_else(|| std::env::temp_dir().join("autoscaler-git")),
+                argocd: FollowSettings {
+                    poll_interval: config.argocd_poll_interval,
+                    timeout: config.argocd_sync_timeout,
+                },
+                github: RateLimitSettings {
+                    secondary_wait: config.github_secondary_wait,
+                    ..RateLimitSettings::default()
+                },
+                public_url: config.public_url.clone(),
+            },
+        )
+        .context("cannot set up the worker")?;
+        let pool = storage.pool().clone();
+        let name = format!("worker-{}-{}", hostname(), std::process::id());
+        let retry = RetrySettings {
+            attempts: config.worker_attempts,
+            backoff: config.worker_backoff,
+        };
+        let concurrency = config.worker_concurrency;
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            if let Err(e) = run_queue(worker, pool, name, concurrency, retry, shutdown).await {
+                tracing::error!(error = %e, "the worker stopped");
+            }
+        });
+    }
+
     let router = match role {
         Role::Run | Role::Manager => api::router(state),
-        // The worker and webhook roles serve operations endpoints only, until their own work lands.
+        // The worker serves operations endpoints only; the webhook role's receivers are not built yet.
         Role::Worker | Role::Webhook | Role::Migrate => api::ops_router(state),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -110,6 +149,16 @@ where
         }
         iteration().await;
     }
+}
+
+/// This host's name for the worker's name in the queue, so operators can tell workers apart.
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// Waits for background loops to finish their current iteration, up to the shutdown timeout.

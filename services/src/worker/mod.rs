@@ -508,6 +508,7 @@ impl Worker {
             self.http.clone(),
             argocd.server.clone(),
             token,
+            argocd.project.clone(),
             self.settings.argocd,
         );
         let credential = self.git_credential(spec).await?;

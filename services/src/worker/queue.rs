@@ -93,13 +93,13 @@ async fn handle(task: ScalingTask, runner: Data<Arc<Runner>>) -> Result<(), BoxD
 /// Serves the queue until `shutdown`, running up to `concurrency` tasks at once.
 pub async fn run_queue(
     worker: Arc<Worker>,
-    pool: &sqlx::PgPool,
+    pool: sqlx::PgPool,
     name: String,
     concurrency: usize,
     retry: RetrySettings,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let backend = PostgresStorage::<ScalingTask>::new(pool);
+    let backend = PostgresStorage::<ScalingTask>::new(&pool);
     let runner = Arc::new(Runner { worker, retry });
     let apalis_worker = WorkerBuilder::new(name)
         .backend(backend)

@@ -2,6 +2,8 @@
 //! loopback port, and a real HTTP client.
 
 mod clusters;
+#[path = "../common/database.rs"]
+mod database;
 mod decisions;
 mod harness;
 mod ops;

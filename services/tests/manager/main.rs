@@ -2,6 +2,8 @@
 //! rules firing where they should and nowhere else, one pending task per cluster under concurrent managers,
 //! and failures (unreachable server, bad query, NaN, absent series) recorded as missing, never acted on.
 
+#[path = "../common/database.rs"]
+mod database;
 #[path = "../api/harness.rs"]
 #[expect(
     dead_code,
