@@ -74,7 +74,7 @@ pub fn post_check(
             notes.push(format!(
                 "the estimate ({estimated}) does not exceed the current scale; stepping up by one"
             ));
-            to = current + 1;
+            to = current.saturating_add(1);
         }
         Direction::Down if to >= current => {
             return CheckOutcome::Skip {

@@ -25,6 +25,7 @@ const FORECAST_HORIZON_SECONDS: f64 = 300.0;
 const MIN_POINTS: usize = 6;
 const MIN_DISTINCT_SCALES: usize = 2;
 const MIN_R2: f64 = 0.6;
+const MAX_PLAUSIBLE_SCALE: f64 = 1_000_000.0;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "method", rename_all = "snake_case")]
@@ -52,12 +53,14 @@ pub struct Estimate {
     pub scale: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum EstimateError {
     #[error("no fresh sample holds {0}")]
     MissingMetric(&'static str),
     #[error("the current scale is below 1")]
     NoScale,
+    #[error("the scale metric reads {0}, not a plausible scale")]
+    ImplausibleScale(f64),
 }
 
 /// Estimates the scale for `history` (time order, newest last).
@@ -72,6 +75,10 @@ pub fn estimate(history: &[Sample], policy: &Policy) -> Result<Estimate, Estimat
     let scale_now = latest("scale", |s| s.scale)?.round();
     if scale_now < 1.0 {
         return Err(EstimateError::NoScale);
+    }
+    // A broken exporter must not turn into a giant step: no stream job runs a million workers.
+    if scale_now > MAX_PLAUSIBLE_SCALE {
+        return Err(EstimateError::ImplausibleScale(scale_now));
     }
     let current_scale = scale_now as u32;
     let lag_records = latest("lag_records", |s| s.lag_records)?.max(0.0);

@@ -205,3 +205,63 @@ fn a_plan_without_an_estimate_is_a_veto_naming_the_missing_metric() {
         plan.outcome
     );
 }
+
+#[test]
+fn noisy_throughput_is_not_trusted_and_the_fallback_says_so() {
+    let scales = [2.0, 3.0, 4.0, 2.0, 3.0, 4.0, 2.0, 3.0, 4.0, 4.0];
+    let mut history = saturated_history(1000.0, &scales, 6000.0, 0.0);
+    // Output unrelated to scale: a random-looking spread of ±2000 around 3000.
+    for (i, s) in history.iter_mut().enumerate() {
+        s.records_out = Some(3000.0 + [1900.0, -1800.0, 400.0, -2000.0, 1500.0][i % 5]);
+    }
+    let estimate = estimate(&history, &policy(serde_json::json!({}))).expect("estimate");
+    let Method::Proportional { reason, .. } = &estimate.method else {
+        panic!("noise must not be trusted: {:?}", estimate.method);
+    };
+    assert!(
+        reason.contains("poor fit") || reason.contains("does not grow"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn non_finite_and_negative_readings_are_ignored_or_floored() {
+    let mut history = saturated_history(1000.0, &[4.0; 8], 6000.0, 0.0);
+    let last = history.len() - 1;
+    history[last].records_out = Some(f64::NAN);
+    history[last].records_in = Some(f64::INFINITY);
+    history[last].lag_records = Some(-5_000.0);
+    let estimate = estimate(&history, &policy(serde_json::json!({}))).expect("estimate");
+    assert!(estimate.forecast_input.is_finite(), "{estimate:?}");
+    assert!(estimate.required_throughput.is_finite() && estimate.required_throughput > 0.0);
+    // Negative lag counts as none: 6000 × 1.1 / 1000 per worker → 7.
+    assert_eq!(estimate.scale, 7, "{estimate:?}");
+}
+
+#[test]
+fn a_stalled_job_or_a_broken_scale_metric_cannot_ask_for_the_moon() {
+    // Saturated with nothing coming out: the estimate is huge, the check clamps it.
+    let mut history = saturated_history(1000.0, &[2.0; 8], 6000.0, 600_000.0);
+    for s in &mut history {
+        s.records_out = Some(0.0);
+    }
+    let planned = plan(
+        &history,
+        &policy(serde_json::json!({"max_scale": 12})),
+        Direction::Up,
+        None,
+        now(),
+    );
+    assert!(
+        matches!(planned.outcome, CheckOutcome::Apply { to: 12, .. }),
+        "{planned:?}"
+    );
+    // A scale metric in the billions is refused, not stepped from.
+    for s in &mut history {
+        s.scale = Some(4e9);
+    }
+    assert_eq!(
+        estimate(&history, &policy(serde_json::json!({}))),
+        Err(EstimateError::ImplausibleScale(4e9))
+    );
+}

@@ -80,3 +80,25 @@ pub(super) async fn git(
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_credential_never_prints_and_is_scrubbed_from_git_output() {
+        let credential = Credential::new("bot:s3cr3t-token\n");
+        assert_eq!(format!("{credential:?}"), "Credential([redacted])");
+        assert_eq!(
+            credential.scrub("fatal: could not read from https://bot:s3cr3t-token@git.example.com"),
+            "fatal: could not read from https://bot:[redacted]@git.example.com"
+        );
+        // A bare token is GitHub's x-access-token form.
+        let header = Credential::new("ghp_abc").header();
+        let encoded = header.trim_start_matches("Authorization: Basic ");
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .expect("base64");
+        assert_eq!(decoded, b"x-access-token:ghp_abc");
+    }
+}

@@ -12,7 +12,15 @@ use super::{
 /// Held while one worker carries out a decision. Another worker (a second delivery of the same task)
 /// cannot take it; a worker that dies releases it with its connection.
 pub struct DecisionLock {
-    _transaction: Transaction<'static, Postgres>,
+    transaction: Transaction<'static, Postgres>,
+}
+
+impl DecisionLock {
+    /// Lets go at once. Dropping the lock also lets go, but only once the connection is next used.
+    pub async fn release(self) -> Result<(), StorageError> {
+        self.transaction.rollback().await?;
+        Ok(())
+    }
 }
 
 /// The last change that took effect (or is taking effect) before a decision.
@@ -50,9 +58,7 @@ impl Storage {
             .bind(key)
             .fetch_one(&mut *transaction)
             .await?;
-        Ok(locked.then_some(DecisionLock {
-            _transaction: transaction,
-        }))
+        Ok(locked.then_some(DecisionLock { transaction }))
     }
 
     pub async fn get_decision(&self, id: i64) -> Result<DecisionRecord, StorageError> {

@@ -121,9 +121,21 @@ impl Worker {
         decision_id: i64,
         now: DateTime<Utc>,
     ) -> Result<Progress, WorkError> {
-        let Some(_lock) = self.storage.lock_decision(decision_id).await? else {
+        let Some(lock) = self.storage.lock_decision(decision_id).await? else {
             return Ok(Progress::Busy);
         };
+        let result = self.execute_locked(decision_id, now).await;
+        if let Err(e) = lock.release().await {
+            tracing::warn!(decision = decision_id, error = %e, "cannot release the decision lock");
+        }
+        result
+    }
+
+    async fn execute_locked(
+        &self,
+        decision_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Progress, WorkError> {
         let decision = self.storage.get_decision(decision_id).await?;
         tracing::Span::current().record("cluster", decision.cluster_name.as_str());
         let cluster = match self.cluster_of(&decision).await? {

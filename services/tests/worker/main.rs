@@ -63,7 +63,8 @@ async fn a_pending_decision_becomes_a_commit_and_a_followed_sync() {
             .as_array()
             .expect("infos")
             .iter()
-            .any(|i| i["name"] == "autoscaler.decision" && i["value"] == id.to_string()),
+            .any(|i| i["name"] == "autoscaler.decision"
+                && i["value"].as_str().and_then(|v| v.parse().ok()) == Some(id)),
         "{syncs:?}"
     );
     let sync = &decision.sync.as_ref().expect("sync").0;

@@ -41,7 +41,6 @@ pub struct World {
     pub dir: PathBuf,
     pub bare: PathBuf,
     pub cluster_id: i64,
-    pub spec: ClusterSpec,
     _database: TestDatabase,
 }
 
@@ -133,7 +132,6 @@ impl World {
             dir,
             bare,
             cluster_id: cluster.id,
-            spec,
             _database: database,
         }
     }
