@@ -59,6 +59,7 @@ pub struct Metrics {
     pub clusters: Family<ClusterLabels, Gauge>,
     pub scrape_queries: Family<OutcomeLabels, Counter>,
     pub metric_missing: Family<MetricLabels, Counter>,
+    pub worker_tasks: Family<OutcomeLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -80,6 +81,7 @@ impl Default for Metrics {
         let clusters = Family::<ClusterLabels, Gauge>::default();
         let scrape_queries = Family::<OutcomeLabels, Counter>::default();
         let metric_missing = Family::<MetricLabels, Counter>::default();
+        let worker_tasks = Family::<OutcomeLabels, Counter>::default();
 
         let mut registry = Registry::with_prefix("autoscaler");
         registry.register(
@@ -118,6 +120,11 @@ impl Default for Metrics {
             "Cluster samples recorded without a metric (absent, NaN, or the query failed)",
             metric_missing.clone(),
         );
+        registry.register(
+            "worker_tasks",
+            "Scaling task attempts by outcome: the status the decision reached, busy, or retry",
+            worker_tasks.clone(),
+        );
 
         Self {
             registry,
@@ -129,6 +136,7 @@ impl Default for Metrics {
             clusters,
             scrape_queries,
             metric_missing,
+            worker_tasks,
         }
     }
 }

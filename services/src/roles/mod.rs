@@ -81,6 +81,7 @@ pub async fn run(
     if matches!(role, Role::Run | Role::Worker) {
         let worker = Worker::new(
             storage.clone(),
+            state.metrics.clone(),
             SecretResolver::new(config.secrets_dir.clone()),
             WorkerSettings {
                 workdir: config

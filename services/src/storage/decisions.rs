@@ -28,6 +28,24 @@ pub enum DecisionStatus {
 }
 
 impl DecisionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Vetoed => "vetoed",
+            Self::Skipped => "skipped",
+            Self::Committed => "committed",
+            Self::PrOpen => "pr_open",
+            Self::Merged => "merged",
+            Self::Rejected => "rejected",
+            Self::Syncing => "syncing",
+            Self::Synced => "synced",
+            Self::Applied => "applied",
+            Self::Failed => "failed",
+            Self::Superseded => "superseded",
+        }
+    }
+
     pub fn is_final(self) -> bool {
         matches!(
             self,

@@ -25,6 +25,7 @@ use crate::{
     estimate::{CheckOutcome, PreviousChange, plan},
     github::{GitHubClient, GitHubError, PullRequestContent, RateLimitSettings},
     gitops::{Credential, GitError, GitWriter, Remote, ScaleChange, WriteOutcome},
+    metrics::{Metrics, OutcomeLabels},
     rules::Direction,
     storage::{
         ClusterRecord, DecisionRecord, DecisionStatus, HumanChange, Sample, Storage, StorageError,
@@ -85,6 +86,7 @@ pub struct WorkerSettings {
 /// Carries out decisions; cheap to share between tasks.
 pub struct Worker {
     storage: Storage,
+    metrics: Arc<Metrics>,
     git: GitWriter,
     secrets: SecretResolver,
     http: reqwest::Client,
@@ -94,6 +96,7 @@ pub struct Worker {
 impl Worker {
     pub fn new(
         storage: Storage,
+        metrics: Arc<Metrics>,
         secrets: SecretResolver,
         settings: WorkerSettings,
     ) -> anyhow::Result<Arc<Self>> {
@@ -103,6 +106,7 @@ impl Worker {
             .build()?;
         Ok(Arc::new(Self {
             storage,
+            metrics,
             git: GitWriter::new(&settings.workdir),
             secrets,
             http,
@@ -112,6 +116,13 @@ impl Worker {
 
     pub fn storage(&self) -> &Storage {
         &self.storage
+    }
+
+    fn count(&self, outcome: &'static str) {
+        self.metrics
+            .worker_tasks
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     /// Takes the decision as far as it goes now.

@@ -32,6 +32,15 @@ impl Worker {
     /// Carries out one task: transient failures are retried with backoff, and a task that keeps failing
     /// ends with its decision failed and the reason recorded.
     pub async fn run_task(&self, decision_id: i64, retry: RetrySettings) -> Progress {
+        let progress = self.attempt_task(decision_id, retry).await;
+        self.count(match progress {
+            Progress::Reached(status) => status.as_str(),
+            Progress::Busy => "busy",
+        });
+        progress
+    }
+
+    async fn attempt_task(&self, decision_id: i64, retry: RetrySettings) -> Progress {
         let attempts = retry.attempts.max(1);
         for attempt in 1..=attempts {
             let error = match self.execute(decision_id, chrono::Utc::now()).await {
@@ -41,6 +50,7 @@ impl Worker {
             let reason = error.to_string();
             if error.is_transient() && attempt < attempts {
                 let wait = backoff(retry.backoff, attempt);
+                self.count("retry");
                 tracing::warn!(decision = decision_id, attempt, %reason, ?wait, "transient failure; retrying");
                 let detail = json!({"attempt": attempt, "reason": reason, "retry_in_ms": wait.as_millis() as u64});
                 if let Err(e) = self.storage().add_step(decision_id, "retry", &detail).await {

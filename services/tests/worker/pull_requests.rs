@@ -165,9 +165,11 @@ async fn rate_limits_are_waited_out() {
     let now = Utc::now();
     world.saturated_history(now).await;
     let id = world.pending("up", now).await;
-    // Two bare secondary-limit 403s (no Retry-After), then a 429 with Retry-After.
+    // Two bare secondary-limit 403s (no Retry-After), a 429 with Retry-After, and the primary limit
+    // (403 with x-ratelimit-remaining: 0 until x-ratelimit-reset).
     github.inject_secondary_rate_limit(2);
     github.inject_retry_after(1, 1);
+    github.inject_primary_rate_limit(1, 1);
 
     let progress = world.worker("host-a").run_task(id, World::retry()).await;
 

@@ -12,6 +12,7 @@ use autoscaler::{
     argocd::FollowSettings,
     cluster::ClusterSpec,
     github::RateLimitSettings,
+    metrics::Metrics,
     storage::{DecisionRecord, NewDecision, Sample, Storage},
     worker::{RetrySettings, SecretResolver, Worker, WorkerSettings},
 };
@@ -41,6 +42,7 @@ pub struct World {
     pub dir: PathBuf,
     pub bare: PathBuf,
     pub cluster_id: i64,
+    pub metrics: Arc<Metrics>,
     _database: TestDatabase,
 }
 
@@ -132,6 +134,7 @@ impl World {
             dir,
             bare,
             cluster_id: cluster.id,
+            metrics: Arc::default(),
             _database: database,
         }
     }
@@ -140,6 +143,7 @@ impl World {
     pub fn worker(&self, host: &str) -> Arc<Worker> {
         Worker::new(
             self.storage.clone(),
+            self.metrics.clone(),
             SecretResolver::new(Some(self.dir.join("secrets"))),
             WorkerSettings {
                 workdir: self.dir.join(host),
