@@ -129,6 +129,40 @@ pub struct CommonConfig {
     #[arg(long, env = "AUTOSCALER_PUBLIC_URL", global = true)]
     pub public_url: Option<url::Url>,
 
+    /// Tokens Argo CD notifications present to the webhook: bearer tokens, or `user:password` pairs for
+    /// basic auth, comma-separated.
+    #[arg(
+        long,
+        env = "AUTOSCALER_ARGOCD_WEBHOOK_TOKENS",
+        value_delimiter = ',',
+        global = true,
+        hide_env_values = true
+    )]
+    pub argocd_webhook_tokens: Vec<String>,
+
+    /// The secret GitHub signs webhook deliveries with (X-Hub-Signature-256).
+    #[arg(
+        long,
+        env = "AUTOSCALER_GITHUB_WEBHOOK_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub github_webhook_secret: Option<String>,
+
+    /// Bearer tokens pipeline engine instances present when they announce themselves, comma-separated.
+    #[arg(
+        long,
+        env = "AUTOSCALER_ENGINE_TOKENS",
+        value_delimiter = ',',
+        global = true,
+        hide_env_values = true
+    )]
+    pub engine_tokens: Vec<String>,
+
+    /// An engine instance silent for this long no longer counts as running capacity.
+    #[arg(long, env = "AUTOSCALER_ENGINE_HEARTBEAT_TIMEOUT", default_value = "90s", value_parser = humantime::parse_duration, global = true)]
+    pub engine_heartbeat_timeout: Duration,
+
     /// Log format; the level comes from RUST_LOG (default `info`).
     #[arg(long, env = "AUTOSCALER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
@@ -206,6 +240,34 @@ impl CommonConfig {
                     "must be at least 1h: the rules and the regression learn from this history"
                         .to_owned(),
             });
+        }
+        if let Some(secret) = &self.github_webhook_secret
+            && secret.trim().len() < 16
+        {
+            return Err(ConfigError {
+                setting: "AUTOSCALER_GITHUB_WEBHOOK_SECRET",
+                problem: "must be at least 16 characters".to_owned(),
+            });
+        }
+        for (setting, tokens) in [
+            (
+                "AUTOSCALER_ARGOCD_WEBHOOK_TOKENS",
+                &self.argocd_webhook_tokens,
+            ),
+            ("AUTOSCALER_ENGINE_TOKENS", &self.engine_tokens),
+        ] {
+            if let Some(position) = tokens
+                .iter()
+                .position(|t| t.len() < MIN_TOKEN_LEN || t.trim() != t)
+            {
+                return Err(ConfigError {
+                    setting,
+                    problem: format!(
+                        "token {} must be at least {MIN_TOKEN_LEN} characters without surrounding spaces",
+                        position + 1
+                    ),
+                });
+            }
         }
         if self.worker_concurrency == 0 || self.worker_concurrency > 64 {
             return Err(ConfigError {

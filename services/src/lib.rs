@@ -17,4 +17,5 @@ pub mod scrape;
 pub mod shutdown;
 pub mod storage;
 pub mod telemetry;
+pub mod webhook;
 pub mod worker;

@@ -226,7 +226,8 @@ impl GitHubClient {
         }
     }
 
-    fn repository(&self) -> String {
+    /// `owner/name`.
+    pub fn repository(&self) -> String {
         format!("{}/{}", self.owner, self.repo)
     }
 }

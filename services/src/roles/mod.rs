@@ -18,8 +18,10 @@ use crate::{
     github::RateLimitSettings,
     manager::Manager,
     metrics::Metrics,
+    queue::TaskQueue,
     scrape::PrometheusClient,
     storage::Storage,
+    webhook::{self, GitHubSignature, WebhookState},
     worker::{RetrySettings, SecretResolver, Worker, WorkerSettings, run_queue},
 };
 
@@ -97,6 +99,7 @@ pub async fn run(
                     ..RateLimitSettings::default()
                 },
                 public_url: config.public_url.clone(),
+                heartbeat_timeout: config.engine_heartbeat_timeout,
             },
         )
         .context("cannot set up the worker")?;
@@ -115,10 +118,22 @@ pub async fn run(
         });
     }
 
+    let webhooks = WebhookState {
+        storage: storage.clone(),
+        queue: TaskQueue::new(storage.pool()),
+        argocd_tokens: Arc::new(ApiTokens::new(&config.argocd_webhook_tokens)),
+        github: config
+            .github_webhook_secret
+            .as_deref()
+            .map(|secret| Arc::new(GitHubSignature::new(secret.trim()))),
+        engine_tokens: Arc::new(ApiTokens::new(&config.engine_tokens)),
+        max_body_bytes: config.max_body_bytes,
+    };
     let router = match role {
-        Role::Run | Role::Manager => api::router(state),
-        // The worker serves operations endpoints only; the webhook role's receivers are not built yet.
-        Role::Worker | Role::Webhook | Role::Migrate => api::ops_router(state),
+        Role::Run => api::router(state).merge(webhook::router(webhooks)),
+        Role::Manager => api::router(state),
+        Role::Webhook => api::ops_router(state).merge(webhook::router(webhooks)),
+        Role::Worker | Role::Migrate => api::ops_router(state),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

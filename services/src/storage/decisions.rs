@@ -52,7 +52,6 @@ impl DecisionStatus {
             Self::Vetoed
                 | Self::Skipped
                 | Self::Rejected
-                | Self::Synced
                 | Self::Applied
                 | Self::Failed
                 | Self::Superseded

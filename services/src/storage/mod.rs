@@ -4,6 +4,7 @@ mod clusters;
 mod decisions;
 mod progress;
 mod samples;
+mod webhooks;
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ pub use clusters::{ClusterRecord, ClusterStatusCounts, DecisionFacts};
 pub use decisions::{DecisionRecord, DecisionStatus, NewDecision};
 pub use progress::{DecisionLock, HumanChange, PreviousDecision};
 pub use samples::Sample;
+pub use webhooks::{DeliverySource, Merge};
 
 /// The autoscaler's own schema, from `migrations/`.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");

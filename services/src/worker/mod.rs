@@ -50,6 +50,10 @@ pub enum WorkError {
     Secret(#[from] SecretError),
     #[error("{0}")]
     Invalid(String),
+    #[error(
+        "Argo CD applied the new scale, but only {live} of {wanted} engine instances have registered"
+    )]
+    CapacityNotUp { live: usize, wanted: usize },
 }
 
 impl WorkError {
@@ -59,6 +63,7 @@ impl WorkError {
             Self::Git(e) => e.is_transient(),
             Self::ArgoCd(e) => e.is_transient(),
             Self::GitHub(e) => e.is_transient(),
+            Self::CapacityNotUp { .. } => true,
             _ => false,
         }
     }
@@ -81,6 +86,8 @@ pub struct WorkerSettings {
     pub github: RateLimitSettings,
     /// The service's public address, for links from commits and pull requests back to the decision.
     pub public_url: Option<Url>,
+    /// An engine instance without a heartbeat for this long no longer counts as capacity.
+    pub heartbeat_timeout: Duration,
 }
 
 /// Carries out decisions; cheap to share between tasks.
@@ -170,6 +177,10 @@ impl Worker {
         ) {
             let decision = self.storage.get_decision(decision_id).await?;
             status = self.sync(&decision, &cluster.spec).await?;
+        }
+        if status == DecisionStatus::Synced {
+            let decision = self.storage.get_decision(decision_id).await?;
+            status = self.apply(&decision, &cluster).await?;
         }
         Ok(Progress::Reached(status))
     }
@@ -459,6 +470,7 @@ impl Worker {
         let write_back = json!({
             "mode": "pull_request",
             "repository": spec.git.repository,
+            "github_repository": github.repository(),
             "branch": head_branch,
             "base": spec.git.branch,
             "commit": commit,
@@ -598,6 +610,49 @@ impl Worker {
                     .map(|_| DecisionStatus::Failed)
             }
         }
+    }
+
+    /// After the sync: the new scale takes effect (reactive targets) or is restarted into effect.
+    /// Where engine instances announce themselves, the new capacity must have registered first.
+    async fn apply(
+        &self,
+        decision: &DecisionRecord,
+        cluster: &ClusterRecord,
+    ) -> Result<DecisionStatus, WorkError> {
+        let target = &cluster.spec.target;
+        let reactive = target
+            .reactive
+            .unwrap_or_else(|| target.kind.scales_reactively_by_default());
+        if !reactive {
+            let reason = "the sync succeeded, but restarting a target without reactive scaling is not                           built yet: restart the job at the new parallelism by hand";
+            return self
+                .finish(decision.id, DecisionStatus::Failed, reason)
+                .await;
+        }
+        let wanted = decision.to_scale.unwrap_or_default().max(0) as usize;
+        let alive_since = Utc::now()
+            - chrono::Duration::from_std(self.settings.heartbeat_timeout)
+                .unwrap_or(chrono::Duration::seconds(90));
+        let cluster_id = cluster.id;
+        let live = self
+            .storage
+            .live_engines(cluster_id, alive_since)
+            .await?
+            .len();
+        let reports = self.storage.engines_ever_registered(cluster_id).await?;
+        if reports && live < wanted {
+            return Err(WorkError::CapacityNotUp { live, wanted });
+        }
+        let detail = json!({"live_instances": reports.then_some(live), "scale": wanted});
+        self.storage
+            .add_step(decision.id, "applied", &detail)
+            .await?;
+        self.finish(
+            decision.id,
+            DecisionStatus::Applied,
+            "the new scale is in effect",
+        )
+        .await
     }
 
     async fn finish(

@@ -4,6 +4,7 @@
 #[path = "../common/database.rs"]
 mod database;
 mod pull_requests;
+mod webhook;
 mod world;
 
 use std::time::Duration;
@@ -24,7 +25,7 @@ async fn a_pending_decision_becomes_a_commit_and_a_followed_sync() {
     let decision = world.decision(id).await;
     assert_eq!(
         progress,
-        Progress::Reached(DecisionStatus::Synced),
+        Progress::Reached(DecisionStatus::Applied),
         "{decision:?}"
     );
     assert_eq!(decision.from_scale, Some(2));
@@ -71,7 +72,7 @@ async fn a_pending_decision_becomes_a_commit_and_a_followed_sync() {
     assert_eq!(sync["applied"]["revision"], commit.as_str());
     assert_eq!(
         World::steps(&decision),
-        ["committed", "sync_started", "synced"]
+        ["committed", "sync_started", "synced", "applied"]
     );
     assert!(!format!("{decision:?}").contains(ARGOCD_TOKEN));
 }
@@ -100,7 +101,7 @@ async fn a_worker_killed_after_the_commit_is_resumed_by_another_without_a_second
     // The task is handed out again, to a worker on another host.
     let progress = world.worker("host-b").run_task(id, World::retry()).await;
 
-    assert_eq!(progress, Progress::Reached(DecisionStatus::Synced));
+    assert_eq!(progress, Progress::Reached(DecisionStatus::Applied));
     assert_eq!(
         world.log().len(),
         2,
@@ -125,14 +126,14 @@ async fn a_task_delivered_twice_at_once_makes_one_commit() {
 
     let outcomes = [a, b];
     assert!(
-        outcomes.contains(&Progress::Reached(DecisionStatus::Synced)),
+        outcomes.contains(&Progress::Reached(DecisionStatus::Applied)),
         "{outcomes:?}"
     );
     assert_eq!(world.log().len(), 2, "{:?}", world.log());
-    assert_eq!(world.decision(id).await.status, DecisionStatus::Synced);
+    assert_eq!(world.decision(id).await.status, DecisionStatus::Applied);
     // Run again later (a late redelivery): nothing more happens.
     let again = world.worker("host-c").run_task(id, World::retry()).await;
-    assert_eq!(again, Progress::Reached(DecisionStatus::Synced));
+    assert_eq!(again, Progress::Reached(DecisionStatus::Applied));
     assert_eq!(world.log().len(), 2);
     assert_eq!(world.argocd.sync_requests(APP).len(), 1);
 }
@@ -216,7 +217,7 @@ async fn another_argocd_operation_in_progress_is_waited_out() {
 
     let progress = world.worker("host-a").run_task(id, World::retry()).await;
 
-    assert_eq!(progress, Progress::Reached(DecisionStatus::Synced));
+    assert_eq!(progress, Progress::Reached(DecisionStatus::Applied));
     assert_eq!(world.argocd.applied_revision(APP), Some(world.head("main")));
     let syncs = world.argocd.sync_requests(APP);
     assert!(syncs.len() >= 2, "the first sync met code 9: {syncs:?}");
@@ -238,7 +239,7 @@ async fn an_application_that_syncs_itself_is_refreshed_not_synced() {
 
     let progress = world.worker("host-a").run_task(id, World::retry()).await;
 
-    assert_eq!(progress, Progress::Reached(DecisionStatus::Synced));
+    assert_eq!(progress, Progress::Reached(DecisionStatus::Applied));
     assert!(world.argocd.sync_requests(APP).is_empty());
     let decision = world.decision(id).await;
     assert_eq!(
@@ -394,7 +395,7 @@ async fn tasks_from_the_queue_are_carried_out_by_the_worker_role() {
     world::eventually(
         "the queued task to be carried out",
         Duration::from_secs(60),
-        || async { world.decision(id).await.status == DecisionStatus::Synced },
+        || async { world.decision(id).await.status == DecisionStatus::Applied },
     )
     .await;
     shutdown.cancel();

@@ -11,9 +11,9 @@ use test_support::github::GitHubServer;
 
 use crate::world::{APP, World};
 
-const GITHUB_TOKEN: &str = "ghp_test_token_0123456789";
+pub const GITHUB_TOKEN: &str = "ghp_test_token_0123456789";
 
-async fn pull_request_world() -> (World, GitHubServer) {
+pub async fn pull_request_world() -> (World, GitHubServer) {
     let github = GitHubServer::start(GITHUB_TOKEN).await.expect("github");
     let url = github.url();
     let world = World::with_spec(|spec| {

@@ -157,6 +157,7 @@ impl World {
                     max_attempts: 4,
                 },
                 public_url: Some("https://autoscaler.example.com".parse().expect("url")),
+                heartbeat_timeout: Duration::from_secs(60),
             },
         )
         .expect("worker")

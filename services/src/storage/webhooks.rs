@@ -1,0 +1,227 @@
+//! What the webhook receivers read and write: deliveries already seen, the decisions that notifications
+//! and pull request events belong to, and the engine instances that announced themselves.
+
+use chrono::{DateTime, Utc};
+use sqlx::{AssertSqlSafe, types::Json};
+
+use super::{
+    Storage, StorageError,
+    decisions::{COLUMNS, DecisionRecord},
+};
+
+/// Where a delivery came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliverySource {
+    GitHub,
+    ArgoCd,
+    Engine,
+}
+
+impl DeliverySource {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::GitHub => "github",
+            Self::ArgoCd => "argocd",
+            Self::Engine => "engine",
+        }
+    }
+}
+
+/// A merged pull request, as GitHub reported it.
+#[derive(Debug, Clone)]
+pub struct Merge<'a> {
+    pub decision_id: i64,
+    pub cluster_id: i64,
+    pub merge_commit: &'a str,
+    pub merged_by: &'a str,
+}
+
+impl Storage {
+    pub async fn delivery_seen(
+        &self,
+        source: DeliverySource,
+        delivery_id: &str,
+    ) -> Result<bool, StorageError> {
+        let (seen,): (bool,) = sqlx::query_as(
+            "select exists (select 1 from webhook_deliveries where source = $1 and delivery_id = $2)",
+        )
+        .bind(source.as_str())
+        .bind(delivery_id)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(seen)
+    }
+
+    /// Remembers a handled delivery; `false` when it was already there (a concurrent replay).
+    pub async fn record_delivery(
+        &self,
+        source: DeliverySource,
+        delivery_id: &str,
+        event: &str,
+        decision_id: Option<i64>,
+    ) -> Result<bool, StorageError> {
+        let result = sqlx::query(
+            "insert into webhook_deliveries (source, delivery_id, event, decision_id) \
+             values ($1, $2, $3, $4) on conflict do nothing",
+        )
+        .bind(source.as_str())
+        .bind(delivery_id)
+        .bind(event)
+        .bind(decision_id)
+        .execute(self.pool())
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// The decision waiting in the pull request from `branch` with this number.
+    pub async fn pull_request_decision(
+        &self,
+        branch: &str,
+        number: u64,
+    ) -> Result<Option<DecisionRecord>, StorageError> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "select {COLUMNS} from decisions where status = 'pr_open' \
+             and write_back->>'branch' = $1 and write_back->>'pull_request' = $2 \
+             order by id desc limit 1"
+        )))
+        .bind(branch)
+        .bind(number.to_string())
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Marks the decision merged, ready for a worker to sync. A decision the manager enqueued for the
+    /// cluster meanwhile steps aside: the reviewed change goes first.
+    pub async fn merge_pull_request_decision(&self, merge: &Merge<'_>) -> Result<(), StorageError> {
+        let mut transaction = self.pool().begin().await?;
+        sqlx::query(
+            "update decisions set status = 'skipped', \
+             reason = 'a merged pull request (decision ' || $2 || ') goes first', \
+             updated_at = now(), finished_at = now() \
+             where cluster_id = $1 and status = 'pending'",
+        )
+        .bind(merge.cluster_id)
+        .bind(merge.decision_id)
+        .execute(&mut *transaction)
+        .await?;
+        sqlx::query(
+            "update decisions set status = 'merged', \
+             write_back = write_back || $2, updated_at = now(), \
+             steps = steps || jsonb_build_array(jsonb_build_object('at', now(), 'step', 'merged', 'detail', $2)) \
+             where id = $1 and status = 'pr_open'",
+        )
+        .bind(merge.decision_id)
+        .bind(Json(serde_json::json!({
+            "merge_commit": merge.merge_commit,
+            "merged_by": merge.merged_by,
+        })))
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// The decision an Argo CD notification is about: named by the sync's `infos`, or else the one whose
+    /// commit Argo CD applied, among decisions of clusters deployed by `application`.
+    pub async fn notified_decision(
+        &self,
+        application: &str,
+        revision: Option<&str>,
+        decision_id: Option<i64>,
+    ) -> Result<Option<DecisionRecord>, StorageError> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "select {} from decisions d join clusters c on c.id = d.cluster_id \
+             where c.spec->'argocd'->>'application' = $1 \
+               and d.status in ('committed', 'merged', 'syncing', 'synced', 'applied', 'failed') \
+               and (($3::bigint is not null and d.id = $3) \
+                    or ($3::bigint is null and $2::text is not null \
+                        and (d.write_back->>'commit' = $2 or d.write_back->>'merge_commit' = $2))) \
+             order by d.id desc limit 1",
+            COLUMNS
+                .split(", ")
+                .map(|c| format!("d.{}", c.trim()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
+        .bind(application)
+        .bind(revision)
+        .bind(decision_id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Whether any subscribed cluster is deployed by this Argo CD application.
+    pub async fn application_known(&self, application: &str) -> Result<bool, StorageError> {
+        let (known,): (bool,) = sqlx::query_as(
+            "select exists (select 1 from clusters where spec->'argocd'->>'application' = $1)",
+        )
+        .bind(application)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(known)
+    }
+
+    /// Registers an engine instance or refreshes its heartbeat; `NotFound` for an unknown cluster.
+    pub async fn engine_heartbeat(
+        &self,
+        cluster: &str,
+        instance: &str,
+    ) -> Result<(), StorageError> {
+        let result = sqlx::query(
+            "insert into engine_workers (cluster_id, instance_id) \
+             select id, $2 from clusters where name = $1 \
+             on conflict (cluster_id, instance_id) do update set last_heartbeat_at = now()",
+        )
+        .bind(cluster)
+        .bind(instance)
+        .execute(self.pool())
+        .await?;
+        if result.rows_affected() == 0 {
+            return Err(StorageError::NotFound);
+        }
+        Ok(())
+    }
+
+    pub async fn engine_unregister(
+        &self,
+        cluster: &str,
+        instance: &str,
+    ) -> Result<(), StorageError> {
+        sqlx::query(
+            "delete from engine_workers w using clusters c \
+             where c.id = w.cluster_id and c.name = $1 and w.instance_id = $2",
+        )
+        .bind(cluster)
+        .bind(instance)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Whether the cluster's instances announce themselves at all (any registration is kept until
+    /// unregistered).
+    pub async fn engines_ever_registered(&self, cluster_id: i64) -> Result<bool, StorageError> {
+        let (any,): (bool,) =
+            sqlx::query_as("select exists (select 1 from engine_workers where cluster_id = $1)")
+                .bind(cluster_id)
+                .fetch_one(self.pool())
+                .await?;
+        Ok(any)
+    }
+
+    /// Instances of the cluster that announced themselves since `alive_since`.
+    pub async fn live_engines(
+        &self,
+        cluster_id: i64,
+        alive_since: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StorageError> {
+        Ok(sqlx::query_as(
+            "select instance_id, last_heartbeat_at from engine_workers \
+             where cluster_id = $1 and last_heartbeat_at >= $2 order by instance_id",
+        )
+        .bind(cluster_id)
+        .bind(alive_since)
+        .fetch_all(self.pool())
+        .await?)
+    }
+}

@@ -1,0 +1,131 @@
+//! The webhook role: closes the loop after Git and Argo CD did their part. Argo CD notifications and
+//! GitHub pull request events are matched to decisions and recorded; whatever must happen next (a sync
+//! after a merge, a restart after a sync) is handed to a worker through the queue, so every side effect
+//! keeps the worker's retries, lock and resumable steps. Engine instances announce themselves here too.
+//!
+//! Every receiver authenticates before it parses anything, reads at most the configured body size,
+//! deduplicates replays, and answers unknown events with 200 and `"ignored"`.
+
+mod argocd;
+mod engine;
+mod github;
+mod signature;
+
+use std::sync::Arc;
+
+use axum::{
+    Json, Router,
+    body::{Body, Bytes},
+    http::{HeaderMap, header},
+    routing::post,
+};
+use base64::Engine as _;
+use serde::Serialize;
+
+pub use signature::GitHubSignature;
+
+use crate::{
+    api::{ApiError, ApiTokens},
+    queue::TaskQueue,
+    storage::Storage,
+};
+
+/// What the receivers need.
+#[derive(Clone)]
+pub struct WebhookState {
+    pub storage: Storage,
+    pub queue: TaskQueue,
+    /// Bearer tokens, or `user:password` pairs for basic auth, that Argo CD notifications present.
+    pub argocd_tokens: Arc<ApiTokens>,
+    /// The secret GitHub signs deliveries with; `None` refuses every GitHub delivery.
+    pub github: Option<Arc<GitHubSignature>>,
+    /// Bearer tokens engine instances present when they announce themselves.
+    pub engine_tokens: Arc<ApiTokens>,
+    pub max_body_bytes: usize,
+}
+
+pub fn router(state: WebhookState) -> Router {
+    Router::new()
+        .route("/webhooks/argocd", post(argocd::receive))
+        .route("/webhooks/github", post(github::receive))
+        .route("/webhooks/engine", post(engine::receive))
+        .with_state(state)
+}
+
+/// The answer to every accepted delivery.
+#[derive(Debug, Serialize)]
+struct Receipt {
+    /// `recorded`, `duplicate` or `ignored`.
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decision: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+}
+
+impl Receipt {
+    fn recorded(decision: i64, detail: impl Into<String>) -> Json<Self> {
+        Json(Self {
+            status: "recorded",
+            decision: Some(decision),
+            detail: Some(detail.into()),
+        })
+    }
+
+    fn duplicate() -> Json<Self> {
+        Json(Self {
+            status: "duplicate",
+            decision: None,
+            detail: None,
+        })
+    }
+
+    fn ignored(why: impl Into<String>) -> Json<Self> {
+        Json(Self {
+            status: "ignored",
+            decision: None,
+            detail: Some(why.into()),
+        })
+    }
+}
+
+/// The raw body, at most `limit` bytes.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge { limit })
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() || path == "." {
+            ApiError::MalformedJson(inner.to_string())
+        } else {
+            ApiError::MalformedJson(format!("{path}: {inner}"))
+        }
+    })
+}
+
+/// `Bearer <token>` or `Basic <base64 user:password>`, checked against `tokens` in constant time.
+fn authorised(headers: &HeaderMap, tokens: &ApiTokens) -> bool {
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    if let Some(token) = value.strip_prefix("Bearer ") {
+        return tokens.accepts(token.trim());
+    }
+    if let Some(encoded) = value.strip_prefix("Basic ") {
+        return base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()
+            .and_then(|pair| String::from_utf8(pair).ok())
+            .is_some_and(|pair| tokens.accepts(&pair));
+    }
+    false
+}

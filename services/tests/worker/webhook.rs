@@ -1,0 +1,498 @@
+//! The webhook receivers over HTTP: GitHub deliveries signed as GitHub signs them, Argo CD notifications
+//! with the body of the template in `deploy/argocd/`, and engine announcements. Forged, replayed and
+//! malformed deliveries must change nothing.
+
+use std::sync::Arc;
+
+use autoscaler::{
+    api::ApiTokens,
+    queue::TaskQueue,
+    storage::DecisionStatus,
+    webhook::{self, GitHubSignature, WebhookState},
+    worker::Progress,
+};
+use chrono::Utc;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::{
+    pull_requests::pull_request_world,
+    world::{APP, World},
+};
+
+const SECRET: &str = "github-webhook-secret-0123";
+const ARGOCD_HOOK_TOKEN: &str = "argocd-notifications-token-01";
+const ENGINE_TOKEN: &str = "engine-announce-token-0123";
+const BODY_LIMIT: usize = 64 * 1024;
+
+/// The webhook role's router on a free loopback port.
+async fn serve(world: &World) -> String {
+    let state = WebhookState {
+        storage: world.storage.clone(),
+        queue: TaskQueue::new(world.storage.pool()),
+        argocd_tokens: Arc::new(ApiTokens::new(&[
+            ARGOCD_HOOK_TOKEN,
+            "argocd:basic-password-0123",
+        ])),
+        github: Some(Arc::new(GitHubSignature::new(SECRET))),
+        engine_tokens: Arc::new(ApiTokens::new(&[ENGINE_TOKEN])),
+        max_body_bytes: BODY_LIMIT,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, webhook::router(state)).await });
+    format!("http://{address}")
+}
+
+fn sign(body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
+    mac.update(body);
+    let digest = mac.finalize().into_bytes();
+    format!(
+        "sha256={}",
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}
+
+async fn deliver_github(
+    base: &str,
+    event: &str,
+    delivery: &str,
+    body: &[u8],
+    signature: &str,
+) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/webhooks/github"))
+        .header("content-type", "application/json")
+        .header("x-github-event", event)
+        .header("x-github-delivery", delivery)
+        .header("x-hub-signature-256", signature)
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("delivered");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn deliveries(world: &World) -> i64 {
+    let (count,): (i64,) = sqlx::query_as("select count(*) from webhook_deliveries")
+        .fetch_one(world.storage.pool())
+        .await
+        .expect("count");
+    count
+}
+
+#[tokio::test]
+async fn a_merged_pull_request_is_synced_and_applied_and_a_replay_changes_nothing() {
+    let (world, github) = pull_request_world().await;
+    let base = serve(&world).await;
+    let now = Utc::now();
+    world.saturated_history(now).await;
+    let id = world.pending("up", now).await;
+    let worker = world.worker("host-a");
+    assert_eq!(
+        worker.run_task(id, World::retry()).await,
+        Progress::Reached(DecisionStatus::PrOpen)
+    );
+    let number = github.pulls("acme", "gitops")[0].number;
+    let merge_commit = github.merge_pull("acme", "gitops", number).expect("merged");
+    let body = serde_json::to_vec(
+        &github
+            .webhook_payload("acme", "gitops", number)
+            .expect("payload"),
+    )
+    .expect("json");
+
+    // A forged signature is refused before anything is parsed or stored.
+    let (status, error) =
+        deliver_github(&base, "pull_request", "d-1", &body, &sign(b"other")).await;
+    assert_eq!(status, 401, "{error}");
+    assert_eq!(error["error"], "unauthorized");
+    assert_eq!(world.decision(id).await.status, DecisionStatus::PrOpen);
+    assert_eq!(deliveries(&world).await, 0);
+
+    let (status, receipt) = deliver_github(&base, "pull_request", "d-1", &body, &sign(&body)).await;
+    assert_eq!(
+        (status, receipt["status"].as_str()),
+        (200, Some("recorded")),
+        "{receipt}"
+    );
+    let decision = world.decision(id).await;
+    assert_eq!(decision.status, DecisionStatus::Merged);
+    assert_eq!(
+        decision.write_back.as_ref().expect("write back").0["merge_commit"],
+        merge_commit.as_str()
+    );
+
+    // GitHub redelivers: nothing more happens.
+    let (status, receipt) = deliver_github(&base, "pull_request", "d-1", &body, &sign(&body)).await;
+    assert_eq!(
+        (status, receipt["status"].as_str()),
+        (200, Some("duplicate"))
+    );
+
+    // The enqueued task: a worker syncs the merge commit and applies it.
+    let progress = worker.run_task(id, World::retry()).await;
+    assert_eq!(progress, Progress::Reached(DecisionStatus::Applied));
+    assert_eq!(world.argocd.applied_revision(APP), Some(merge_commit));
+}
+
+#[tokio::test]
+async fn a_pull_request_closed_without_merging_is_rejected() {
+    let (world, github) = pull_request_world().await;
+    let base = serve(&world).await;
+    let now = Utc::now();
+    world.saturated_history(now).await;
+    let id = world.pending("up", now).await;
+    world.worker("host-a").run_task(id, World::retry()).await;
+    let number = github.pulls("acme", "gitops")[0].number;
+    github.close_pull("acme", "gitops", number).expect("closed");
+    let body = serde_json::to_vec(
+        &github
+            .webhook_payload("acme", "gitops", number)
+            .expect("payload"),
+    )
+    .expect("json");
+
+    let (status, receipt) = deliver_github(&base, "pull_request", "d-2", &body, &sign(&body)).await;
+
+    assert_eq!(status, 200, "{receipt}");
+    let decision = world.decision(id).await;
+    assert_eq!(decision.status, DecisionStatus::Rejected);
+    assert!(
+        decision
+            .reason
+            .unwrap_or_default()
+            .contains("closed without merging")
+    );
+    assert_eq!(world.log(), ["seed"], "the cluster keeps its scale");
+}
+
+#[tokio::test]
+async fn malformed_oversized_and_unknown_github_deliveries() {
+    let world = World::new().await;
+    let base = serve(&world).await;
+
+    let garbage = b"{\"action\": \"closed\", \"number\": ";
+    let (status, error) =
+        deliver_github(&base, "pull_request", "d-3", garbage, &sign(garbage)).await;
+    assert_eq!(
+        (status, error["error"].as_str()),
+        (400, Some("malformed_json")),
+        "{error}"
+    );
+
+    let wrong_shape = br#"{"action": "closed", "number": "seven"}"#;
+    let (status, error) = deliver_github(
+        &base,
+        "pull_request",
+        "d-4",
+        wrong_shape,
+        &sign(wrong_shape),
+    )
+    .await;
+    assert_eq!(status, 400, "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("number"),
+        "{error}"
+    );
+
+    let huge = vec![b' '; BODY_LIMIT + 1];
+    let (status, _) = deliver_github(&base, "pull_request", "d-5", &huge, &sign(&huge)).await;
+    assert_eq!(status, 413);
+
+    let ping = br#"{"zen": "Keep it logically awesome.", "hook_id": 1}"#;
+    let (status, receipt) = deliver_github(&base, "ping", "d-6", ping, &sign(ping)).await;
+    assert_eq!((status, receipt["status"].as_str()), (200, Some("ignored")));
+    // Only the acknowledged ping is remembered; refused deliveries left nothing.
+    assert_eq!(deliveries(&world).await, 1);
+}
+
+async fn notify(base: &str, auth: Option<(&str, &str)>, body: &Value) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{base}/webhooks/argocd"))
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(body).expect("json"));
+    request = match auth {
+        Some(("bearer", token)) => request.bearer_auth(token),
+        Some((user, password)) => request.basic_auth(user, Some(password)),
+        None => request,
+    };
+    let response = request.send().await.expect("sent");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The body the `autoscaler-sync-event` template renders.
+fn sync_event(app: &str, phase: &str, health: &str, revision: &str, decision: &str) -> Value {
+    json!({
+        "app": app, "namespace": "argocd", "project": "default", "trigger": "on-sync-succeeded",
+        "syncStatus": "Synced", "healthStatus": health, "phase": phase,
+        "message": "successfully synced (all tasks run)", "revision": revision,
+        "syncRevision": revision, "startedAt": "2026-11-23T12:00:00Z",
+        "finishedAt": "2026-11-23T12:00:05Z", "initiatedBy": "autoscaler", "decision": decision,
+        "argocdUrl": "https://argocd.example.com"
+    })
+}
+
+#[tokio::test]
+async fn argocd_notifications_are_authenticated_matched_and_deduplicated() {
+    let world = World::new().await;
+    let base = serve(&world).await;
+    let now = Utc::now();
+    world.saturated_history(now).await;
+    // The sync ends before the worker sees it: the notification must carry the decision on.
+    let id = world.pending("up", now).await;
+    let worker = world.worker("host-a");
+    assert_eq!(
+        worker.run_task(id, World::retry()).await,
+        Progress::Reached(DecisionStatus::Applied)
+    );
+    let revision = world.head("main");
+    let event = sync_event(APP, "Succeeded", "Healthy", &revision, &id.to_string());
+
+    let (status, _) = notify(&base, None, &event).await;
+    assert_eq!(status, 401);
+    let (status, _) = notify(&base, Some(("bearer", "wrong-token-0000000000")), &event).await;
+    assert_eq!(status, 401);
+    assert_eq!(deliveries(&world).await, 0);
+
+    let (status, receipt) = notify(&base, Some(("bearer", ARGOCD_HOOK_TOKEN)), &event).await;
+    assert_eq!(
+        (status, receipt["decision"].as_i64()),
+        (200, Some(id)),
+        "{receipt}"
+    );
+    let steps = World::steps(&world.decision(id).await);
+    assert_eq!(
+        steps.last().map(String::as_str),
+        Some("argocd_sync_succeeded"),
+        "{steps:?}"
+    );
+    let (status, receipt) = notify(&base, Some(("argocd", "basic-password-0123")), &event).await;
+    assert_eq!(
+        (status, receipt["status"].as_str()),
+        (200, Some("duplicate")),
+        "{receipt}"
+    );
+
+    // Matched by revision when the sync was not ours (no infos).
+    let degraded = sync_event(APP, "Succeeded", "Degraded", &revision, "");
+    let (status, receipt) = notify(&base, Some(("bearer", ARGOCD_HOOK_TOKEN)), &degraded).await;
+    assert_eq!(
+        (status, receipt["decision"].as_i64()),
+        (200, Some(id)),
+        "{receipt}"
+    );
+    assert!(World::steps(&world.decision(id).await).contains(&"argocd_health_degraded".to_owned()));
+
+    // Unknown applications and revisions are acknowledged and ignored.
+    let unknown = sync_event("someone-elses-app", "Succeeded", "Healthy", &revision, "");
+    let (status, receipt) = notify(&base, Some(("bearer", ARGOCD_HOOK_TOKEN)), &unknown).await;
+    assert_eq!((status, receipt["status"].as_str()), (200, Some("ignored")));
+    let stray = sync_event(
+        APP,
+        "Succeeded",
+        "Healthy",
+        "0000000000000000000000000000000000000000",
+        "",
+    );
+    let (status, receipt) = notify(&base, Some(("bearer", ARGOCD_HOOK_TOKEN)), &stray).await;
+    assert_eq!((status, receipt["status"].as_str()), (200, Some("ignored")));
+
+    let (status, error) = notify(
+        &base,
+        Some(("bearer", ARGOCD_HOOK_TOKEN)),
+        &json!({"phase": "Succeeded"}),
+    )
+    .await;
+    assert_eq!(
+        (status, error["error"].as_str()),
+        (400, Some("malformed_json")),
+        "{error}"
+    );
+    let mut bad_decision = event.clone();
+    bad_decision["decision"] = json!("12; drop table decisions");
+    let (status, _) = notify(&base, Some(("bearer", ARGOCD_HOOK_TOKEN)), &bad_decision).await;
+    assert_eq!(status, 400);
+    assert_eq!(world.decision(id).await.status, DecisionStatus::Applied);
+}
+
+#[tokio::test]
+async fn a_failed_sync_notification_fails_a_decision_still_in_flight() {
+    let world = World::new().await;
+    let base = serve(&world).await;
+    let now = Utc::now();
+    world.saturated_history(now).await;
+    world.argocd.set_polls_to_complete(APP, 1_000_000);
+    let id = world.pending("up", now).await;
+    let worker = world.worker("host-a");
+    let running = tokio::spawn(async move { worker.run_task(id, World::retry()).await });
+    crate::world::eventually(
+        "the sync to start",
+        std::time::Duration::from_secs(30),
+        || async { world.decision(id).await.status == DecisionStatus::Syncing },
+    )
+    .await;
+    running.abort();
+    let _ = running.await;
+
+    let mut failed = sync_event(
+        APP,
+        "Failed",
+        "Degraded",
+        &world.head("main"),
+        &id.to_string(),
+    );
+    failed["healthStatus"] = json!("Missing");
+    failed["message"] = json!("one or more objects failed to apply");
+    let (status, receipt) = notify(&base, Some(("bearer", ARGOCD_HOOK_TOKEN)), &failed).await;
+
+    assert_eq!(status, 200, "{receipt}");
+    let decision = world.decision(id).await;
+    assert_eq!(decision.status, DecisionStatus::Failed);
+    assert_eq!(
+        decision.reason.as_deref(),
+        Some("Argo CD reported the sync Failed: one or more objects failed to apply")
+    );
+}
+
+async fn announce(base: &str, token: &str, body: Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/webhooks/engine"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("sent");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn engine_instances_register_heartbeat_and_unregister() {
+    let world = World::new().await;
+    let base = serve(&world).await;
+    let live = || async {
+        world
+            .storage
+            .live_engines(world.cluster_id, Utc::now() - chrono::Duration::seconds(60))
+            .await
+            .expect("live")
+            .len()
+    };
+
+    for instance in ["engine-0", "engine-1"] {
+        let (status, _) = announce(
+            &base,
+            ENGINE_TOKEN,
+            json!({"cluster": "logs", "instance": instance, "event": "register"}),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let (status, _) = announce(
+        &base,
+        ENGINE_TOKEN,
+        json!({"cluster": "logs", "instance": "engine-1", "event": "heartbeat"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(live().await, 2);
+    let (status, _) = announce(
+        &base,
+        ENGINE_TOKEN,
+        json!({"cluster": "logs", "instance": "engine-0", "event": "unregister"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(live().await, 1);
+
+    let (status, _) = announce(
+        &base,
+        "not-the-engine-token-00",
+        json!({"cluster": "logs", "instance": "x", "event": "register"}),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, error) = announce(
+        &base,
+        ENGINE_TOKEN,
+        json!({"cluster": "nope", "instance": "x", "event": "register"}),
+    )
+    .await;
+    assert_eq!((status, error["error"].as_str()), (404, Some("not_found")));
+    let (status, _) = announce(
+        &base,
+        ENGINE_TOKEN,
+        json!({"cluster": "logs", "instance": "x", "event": "explode"}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(live().await, 1);
+}
+
+#[tokio::test]
+async fn a_scale_up_is_applied_only_once_the_new_instances_registered() {
+    let world = World::new().await;
+    let base = serve(&world).await;
+    let now = Utc::now();
+    world.saturated_history(now).await;
+    for instance in ["engine-0", "engine-1"] {
+        announce(
+            &base,
+            ENGINE_TOKEN,
+            json!({"cluster": "logs", "instance": instance, "event": "register"}),
+        )
+        .await;
+    }
+    let id = world.pending("up", now).await;
+    let worker = world.worker("host-a");
+    let retry = autoscaler::worker::RetrySettings {
+        attempts: 50,
+        backoff: std::time::Duration::from_millis(5),
+    };
+    let running = tokio::spawn(async move { worker.run_task(id, retry).await });
+
+    // Synced, but two instances for a larger scale: the worker waits, saying why.
+    crate::world::eventually(
+        "a retry for missing capacity",
+        std::time::Duration::from_secs(30),
+        || async {
+            let decision = world.decision(id).await;
+            decision.steps.0.as_array().is_some_and(|steps| {
+                steps.iter().any(|s| {
+                    s["detail"]["reason"]
+                        .as_str()
+                        .is_some_and(|r| r.contains("only 2 of"))
+                })
+            })
+        },
+    )
+    .await;
+    assert_eq!(world.decision(id).await.status, DecisionStatus::Synced);
+    let to = world.decision(id).await.to_scale.expect("scale");
+    for i in 2..to {
+        announce(
+            &base,
+            ENGINE_TOKEN,
+            json!({"cluster": "logs", "instance": format!("engine-{i}"), "event": "register"}),
+        )
+        .await;
+    }
+
+    let progress = running.await.expect("joins");
+    assert_eq!(progress, Progress::Reached(DecisionStatus::Applied));
+    let steps = World::steps(&world.decision(id).await);
+    assert_eq!(steps.last().map(String::as_str), Some("applied"));
+}
