@@ -24,7 +24,7 @@ pub enum Command {
     #[command(flatten)]
     Role(Role),
     /// Runs a load trace through the service's policy and the known ones, side by side; offline.
-    Simulate(crate::simulate::SimulateArgs),
+    Simulate(Box<crate::simulate::SimulateArgs>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]

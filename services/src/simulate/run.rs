@@ -177,16 +177,7 @@ pub fn contenders(scenario: &Scenario) -> Vec<Box<dyn ScalingPolicy + '_>> {
     let settings = &scenario.settings;
     let bounds = settings.bounds();
     vec![
-        Box::new(Oracle::new(
-            &scenario.trace,
-            scenario.model.clone(),
-            bounds,
-            f64::from(settings.actuation_delay_seconds),
-            f64::from(settings.restart_seconds),
-            f64::from(settings.scrape_interval_seconds),
-            f64::from(settings.policy.catch_up_seconds),
-            settings.policy.lag_seconds_low,
-        )),
+        Box::new(Oracle::new(scenario)),
         Box::new(Ours::new(
             settings.policy.clone(),
             settings.scrape_interval_seconds,

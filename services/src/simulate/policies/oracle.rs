@@ -11,7 +11,7 @@
 //! It is the reference for over- and under-provisioning and for the goals.
 
 use super::{Bounds, Observation, ScalingPolicy};
-use crate::simulate::{job::JobModel, trace::Trace};
+use crate::simulate::{job::JobModel, run::Scenario, trace::Trace};
 
 /// The oracle scales down only to what the next half hour needs.
 const DOWN_LOOKAHEAD_SECONDS: f64 = 1800.0;
@@ -28,25 +28,19 @@ pub struct Oracle<'a> {
 }
 
 impl<'a> Oracle<'a> {
-    pub fn new(
-        trace: &'a Trace,
-        model: JobModel,
-        bounds: Bounds,
-        delay_seconds: f64,
-        restart_seconds: f64,
-        scrape_interval_seconds: f64,
-        catch_up_seconds: f64,
-        drained_lag_seconds: f64,
-    ) -> Self {
+    /// The oracle for `scenario`: its trace and job, and its settings' bounds, delay, restart, scrape
+    /// interval, catch-up time and drained lag.
+    pub fn new(scenario: &'a Scenario) -> Self {
+        let settings = &scenario.settings;
         Self {
-            trace,
-            model,
-            bounds,
-            delay_seconds,
-            restart_seconds,
-            scrape_interval_seconds,
-            catch_up_seconds: catch_up_seconds.max(1.0),
-            drained_lag_seconds,
+            trace: &scenario.trace,
+            model: scenario.model.clone(),
+            bounds: settings.bounds(),
+            delay_seconds: f64::from(settings.actuation_delay_seconds),
+            restart_seconds: f64::from(settings.restart_seconds),
+            scrape_interval_seconds: f64::from(settings.scrape_interval_seconds),
+            catch_up_seconds: f64::from(settings.policy.catch_up_seconds.max(1)),
+            drained_lag_seconds: settings.policy.lag_seconds_low,
         }
     }
 
