@@ -35,6 +35,9 @@ use crate::cluster::Policy;
 /// job run with the usual headroom, that no policy needs to touch at once.
 const INITIAL_UTILISATION: f64 = 0.7;
 
+/// The worker (`services/src/worker`) estimates from the longest rule window, and at least an hour.
+const WORKER_MIN_HISTORY_SECONDS: u32 = 3600;
+
 /// `autoscaler simulate`. Job-model flags left out take the trace's `# model:` line, then the default.
 #[derive(Debug, Clone, PartialEq, Args)]
 pub struct SimulateArgs {
@@ -82,9 +85,10 @@ pub struct SimulateArgs {
     /// How long the job processes nothing when its scale changes.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub restart_downtime: Duration,
-    /// How far back the worker reads the history it estimates from.
-    #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
-    pub worker_history: Duration,
+    /// How far back the worker reads the history it estimates from [default: as the worker does, the
+    /// longest rule window and at least 1h].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub worker_history: Option<Duration>,
     /// The policy's lower bound.
     #[arg(long, default_value_t = 1)]
     pub min_scale: u32,
@@ -203,7 +207,13 @@ pub fn scenario(
         restart_seconds: seconds(args.restart_downtime, "--restart-downtime")?,
         noise: args.noise,
         seed: args.seed,
-        worker_history_seconds: seconds(args.worker_history, "--worker-history")?,
+        worker_history_seconds: match args.worker_history {
+            Some(history) => seconds(history, "--worker-history")?,
+            None => policy
+                .scale_down_window_seconds
+                .max(policy.scale_up_window_seconds)
+                .max(WORKER_MIN_HISTORY_SECONDS),
+        },
         initial_scale,
         initial_lag_seconds,
         policy,
