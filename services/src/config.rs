@@ -15,7 +15,16 @@ pub struct Cli {
     #[command(flatten)]
     pub common: CommonConfig,
     #[command(subcommand)]
-    pub role: Option<Role>,
+    pub role: Option<Command>,
+}
+
+/// A service role, or an offline tool that needs no database.
+#[derive(Debug, Clone, PartialEq, Subcommand)]
+pub enum Command {
+    #[command(flatten)]
+    Role(Role),
+    /// Runs a load trace through the service's policy and the known ones, side by side; offline.
+    Simulate(Box<crate::simulate::SimulateArgs>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]

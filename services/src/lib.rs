@@ -15,6 +15,7 @@ pub mod roles;
 pub mod rules;
 pub mod scrape;
 pub mod shutdown;
+pub mod simulate;
 pub mod storage;
 pub mod telemetry;
 pub mod webhook;

@@ -1,13 +1,19 @@
 use std::process::ExitCode;
 
-use autoscaler::config::{Cli, Role};
+use autoscaler::config::{Cli, Command, Role};
 use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     autoscaler::telemetry::init(cli.common.log_format);
-    let role = cli.role.unwrap_or(Role::Run);
+    let role = match cli.role {
+        Some(Command::Simulate(args)) => {
+            return autoscaler::simulate::command(&args, cli.common.scrape_interval);
+        }
+        Some(Command::Role(role)) => role,
+        None => Role::Run,
+    };
     if let Err(e) = cli.common.validate(role) {
         tracing::error!("{e}");
         eprintln!("error: {e}");

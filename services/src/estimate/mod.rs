@@ -26,6 +26,10 @@ const MIN_POINTS: usize = 6;
 const MIN_DISTINCT_SCALES: usize = 2;
 const MIN_R2: f64 = 0.6;
 const MAX_PLAUSIBLE_SCALE: f64 = 1_000_000.0;
+/// The newest arrival rate is the mean of this many of the newest samples.
+const NEWEST_RATE_SAMPLES: usize = 3;
+/// The proportional estimate averages this many of the newest samples.
+const PER_WORKER_SAMPLES: usize = 5;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "method", rename_all = "snake_case")]
@@ -106,23 +110,41 @@ pub fn estimate(history: &[Sample], policy: &Policy) -> Result<Estimate, Estimat
     })
 }
 
-/// The input rate a horizon ahead: the trend of `records_in` over the history when it explains the data,
-/// else the recent mean. Never below the newest observed rate, so a falling forecast cannot starve a
-/// backlog.
+/// The input rate a horizon ahead: the trend of the arrival rate over the history when it explains the
+/// data, else the recent mean. Never below the newest observed rate (the mean of the newest
+/// `NEWEST_RATE_SAMPLES`, so that one noisy scrape does not decide), so a falling forecast cannot starve
+/// a backlog.
+///
+/// `records_in` is what the job consumed; what arrived is that plus the lag's growth between scrapes
+/// (a saturated job consumes only what it can, and the rest shows up as lag).
 fn forecast_input(history: &[Sample]) -> Result<f64, EstimateError> {
     let Some(start) = history.first().map(|s| s.sampled_at) else {
         return Err(EstimateError::MissingMetric("records_in"));
     };
-    let points: Vec<(f64, f64)> = history
-        .iter()
-        .filter_map(|s| {
-            let rate = s.records_in.filter(|v| v.is_finite())?;
-            Some(((s.sampled_at - start).as_seconds_f64(), rate))
-        })
-        .collect();
-    let Some(&(last_at, last_rate)) = points.last() else {
+    let mut previous_lag: Option<(f64, f64)> = None;
+    let mut points: Vec<(f64, f64)> = Vec::new();
+    for sample in history {
+        let at = (sample.sampled_at - start).as_seconds_f64();
+        let lag = sample
+            .lag_records
+            .filter(|v| v.is_finite())
+            .map(|v| v.max(0.0));
+        let growth = match (previous_lag, lag) {
+            (Some((then, before)), Some(now)) if at > then => (now - before) / (at - then),
+            _ => 0.0,
+        };
+        if let Some(lag) = lag {
+            previous_lag = Some((at, lag));
+        }
+        if let Some(consumed) = sample.records_in.filter(|v| v.is_finite()) {
+            points.push((at, (consumed + growth).max(0.0)));
+        }
+    }
+    let Some(&(last_at, _)) = points.last() else {
         return Err(EstimateError::MissingMetric("records_in"));
     };
+    let newest = &points[points.len().saturating_sub(NEWEST_RATE_SAMPLES)..];
+    let last_rate = newest.iter().map(|(_, r)| r).sum::<f64>() / newest.len() as f64;
     let mean = points.iter().map(|(_, r)| r).sum::<f64>() / points.len() as f64;
     let trend = fit_line(&points)
         .filter(|fit| fit.r2 >= MIN_R2)
@@ -172,25 +194,35 @@ fn capacity_model(history: &[Sample], policy: &Policy) -> Result<LineFit, String
     Ok(fit)
 }
 
-/// What one worker processes: the newest output rate over the scale, scaled up by CPU headroom when the
-/// job was not saturated (at 40 % CPU a worker could do about 2.5 times its output).
+/// What one worker processes: the output rate over the scale, scaled up by CPU headroom when the job was
+/// not saturated (at 40 % CPU a worker could do about 2.5 times its output). Taken over the newest
+/// `PER_WORKER_SAMPLES` samples at the current scale, so that one noisy scrape does not size the job.
 fn per_worker_throughput(
     history: &[Sample],
     policy: &Policy,
     scale_now: f64,
 ) -> Result<f64, EstimateError> {
-    let newest = history
+    let recent: Vec<&Sample> = history
         .iter()
         .rev()
-        .find(|s| s.records_out.is_some_and(f64::is_finite))
-        .ok_or(EstimateError::MissingMetric("records_out"))?;
-    let out = newest.records_out.unwrap_or_default().max(1.0);
-    let utilisation = if saturated(newest, policy) {
-        1.0
-    } else {
-        newest.cpu_load.unwrap_or(1.0).clamp(0.1, 1.0)
-    };
-    Ok(out / scale_now / utilisation)
+        .filter(|s| s.records_out.is_some_and(f64::is_finite))
+        .take_while(|s| s.scale.is_none_or(|scale| scale.round() == scale_now))
+        .take(PER_WORKER_SAMPLES)
+        .collect();
+    if recent.is_empty() {
+        return Err(EstimateError::MissingMetric("records_out"));
+    }
+    let (mut out, mut busy) = (0.0, 0.0);
+    for sample in recent {
+        let utilisation = if saturated(sample, policy) {
+            1.0
+        } else {
+            sample.cpu_load.unwrap_or(1.0).clamp(0.1, 1.0)
+        };
+        out += sample.records_out.unwrap_or_default().max(1.0);
+        busy += scale_now * utilisation;
+    }
+    Ok(out / busy)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{CheckOutcome, Estimate, PreviousChange, estimate, post_check};
+use super::{CheckOutcome, Estimate, Method, PreviousChange, estimate, post_check};
 use crate::{cluster::Policy, rules::Direction, storage::Sample};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -12,6 +12,25 @@ pub struct Plan {
     /// `None` when the history could not support an estimate; `outcome` then says why.
     pub estimate: Option<Estimate>,
     pub outcome: CheckOutcome,
+}
+
+/// The new scale must carry the forecast input with CPU this far below `cpu_high`, or the CPU rule would
+/// fire again as soon as the cooldown is over.
+const CPU_MARGIN: f64 = 0.9;
+
+/// The smallest scale at which the estimate's capacity model runs the forecast input below
+/// `cpu_high × CPU_MARGIN`.
+fn cpu_floor(estimate: &Estimate, policy: &Policy) -> u32 {
+    let needed = estimate.forecast_input / (policy.cpu_high * CPU_MARGIN);
+    let scale = match &estimate.method {
+        Method::Regression { fit } => (needed - fit.intercept) / fit.slope,
+        Method::Proportional { per_worker, .. } => needed / per_worker,
+    };
+    if scale.is_finite() {
+        scale.ceil().clamp(1.0, f64::from(u32::MAX)) as u32
+    } else {
+        1
+    }
 }
 
 /// Estimates the scale from `history` (time order, newest last) and checks it for a change in
@@ -38,15 +57,28 @@ pub fn plan(
         .iter()
         .rev()
         .find_map(|s| s.lag_seconds.filter(|v| v.is_finite()));
-    let outcome = post_check(
+    let floor = cpu_floor(&estimate, policy);
+    let mut outcome = post_check(
         policy,
         direction,
         estimate.current_scale,
-        estimate.scale,
+        estimate.scale.max(floor),
         lag_seconds_now,
         previous,
         now,
     );
+    if floor > estimate.scale
+        && let CheckOutcome::Apply { notes, .. } = &mut outcome
+    {
+        notes.insert(
+            0,
+            format!(
+                "raised from {} to {floor}: the forecast input must run below {:.0} % CPU",
+                estimate.scale,
+                policy.cpu_high * CPU_MARGIN * 100.0
+            ),
+        );
+    }
     Plan {
         estimate: Some(estimate),
         outcome,

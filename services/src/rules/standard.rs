@@ -7,6 +7,9 @@ use crate::storage::Sample;
 const SUSTAINED_SHARE: f64 = 0.8;
 /// A lag trend counts when its slope is this many standard errors above zero.
 const SIGNIFICANT_T: f64 = 3.0;
+/// A scale-down is worth weighing when the window's busiest moment would have run below this share of
+/// `cpu_high` on one worker fewer (the estimator then says how many fewer, if any).
+const FEWER_WORKERS_CPU_SHARE: f64 = 0.9;
 
 fn series(input: &RuleInput<'_>, metric: fn(&Sample) -> Option<f64>, window: u32) -> Series {
     Series::new(
@@ -110,7 +113,9 @@ impl Rule for CpuAboveThreshold {
     }
 }
 
-/// CPU below the low threshold and lag below the low threshold for the whole (longer) scale-down window.
+/// Lag below the low threshold for the whole (longer) scale-down window, and CPU either below the low
+/// threshold throughout or low enough that one worker fewer would have stayed clearly below the scale-up
+/// threshold even at the window's busiest moment.
 pub struct SustainedLowLoad;
 
 impl Rule for SustainedLowLoad {
@@ -131,11 +136,18 @@ impl Rule for SustainedLowLoad {
             return (Outcome::NoData, missing);
         }
         let (cpu_max, lag_max) = (cpu.max(), lag.max());
+        let scale = series(input, |s| s.scale, window).latest();
+        let one_fewer = scale.filter(|s| *s >= 2.0).map(|s| cpu_max * s / (s - 1.0));
+        let fits_fewer = input.policy.cpu_high * FEWER_WORKERS_CPU_SHARE;
         let figures = format!(
-            "over {window}s: CPU at most {cpu_max:.2} (below {}?), lag at most {lag_max:.0}s (below {}?)",
-            input.policy.cpu_low, input.policy.lag_seconds_low
+            "over {window}s: CPU at most {cpu_max:.2} (below {}, or below {fits_fewer:.2} on one worker \
+             fewer: {}?), lag at most {lag_max:.0}s (below {}?)",
+            input.policy.cpu_low,
+            one_fewer.map_or("-".to_owned(), |c| format!("{c:.2}")),
+            input.policy.lag_seconds_low
         );
-        if cpu_max < input.policy.cpu_low && lag_max < input.policy.lag_seconds_low {
+        let cpu_low = cpu_max < input.policy.cpu_low || one_fewer.is_some_and(|c| c < fits_fewer);
+        if cpu_low && lag_max < input.policy.lag_seconds_low {
             (Outcome::Fired, figures)
         } else {
             (Outcome::Quiet, figures)

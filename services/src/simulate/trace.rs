@@ -1,0 +1,258 @@
+//! Load traces: the input rate over time, as `seconds,records_per_second` rows, linearly interpolated
+//! between rows. Two rows at the same second make a step.
+//!
+//! Lines starting with `#` are comments, except `# model: key=value ...`, which sets the job model for
+//! this trace (a sink cap, a backlog at the start); flags on the command line win over it. An optional
+//! header `seconds,records_per_second` may come first.
+
+use std::path::Path;
+
+/// A relative change of the input rate at least this large, within `STEP_SECONDS`, is a load step.
+const STEP_SHARE: f64 = 0.25;
+const STEP_SECONDS: f64 = 60.0;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trace {
+    /// (seconds, records per second), seconds non-decreasing, starting at 0.
+    rows: Vec<(f64, f64)>,
+    /// `key=value` settings from `# model:` lines, in file order, with the line they came from.
+    pub model: Vec<ModelSetting>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSetting {
+    pub key: String,
+    pub value: f64,
+    pub line: usize,
+}
+
+/// A sudden change of the input rate, at which the steps-to-settle count starts.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct LoadStep {
+    pub at_seconds: f64,
+    pub from: f64,
+    pub to: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error("cannot read the trace {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("line {line}, column {column}: {problem}")]
+    Malformed {
+        line: usize,
+        column: usize,
+        problem: String,
+    },
+    #[error("the trace has no rows: expected `seconds,records_per_second` lines")]
+    Empty,
+    #[error("the trace must last longer than 0 seconds (its last row is at 0)")]
+    NoDuration,
+}
+
+/// The `# model:` keys a trace may set, the same names as the command-line flags.
+pub const MODEL_KEYS: [&str; 6] = [
+    "capacity-per-worker",
+    "scaling-exponent",
+    "partitions",
+    "sink-cap",
+    "initial-lag",
+    "initial-scale",
+];
+
+impl Trace {
+    pub fn read(path: &Path) -> Result<Self, TraceError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TraceError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Self, TraceError> {
+        let mut rows: Vec<(f64, f64)> = Vec::new();
+        let mut model = Vec::new();
+        for (index, raw) in text.lines().enumerate() {
+            let line = index + 1;
+            let trimmed = raw.trim();
+            if trimmed.is_empty() {
+                continue;
+            }
+            if let Some(comment) = trimmed.strip_prefix('#') {
+                if let Some(settings) = comment.trim_start().strip_prefix("model:") {
+                    let offset = raw.len() - settings.len();
+                    model.extend(parse_model(settings, line, offset)?);
+                }
+                continue;
+            }
+            if rows.is_empty() && trimmed.replace(' ', "") == "seconds,records_per_second" {
+                continue;
+            }
+            let row = parse_row(raw, line)?;
+            if let Some(&(previous, _)) = rows.last() {
+                if row.0 < previous {
+                    return Err(malformed(
+                        line,
+                        1,
+                        format!("seconds go backwards: {} after {previous}", row.0),
+                    ));
+                }
+            } else if row.0 != 0.0 {
+                return Err(malformed(
+                    line,
+                    1,
+                    format!("the first row must be at 0 seconds, not {}", row.0),
+                ));
+            }
+            rows.push(row);
+        }
+        match rows.last() {
+            None => Err(TraceError::Empty),
+            Some((end, _)) if *end <= 0.0 => Err(TraceError::NoDuration),
+            Some(_) => Ok(Self { rows, model }),
+        }
+    }
+
+    /// How long the trace lasts, in seconds.
+    pub fn duration(&self) -> f64 {
+        self.rows.last().map_or(0.0, |(t, _)| *t)
+    }
+
+    /// The input rate at `seconds`, interpolated; at a step, the rate after it.
+    pub fn rate_at(&self, seconds: f64) -> f64 {
+        let after = self.rows.partition_point(|(t, _)| *t <= seconds);
+        match (
+            after.checked_sub(1).map(|i| self.rows[i]),
+            self.rows.get(after),
+        ) {
+            (Some((_, rate)), None) => rate,
+            (None, Some((_, rate))) => *rate,
+            (Some((t0, r0)), Some((t1, r1))) => r0 + (r1 - r0) * (seconds - t0) / (t1 - t0),
+            (None, None) => 0.0,
+        }
+    }
+
+    /// The sudden changes of load: the rate moving by a quarter or more within a minute. Changes less
+    /// than a minute apart count as one.
+    pub fn steps(&self) -> Vec<LoadStep> {
+        let mut steps: Vec<LoadStep> = Vec::new();
+        for pair in self.rows.windows(2) {
+            let ((t0, r0), (t1, r1)) = (pair[0], pair[1]);
+            let sudden = t1 - t0 <= STEP_SECONDS && (r1 - r0).abs() >= STEP_SHARE * r0.max(1.0);
+            if !sudden {
+                continue;
+            }
+            match steps.last_mut() {
+                Some(last) if t0 - last.at_seconds <= STEP_SECONDS => last.to = r1,
+                _ => steps.push(LoadStep {
+                    at_seconds: t0,
+                    from: r0,
+                    to: r1,
+                }),
+            }
+        }
+        steps
+    }
+}
+
+fn malformed(line: usize, column: usize, problem: String) -> TraceError {
+    TraceError::Malformed {
+        line,
+        column,
+        problem,
+    }
+}
+
+/// One `seconds,records_per_second` row; errors name the 1-based column where the bad field starts.
+fn parse_row(raw: &str, line: usize) -> Result<(f64, f64), TraceError> {
+    let fields: Vec<(usize, &str)> = raw
+        .split(',')
+        .scan(0, |start, field| {
+            let column = *start + 1 + (field.len() - field.trim_start().len());
+            *start += field.len() + 1;
+            Some((column, field.trim()))
+        })
+        .collect();
+    if fields.len() != 2 {
+        return Err(malformed(
+            line,
+            1,
+            format!(
+                "expected 2 fields `seconds,records_per_second`, found {}",
+                fields.len()
+            ),
+        ));
+    }
+    let number = |(column, text): (usize, &str), name: &str| -> Result<f64, TraceError> {
+        match text.parse::<f64>() {
+            Ok(value) if value.is_finite() && value >= 0.0 => Ok(value),
+            Ok(value) => Err(malformed(
+                line,
+                column,
+                format!("{name} must be a finite number of 0 or more, not {value}"),
+            )),
+            Err(_) => Err(malformed(
+                line,
+                column,
+                format!("{name} is not a number: {text:?}"),
+            )),
+        }
+    };
+    Ok((
+        number(fields[0], "seconds")?,
+        number(fields[1], "records_per_second")?,
+    ))
+}
+
+fn parse_model(
+    settings: &str,
+    line: usize,
+    offset: usize,
+) -> Result<Vec<ModelSetting>, TraceError> {
+    let mut parsed = Vec::new();
+    let mut position = 0;
+    for word in settings.split(' ') {
+        let column = offset + position + 1;
+        position += word.len() + 1;
+        if word.is_empty() {
+            continue;
+        }
+        let Some((key, value)) = word.split_once('=') else {
+            return Err(malformed(
+                line,
+                column,
+                format!("expected key=value in the model line, found {word:?}"),
+            ));
+        };
+        if !MODEL_KEYS.contains(&key) {
+            return Err(malformed(
+                line,
+                column,
+                format!(
+                    "unknown model key {key:?}; known: {}",
+                    MODEL_KEYS.join(", ")
+                ),
+            ));
+        }
+        let value = value
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .ok_or_else(|| {
+                malformed(
+                    line,
+                    column + key.len() + 1,
+                    format!("{key} must be a number of 0 or more, not {value:?}"),
+                )
+            })?;
+        parsed.push(ModelSetting {
+            key: key.to_owned(),
+            value,
+            line,
+        });
+    }
+    Ok(parsed)
+}
