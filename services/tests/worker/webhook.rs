@@ -496,3 +496,45 @@ async fn a_scale_up_is_applied_only_once_the_new_instances_registered() {
     let steps = World::steps(&world.decision(id).await);
     assert_eq!(steps.last().map(String::as_str), Some("applied"));
 }
+
+/// The notification template shipped in `deploy/` sends what the receiver reads, where it listens, with the
+/// info name the worker puts on its syncs.
+#[test]
+fn the_shipped_notification_template_matches_the_receiver() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/argocd/argocd-notifications-cm.yaml"
+    );
+    let text = std::fs::read_to_string(path).expect("the template file");
+    let config: serde_yaml::Value = serde_yaml::from_str(&text).expect("YAML");
+    let template = config["data"]["template.autoscaler-sync-event"]
+        .as_str()
+        .expect("the template");
+    let webhook: serde_yaml::Value = serde_yaml::from_str(template).expect("template YAML");
+    let call = &webhook["webhook"]["autoscaler"];
+    assert_eq!(call["method"].as_str(), Some("POST"));
+    assert_eq!(call["path"].as_str(), Some("/webhooks/argocd"));
+    let body = call["body"].as_str().expect("a body");
+    for key in [
+        "app",
+        "phase",
+        "healthStatus",
+        "syncStatus",
+        "message",
+        "revision",
+        "decision",
+        "finishedAt",
+    ] {
+        assert!(
+            body.contains(&format!("\"{key}\":")),
+            "the body sends {key}"
+        );
+    }
+    assert!(body.contains(r#"GetInfoItem .app "autoscaler.decision""#));
+    for trigger in ["on-sync-succeeded", "on-sync-failed", "on-health-degraded"] {
+        let rules = config["data"][format!("trigger.{trigger}").as_str()]
+            .as_str()
+            .expect("the trigger");
+        assert!(rules.contains("send: [autoscaler-sync-event]"), "{trigger}");
+    }
+}
