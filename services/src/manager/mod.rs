@@ -191,9 +191,6 @@ impl<Q: InstantQuery> Manager<Q> {
             Err(StorageError::Conflict) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let span =
-            tracing::info_span!("decision", cluster = %cluster.spec.name, decision = decision.id);
-        let _enter = span.enter();
         let task = ScalingTask {
             decision_id: decision.id,
             cluster: cluster.spec.name.clone(),
@@ -209,7 +206,13 @@ impl<Q: InstantQuery> Manager<Q> {
                 .await?;
             return Err(e.into());
         }
-        tracing::info!(rule = fired.rule, reason = %fired.reason, "scaling task enqueued");
+        tracing::info!(
+            cluster = %cluster.spec.name,
+            decision = decision.id,
+            rule = fired.rule,
+            reason = %fired.reason,
+            "scaling task enqueued"
+        );
         Ok(Some(decision.id))
     }
 }

@@ -87,9 +87,6 @@ pub(super) async fn receive(
         tracing::info!(application = %notification.app, ?revision, ?decision_id, "notification matches no decision; ignored");
         return Ok(Receipt::ignored("no decision carries this revision"));
     };
-    let span =
-        tracing::info_span!("decision", cluster = %decision.cluster_name, decision = decision.id);
-    let _entered = span.enter();
     let detail = json!({
         "trigger": notification.trigger,
         "phase": phase,
@@ -104,7 +101,7 @@ pub(super) async fn receive(
             .storage
             .add_step(decision.id, "argocd_health_degraded", &detail)
             .await?;
-        tracing::warn!(message = ?notification.message, "the application is degraded after the sync");
+        tracing::warn!(cluster = %decision.cluster_name, decision = decision.id, message = ?notification.message, "the application is degraded after the sync");
         "the application is degraded; recorded"
     } else if matches!(phase, "Failed" | "Error") {
         state
@@ -161,6 +158,6 @@ pub(super) async fn receive(
             Some(decision.id),
         )
         .await?;
-    tracing::info!(phase, health, outcome, "Argo CD notification recorded");
+    tracing::info!(cluster = %decision.cluster_name, decision = decision.id, phase, health, outcome, "Argo CD notification recorded");
     Ok(Receipt::recorded(decision.id, outcome))
 }

@@ -148,9 +148,6 @@ async fn handle(
         .sender
         .as_ref()
         .map_or("someone", |s| s.login.as_str());
-    let span =
-        tracing::info_span!("decision", cluster = %decision.cluster_name, decision = decision.id);
-    let _entered = span.enter();
     if payload.pull_request.merged == Some(true) {
         let Some(merge_commit) = payload.pull_request.merge_commit_sha.as_deref() else {
             return Err(ApiError::MalformedJson(
@@ -200,7 +197,7 @@ async fn handle(
                 Some(&reason),
             )
             .await?;
-        tracing::info!(pull_request = payload.number, by, "pull request rejected");
+        tracing::info!(cluster = %decision.cluster_name, decision = decision.id, pull_request = payload.number, by, "pull request rejected");
         Ok((Receipt::recorded(decision.id, reason), Some(decision.id)))
     }
 }

@@ -8,6 +8,7 @@ use apalis::prelude::{BoxDynError, Data, WorkerBuilder, WorkerBuilderExt};
 use apalis_postgres::PostgresStorage;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::{Progress, Worker};
 use crate::{queue::ScalingTask, storage::DecisionStatus};
@@ -93,10 +94,12 @@ struct Runner {
 
 async fn handle(task: ScalingTask, runner: Data<Arc<Runner>>) -> Result<(), BoxDynError> {
     let span = tracing::info_span!("task", decision = task.decision_id, cluster = %task.cluster);
-    let _entered = span.enter();
-    drop(_entered);
-    let progress = runner.worker.run_task(task.decision_id, runner.retry).await;
-    tracing::info!(parent: &span, ?progress, "task done");
+    async {
+        let progress = runner.worker.run_task(task.decision_id, runner.retry).await;
+        tracing::info!(?progress, "task done");
+    }
+    .instrument(span)
+    .await;
     Ok(())
 }
 
