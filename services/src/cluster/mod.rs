@@ -7,7 +7,7 @@ mod validate;
 
 pub use secret::SecretRef;
 pub use spec::{
-    ArgoCdApp, ClusterSpec, GitLocation, MetricQueries, MetricsSource, Policy, Target, TargetKind,
-    WriteBack,
+    ArgoCdApp, ClusterSpec, FlinkJobSpec, GitLocation, MetricQueries, MetricsSource, Policy,
+    Target, TargetKind, WriteBack,
 };
 pub use validate::{FieldProblem, ValidationContext};

@@ -62,6 +62,33 @@ pub struct Target {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub control_url: Option<Url>,
+    /// A bearer token for the engine's control endpoint.
+    #[serde(default)]
+    pub control_token: Option<SecretRef>,
+    /// How to restart a Flink job that does not scale reactively.
+    #[serde(default)]
+    pub flink: Option<FlinkJobSpec>,
+}
+
+/// The Flink job to restart at a new parallelism, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlinkJobSpec {
+    /// The running job's name, as `GET /jobs/overview` shows it.
+    pub job_name: String,
+    /// The uploaded jar to resubmit (`/jars/{jar_id}/run`).
+    pub jar_id: String,
+    #[serde(default)]
+    pub entry_class: Option<String>,
+    #[serde(default)]
+    pub program_args: Option<String>,
+    /// Where savepoints go; Flink's configured default when absent.
+    #[serde(default)]
+    pub savepoint_dir: Option<String>,
+    /// Flink 1.18+ with the adaptive scheduler: change the resource requirements in place instead of
+    /// stopping with a savepoint and resubmitting.
+    #[serde(default)]
+    pub adaptive_scheduler: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -55,7 +55,7 @@ impl ClusterSpec {
     pub fn validate(&self, ctx: ValidationContext) -> Result<(), Vec<FieldProblem>> {
         let mut problems = Problems::default();
         problems.check("name", check_dns_label(&self.name));
-        self.validate_target(&mut problems);
+        self.validate_target(ctx, &mut problems);
         self.validate_metrics(&mut problems);
         self.validate_git(ctx, &mut problems);
         self.validate_write_back(ctx, &mut problems);
@@ -68,7 +68,7 @@ impl ClusterSpec {
         }
     }
 
-    fn validate_target(&self, problems: &mut Problems) {
+    fn validate_target(&self, ctx: ValidationContext, problems: &mut Problems) {
         let target = &self.target;
         if let Some(url) = &target.control_url {
             problems.check("target.control_url", check_http_url(url));
@@ -86,6 +86,26 @@ impl ClusterSpec {
                 "required when the target does not scale reactively: it is how the job is restarted",
             ),
             _ => {}
+        }
+        if let Some(secret) = &target.control_token {
+            problems.check("target.control_token", check_secret(secret, ctx));
+        }
+        if target.kind == TargetKind::Flink && target.flink.is_none() {
+            problems.add(
+                "target.flink",
+                "required when a Flink job does not scale reactively: the job name and jar to resubmit",
+            );
+        }
+        if let Some(flink) = &target.flink {
+            if flink.job_name.trim().is_empty() {
+                problems.add("target.flink.job_name", "must not be empty");
+            }
+            if !(flink.jar_id.len() >= 5 && !flink.jar_id.contains('/')) {
+                problems.add(
+                    "target.flink.jar_id",
+                    "must be the id Flink gave the uploaded jar, such as `<uuid>_job.jar`",
+                );
+            }
         }
     }
 

@@ -50,13 +50,27 @@ fn the_minimal_spec_is_valid_and_gets_the_designs_defaults() {
 }
 
 #[test]
-fn flink_defaults_to_non_reactive_and_then_needs_a_control_url() {
+fn flink_defaults_to_non_reactive_and_then_needs_a_control_url_and_a_job() {
     let spec = with(valid(), "/target/kind", json!("flink"));
-    assert_eq!(fields_of(spec.clone()), ["target.control_url"]);
+    assert_eq!(
+        fields_of(spec.clone()),
+        ["target.control_url", "target.flink"]
+    );
     let spec = with(
         spec,
         "/target/control_url",
         json!("http://flink-jobmanager:8081"),
+    );
+    let spec = with(
+        spec,
+        "/target/flink",
+        json!({"job_name": "orders", "jar_id": "a/b"}),
+    );
+    assert_eq!(fields_of(spec.clone()), ["target.flink.jar_id"]);
+    let spec = with(
+        spec,
+        "/target/flink/jar_id",
+        json!("3b1f0c2e-5a4d-4c1b-9e8f-0a1b2c3d4e5f_orders.jar"),
     );
     assert_eq!(fields_of(spec), Vec::<String>::new());
 }
