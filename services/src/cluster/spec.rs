@@ -80,8 +80,9 @@ pub struct FlinkJobSpec {
     pub jar_id: String,
     #[serde(default)]
     pub entry_class: Option<String>,
+    /// Arguments for the job's main method, one per item.
     #[serde(default)]
-    pub program_args: Option<String>,
+    pub program_args: Vec<String>,
     /// Where savepoints go; Flink's configured default when absent.
     #[serde(default)]
     pub savepoint_dir: Option<String>,

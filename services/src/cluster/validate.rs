@@ -100,7 +100,7 @@ impl ClusterSpec {
             if flink.job_name.trim().is_empty() {
                 problems.add("target.flink.job_name", "must not be empty");
             }
-            if !(flink.jar_id.len() >= 5 && !flink.jar_id.contains('/')) {
+            if flink.jar_id.len() < 5 || flink.jar_id.contains('/') {
                 problems.add(
                     "target.flink.jar_id",
                     "must be the id Flink gave the uploaded jar, such as `<uuid>_job.jar`",
