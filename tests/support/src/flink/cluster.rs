@@ -73,7 +73,13 @@ pub(crate) struct Job {
 }
 
 impl Job {
-    pub(crate) fn new(jid: String, name: String, jar_id: String, parallelism: u32, at: i64) -> Self {
+    pub(crate) fn new(
+        jid: String,
+        name: String,
+        jar_id: String,
+        parallelism: u32,
+        at: i64,
+    ) -> Self {
         let vertices = OPERATORS
             .iter()
             .enumerate()

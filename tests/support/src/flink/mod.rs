@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
 
-pub use cluster::{JobInfo, JobState, MAX_PARALLELISM};
 use cluster::{Jar, Job};
+pub use cluster::{JobInfo, JobState, MAX_PARALLELISM};
 
 use crate::serve::Running;
 

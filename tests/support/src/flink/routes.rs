@@ -26,7 +26,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/jobs/{jobid}", get(job_details))
         .route("/jobs/{jobid}/status", get(job_status))
         .route("/jobs/{jobid}/stop", post(stop_with_savepoint))
-        .route("/jobs/{jobid}/savepoints/{triggerid}", get(savepoint_status))
+        .route(
+            "/jobs/{jobid}/savepoints/{triggerid}",
+            get(savepoint_status),
+        )
         .route("/jobs/{jobid}/rescaling", patch(rescaling))
         .route(
             "/jobs/{jobid}/resource-requirements",
@@ -49,7 +52,10 @@ fn job_id(jid: &str) -> Result<(), RestError> {
 
 /// Parses a body with the strict mapper: unknown fields and wrong types are 400. An empty body
 /// is the type's default, as Flink reads a missing body for optional request bodies.
-fn parse<T: DeserializeOwned + Default>(body: &[u8], type_name: &str) -> Result<(Value, T), RestError> {
+fn parse<T: DeserializeOwned + Default>(
+    body: &[u8],
+    type_name: &str,
+) -> Result<(Value, T), RestError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok((json!({}), T::default()));
     }
@@ -98,9 +104,15 @@ async fn job_status(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct StopRequest {
     target_directory: Option<String>,
-    #[expect(dead_code, reason = "validated by parsing; no event-time timers to fire here")]
+    #[expect(
+        dead_code,
+        reason = "validated by parsing; no event-time timers to fire here"
+    )]
     drain: Option<bool>,
-    #[expect(dead_code, reason = "validated by parsing; both formats restore the same here")]
+    #[expect(
+        dead_code,
+        reason = "validated by parsing; both formats restore the same here"
+    )]
     format_type: Option<FormatType>,
     trigger_id: Option<String>,
 }
@@ -223,10 +235,7 @@ async fn savepoint_status(
     ))
 }
 
-async fn rescaling(
-    State(shared): State<Arc<Shared>>,
-    Path(_jid): Path<String>,
-) -> RestError {
+async fn rescaling(State(shared): State<Arc<Shared>>, Path(_jid): Path<String>) -> RestError {
     shared.lock().rescaling_calls += 1;
     RestError::new(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -288,7 +297,9 @@ async fn run_jar(
         if !known {
             return Err(RestError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                format!("Could not execute application: Cannot find checkpoint or savepoint file/directory '{path}' on file system."),
+                format!(
+                    "Could not execute application: Cannot find checkpoint or savepoint file/directory '{path}' on file system."
+                ),
             ));
         }
     }
@@ -373,14 +384,20 @@ async fn put_requirements(
     let mut problems = Vec::new();
     for v in &job.vertices {
         match requested.get(&v.id) {
-            None => problems.push(format!("Missing resource requirements for vertex {}.", v.id)),
+            None => problems.push(format!(
+                "Missing resource requirements for vertex {}.",
+                v.id
+            )),
             Some(r) if r.parallelism.lower_bound < 1 => problems.push(format!(
                 "The lower bound of vertex {} must be positive.",
                 v.id
             )),
-            Some(r) if r.parallelism.upper_bound < r.parallelism.lower_bound => problems.push(
-                format!("The upper bound of vertex {} is below its lower bound.", v.id),
-            ),
+            Some(r) if r.parallelism.upper_bound < r.parallelism.lower_bound => {
+                problems.push(format!(
+                    "The upper bound of vertex {} is below its lower bound.",
+                    v.id
+                ))
+            }
             Some(r) if r.parallelism.upper_bound > MAX_PARALLELISM => problems.push(format!(
                 "Vertex {} has an upper bound of {} above its max parallelism {MAX_PARALLELISM}.",
                 v.id, r.parallelism.upper_bound
