@@ -11,6 +11,7 @@ pub mod gitops;
 pub mod manager;
 pub mod metrics;
 pub mod queue;
+pub mod rescale;
 pub mod roles;
 pub mod rules;
 pub mod scrape;

@@ -3,10 +3,13 @@
 //! - [`kafka`]: the librdkafka mock-cluster broker as a separate process, plus produce/consume helpers;
 //! - [`argocd`]: a contract-faithful Argo CD API test server (applications, sync, operations);
 //! - [`github`]: a contract-faithful GitHub REST test server for a bot's pull requests;
+//! - [`flink`]: a contract-faithful Flink REST test server for stop-with-savepoint, resubmission and
+//!   the adaptive scheduler's resource requirements;
 //! - [`git`]: the git CLI helpers those servers use, and that tests use to make bare repositories.
 
 pub mod argocd;
 pub mod es;
+pub mod flink;
 pub mod git;
 pub mod github;
 pub mod kafka;
