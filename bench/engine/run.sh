@@ -41,11 +41,11 @@ kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
 mib() { echo "scale=1; $1 / 1024" | bc; }
 now() { date +%s.%N; }
 es_count() { curl -s "$1/_count" | sed -E 's/.*"count":([0-9]+).*/\1/'; }
-start_es() { # prints URL; pid in ES_PID
+start_es() { # name → URL in ES, pid in ES_PID
   "$BIN/es-test-server" --no-sources >"$WORK/es.$1" 2>/dev/null </dev/null &
   ES_PID=$!; PIDS+=("$ES_PID")
   for _ in $(seq 100); do [ -s "$WORK/es.$1" ] && break; sleep 0.1; done
-  head -1 "$WORK/es.$1"
+  ES=$(head -1 "$WORK/es.$1")
 }
 wait_count() { # url target timeout_s; returns 1 on timeout
   local end=$(($(date +%s) + $3))
@@ -88,7 +88,7 @@ echo "records: $RECORDS (all held by the broker), average $AVG bytes, $PARTITION
 read -r KW KCPU < <(bench/engine/cputime.sh kcat -C -b "$BOOT" -t bench -o beginning -e -q -f '%o\n' -X fetch.wait.max.ms=10)
 
 # (b) the engine, default settings.
-ES=$(start_es engine)
+start_es engine; ES_ENGINE=$ES
 cat >"$WORK/engine.yaml" <<YAML
 pipeline: {name: bench}
 kafka: {brokers: '$BOOT', topics: [bench], group_id: bench-engine}
@@ -110,7 +110,7 @@ kill -TERM "$EP"; wait "$EP" || true
 # (c) rsyslog, same records, same job, same kind of sink. imkafka has one consumer thread; the
 # action queue has two workers sending bulk requests of up to 1000 documents (the engine's default
 # batch) or 5 MB.
-ES2=$(start_es rsyslog)
+start_es rsyslog; ES2=$ES
 ESPORT=${ES2##*:}
 cat >"$WORK/rsyslog.conf" <<CONF
 global(workDirectory="$WORK")
@@ -143,18 +143,19 @@ wait_count "$ES2" "$RECORDS" 600 || { echo "rsyslog: timed out" >&2; exit 1; }
 RW=$(echo "$(now) - $T0" | bc); RCPU=$(cpu_secs "$RP"); RSCPU=$(cpu_secs "$ES_PID")
 kill -TERM "$RP"; wait "$RP" || true
 
-r() { echo "scale=1; $1" | bc; }
+r() { printf '%.0f' "$(echo "scale=3; $1" | bc)"; }
+f() { printf '%.2f' "$1"; }
 echo
 echo "| run | wall s | records/s | CPU s | records per CPU-second | sink CPU s |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: |"
-echo "| kcat consume-only | $KW | $(r "$RECORDS / $KW") | $KCPU | $(r "$RECORDS / $KCPU") | |"
-echo "| pipeline-engine → ES test server | $EW | $(r "$RECORDS / $EW") | $ECPU | $(r "$RECORDS / $ECPU") | $ESCPU |"
-echo "| rsyslog imkafka → mmjsonparse → omelasticsearch | $RW | $(r "$RECORDS / $RW") | $RCPU | $(r "$RECORDS / $RCPU") | $RSCPU |"
+echo "| kcat consume-only | $(f "$KW") | $(r "$RECORDS / $KW") | $(f "$KCPU") | $(r "$RECORDS / $KCPU") | |"
+echo "| pipeline-engine → ES test server | $(f "$EW") | $(r "$RECORDS / $EW") | $(f "$ECPU") | $(r "$RECORDS / $ECPU") | $(f "$ESCPU") |"
+echo "| rsyslog imkafka → mmjsonparse → omelasticsearch | $(f "$RW") | $(r "$RECORDS / $RW") | $(f "$RCPU") | $(r "$RECORDS / $RCPU") | $(f "$RSCPU") |"
 echo
-echo "engine / kcat records/s: $(echo "scale=3; $KW / $EW" | bc)"
-echo "engine / kcat records per CPU-second: $(echo "scale=3; $KCPU / $ECPU" | bc)"
-echo "engine / rsyslog records/s: $(echo "scale=2; $RW / $EW" | bc)"
-echo "engine / rsyslog records per CPU-second: $(echo "scale=2; $RCPU / $ECPU" | bc)"
+echo "engine / kcat records/s: $(f "$(echo "scale=4; $KW / $EW" | bc)")"
+echo "engine / kcat records per CPU-second: $(f "$(echo "scale=4; $KCPU / $ECPU" | bc)")"
+echo "engine / rsyslog records/s: $(f "$(echo "scale=4; $RW / $EW" | bc)")"
+echo "engine / rsyslog records per CPU-second: $(f "$(echo "scale=4; $RCPU / $ECPU" | bc)")"
 echo "engine peak RSS during the throughput run: $(mib "$EHWM") MiB"
 
 [ "$STALL_SECS" -gt 0 ] || exit 0
@@ -165,9 +166,9 @@ STALLED=$(held stall)
 if [ "$STALLED" -ne "$STALL_RECORDS" ]; then echo "the broker holds $STALLED of $STALL_RECORDS stall records" >&2; exit 1; fi
 echo
 echo "stall topic: $STALLED records held (lz4, produced and counted in $(echo "$(now) - $T0" | bc) s)"
-ES3=$(start_es stall)
+start_es stall; ES3=$ES
 curl -s -X PUT -H 'content-type: application/json' -d '{"stalled":true}' "$ES3/_test/faults" >/dev/null
-sed -e "s#topics: \[bench\]#topics: [stall]#" -e "s#bench-engine#bench-stall#" -e "s#'$ES'#'$ES3'#" "$WORK/engine.yaml" >"$WORK/stall.yaml"
+sed -e "s#topics: \[bench\]#topics: [stall]#" -e "s#bench-engine#bench-stall#" -e "s#'$ES_ENGINE'#'$ES3'#" "$WORK/engine.yaml" >"$WORK/stall.yaml"
 RUST_LOG=info "$BIN/pipeline-engine" --config "$WORK/stall.yaml" 2>"$WORK/stall.log" &
 SP=$!; PIDS+=("$SP")
 MAXRSS=0

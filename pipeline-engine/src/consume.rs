@@ -21,8 +21,15 @@ use crate::offsets::TopicPartition;
 use crate::record::{Position, SourceRecord};
 use crate::status::{AssignedPartition, StatusBoard};
 
-/// Batches waiting for the process stage before the consumer pauses its partitions.
+/// Batches waiting for the process stage before the consumer stops taking records.
 const PAUSE_AFTER_HELD_BATCHES: usize = 4;
+
+/// How long the consumer waits for room without taking records before it pauses its partitions.
+/// Until then librdkafka's bounded prefetch queue (`kafka.queued_max_kbytes`) holds what arrives;
+/// pausing discards that prefetch, so short bursts of back pressure are waited out instead. Longer
+/// than this (Elasticsearch slow or stalled), the partitions are paused and the consumer keeps
+/// polling so it stays in the group.
+const PAUSE_AFTER_BLOCKED: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumeError {
@@ -363,6 +370,7 @@ impl ConsumerThread {
         let _span = tracing::info_span!("consume").entered();
         let mut last_commit = Instant::now();
         let mut polls: u32 = 0;
+        let mut blocked_since: Option<Instant> = None;
         loop {
             match self.commands.try_recv() {
                 Ok(Command::Output(out, ack)) => {
@@ -384,7 +392,21 @@ impl ConsumerThread {
                 self.paused = false;
             }
             // Hysteresis: pausing discards librdkafka's prefetched records, so pause only once a few
-            // batches wait, and resume once they are all handed on.
+            // batches have waited for a while, and resume once they are all handed on.
+            if held >= PAUSE_AFTER_HELD_BATCHES {
+                let since = *blocked_since.get_or_insert_with(Instant::now);
+                if self.out.is_some() && !self.paused && since.elapsed() < PAUSE_AFTER_BLOCKED {
+                    // Take no more records for now; wait for room downstream.
+                    std::thread::sleep(Duration::from_millis(2));
+                    if last_commit.elapsed() >= self.commit_interval {
+                        commit(&self.consumer, &self.ctx().completion, None);
+                        last_commit = Instant::now();
+                    }
+                    continue;
+                }
+            } else {
+                blocked_since = None;
+            }
             if self.out.is_none() || held >= PAUSE_AFTER_HELD_BATCHES {
                 self.set_paused(true);
             } else if held == 0 {

@@ -28,6 +28,9 @@ enum Segment {
     Literal(String),
     /// strftime items, expanded with the record's date.
     Date(Vec<Item<'static>>),
+    /// The same, when every item is a literal or a zero-padded number this module formats itself
+    /// (`%Y %m %d %H %M %S`): the common index patterns, without chrono's formatting machinery.
+    FastDate(Vec<DatePart>),
     Field(String),
 }
 
@@ -103,6 +106,7 @@ impl IndexPattern {
                     // Writing to a Vec cannot fail.
                     let _ = write!(out, "{}", time.format_with_items(items.iter()));
                 }
+                Segment::FastDate(parts) => write_date(parts, time, out),
                 Segment::Field(name) => {
                     let before = out.len();
                     if let Some(raw) = lookup(name) {
@@ -157,7 +161,70 @@ fn date_segment(text: &str) -> Result<Segment, PatternError> {
     let items = StrftimeItems::new(text)
         .parse_to_owned()
         .map_err(|_| PatternError::BadDate(text.to_owned()))?;
-    Ok(Segment::Date(items))
+    match items.iter().map(DatePart::of).collect::<Option<Vec<_>>>() {
+        Some(parts) => Ok(Segment::FastDate(parts)),
+        None => Ok(Segment::Date(items)),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum DatePart {
+    Literal(String),
+    Year,
+    Month,
+    Day,
+    Hour,
+    Minute,
+    Second,
+}
+
+impl DatePart {
+    fn of(item: &Item<'static>) -> Option<Self> {
+        use chrono::format::{Numeric, Pad};
+        Some(match item {
+            Item::Literal(s) | Item::Space(s) => Self::Literal((*s).to_owned()),
+            Item::OwnedLiteral(s) | Item::OwnedSpace(s) => Self::Literal(s.to_string()),
+            Item::Numeric(n, Pad::Zero) => match n {
+                Numeric::Year => Self::Year,
+                Numeric::Month => Self::Month,
+                Numeric::Day => Self::Day,
+                Numeric::Hour => Self::Hour,
+                Numeric::Minute => Self::Minute,
+                Numeric::Second => Self::Second,
+                _ => return None,
+            },
+            _ => return None,
+        })
+    }
+}
+
+fn write_date(parts: &[DatePart], time: DateTime<Utc>, out: &mut Vec<u8>) {
+    use chrono::{Datelike, Timelike};
+    let two = |out: &mut Vec<u8>, v: u32| {
+        out.push(b'0' + (v / 10 % 10) as u8);
+        out.push(b'0' + (v % 10) as u8);
+    };
+    for p in parts {
+        match p {
+            DatePart::Literal(s) => out.extend_from_slice(s.as_bytes()),
+            DatePart::Year => match u32::try_from(time.year()) {
+                // chrono pads years to four digits and signs those beyond 9999.
+                Ok(y) if y <= 9999 => {
+                    two(out, y / 100);
+                    two(out, y % 100);
+                }
+                _ => {
+                    use std::io::Write as _;
+                    let _ = write!(out, "{}", time.format("%Y"));
+                }
+            },
+            DatePart::Month => two(out, time.month()),
+            DatePart::Day => two(out, time.day()),
+            DatePart::Hour => two(out, time.hour()),
+            DatePart::Minute => two(out, time.minute()),
+            DatePart::Second => two(out, time.second().min(59)),
+        }
+    }
 }
 
 /// Appends a field value reduced to what an index name may contain: lowercase, forbidden characters
@@ -273,6 +340,28 @@ mod tests {
         assert_eq!(
             IndexPattern::parse("").map(|_| ()),
             Err(PatternError::Empty)
+        );
+    }
+
+    #[test]
+    fn fast_date_formatting_matches_chrono() {
+        let fast = IndexPattern::parse("x-%Y.%m.%d-%H.%M.%S").expect("valid");
+        assert!(matches!(fast.segments[0], Segment::FastDate(_)));
+        for (y, mo, d, h, mi, s) in [(2024, 5, 1, 12, 0, 0), (7, 12, 31, 23, 59, 59)] {
+            let t = Utc
+                .with_ymd_and_hms(y, mo, d, h, mi, s)
+                .single()
+                .expect("valid date");
+            assert_eq!(
+                fast.render(&Map::new(), t, "u"),
+                t.format("x-%Y.%m.%d-%H.%M.%S").to_string()
+            );
+        }
+        let slow = IndexPattern::parse("x-%b-%j").expect("valid");
+        assert!(matches!(slow.segments[0], Segment::Date(_)));
+        assert_eq!(
+            slow.render(&Map::new(), time(), "u"),
+            time().format("x-%b-%j").to_string()
         );
     }
 

@@ -28,6 +28,9 @@ pub struct Transform {
     index: IndexPattern,
     missing_value: String,
     max_record_bytes: usize,
+    /// Some configured field name needs JSON escaping (names from records that needed it are known
+    /// by being unescaped copies, `Cow::Owned`).
+    escape_names: bool,
 }
 
 /// A field value in the output document: raw JSON text from the record or the configuration, or the
@@ -48,7 +51,12 @@ impl Transform {
         max_record_bytes: usize,
         action: BulkAction,
     ) -> Result<Self, crate::route::PatternError> {
+        let needs_escape = |name: &str| name.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
+        let escape_names = t.add.keys().any(|k| needs_escape(k))
+            || t.rename.values().any(|k| needs_escape(k))
+            || needs_escape(&t.timestamp.field);
         Ok(Self {
+            escape_names,
             action,
             add: t
                 .add
@@ -167,8 +175,18 @@ impl Transform {
             if i > 0 {
                 out.push(b',');
             }
-            json::write_key(out, k);
-            out.push(b':');
+            match k {
+                // Valid JSON input: a name without escapes has no character that needs one.
+                Cow::Borrowed(name) if !self.escape_names => {
+                    out.push(b'"');
+                    out.extend_from_slice(name.as_bytes());
+                    out.extend_from_slice(b"\":");
+                }
+                _ => {
+                    json::write_key(out, k);
+                    out.push(b':');
+                }
+            }
             match v {
                 Val::Raw(raw) => out.extend_from_slice(raw.as_bytes()),
                 Val::Time => write_time(out, time),
@@ -408,6 +426,21 @@ mod tests {
                 "original record kept"
             );
         }
+    }
+
+    #[test]
+    fn field_names_needing_escapes_stay_valid_json() {
+        let cfg = TransformConfig {
+            add: [("a\"b".to_string(), json!(1))].into(),
+            ..Default::default()
+        };
+        let d = transform(cfg, "logs")
+            .apply(record(r#"{"q\u0022x":"\n","plain":true}"#))
+            .expect("valid");
+        let b = body(&d);
+        assert_eq!(b["q\"x"], "\n");
+        assert_eq!(b["a\"b"], 1);
+        assert_eq!(b["plain"], true);
     }
 
     #[test]
