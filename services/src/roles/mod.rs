@@ -19,6 +19,7 @@ use crate::{
     manager::Manager,
     metrics::Metrics,
     queue::TaskQueue,
+    rescale::RescaleSettings,
     scrape::PrometheusClient,
     storage::Storage,
     webhook::{self, GitHubSignature, WebhookState},
@@ -100,6 +101,7 @@ pub async fn run(
                 },
                 public_url: config.public_url.clone(),
                 heartbeat_timeout: config.engine_heartbeat_timeout,
+                rescale: RescaleSettings::default(),
             },
         )
         .context("cannot set up the worker")?;

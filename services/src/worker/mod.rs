@@ -21,11 +21,12 @@ pub use secrets::{SecretError, SecretResolver};
 
 use crate::{
     argocd::{ArgoCdClient, ArgoCdError, FollowSettings},
-    cluster::{ClusterSpec, WriteBack},
+    cluster::{ClusterSpec, TargetKind, WriteBack},
     estimate::{CheckOutcome, PreviousChange, plan},
     github::{GitHubClient, GitHubError, PullRequestContent, RateLimitSettings},
     gitops::{Credential, GitError, GitWriter, Remote, ScaleChange, WriteOutcome},
     metrics::{Metrics, OutcomeLabels},
+    rescale::{FlinkJob, RescaleError, RescaleSettings, RescaleTarget, rescale},
     rules::Direction,
     storage::{
         ClusterRecord, DecisionRecord, DecisionStatus, HumanChange, Sample, Storage, StorageError,
@@ -54,6 +55,8 @@ pub enum WorkError {
         "Argo CD applied the new scale, but only {live} of {wanted} engine instances have registered"
     )]
     CapacityNotUp { live: usize, wanted: usize },
+    #[error("restarting the job: {0}")]
+    Rescale(Box<RescaleError>),
 }
 
 impl WorkError {
@@ -64,6 +67,7 @@ impl WorkError {
             Self::ArgoCd(e) => e.is_transient(),
             Self::GitHub(e) => e.is_transient(),
             Self::CapacityNotUp { .. } => true,
+            Self::Rescale(e) => e.is_transient(),
             _ => false,
         }
     }
@@ -88,6 +92,8 @@ pub struct WorkerSettings {
     pub public_url: Option<Url>,
     /// An engine instance without a heartbeat for this long no longer counts as capacity.
     pub heartbeat_timeout: Duration,
+    /// Waits while restarting a target without reactive scaling.
+    pub rescale: RescaleSettings,
 }
 
 /// Carries out decisions; cheap to share between tasks.
@@ -624,10 +630,7 @@ impl Worker {
             .reactive
             .unwrap_or_else(|| target.kind.scales_reactively_by_default());
         if !reactive {
-            let reason = "the sync succeeded, but restarting a target without reactive scaling is not                           built yet: restart the job at the new parallelism by hand";
-            return self
-                .finish(decision.id, DecisionStatus::Failed, reason)
-                .await;
+            return self.restart(decision, &cluster.spec).await;
         }
         let wanted = decision.to_scale.unwrap_or_default().max(0) as usize;
         let alive_since = Utc::now()
@@ -651,6 +654,73 @@ impl Worker {
             decision.id,
             DecisionStatus::Applied,
             "the new scale is in effect",
+        )
+        .await
+    }
+
+    /// Restarts a target without reactive scaling at the new parallelism (engine control endpoint, or
+    /// Flink stop-with-savepoint and resubmit), recording every step.
+    async fn restart(
+        &self,
+        decision: &DecisionRecord,
+        spec: &ClusterSpec,
+    ) -> Result<DecisionStatus, WorkError> {
+        let target = &spec.target;
+        let Some(control_url) = target.control_url.clone() else {
+            return Err(WorkError::Invalid(
+                "the target has no control_url to restart it with".to_owned(),
+            ));
+        };
+        let restart_target = match (&target.kind, &target.flink) {
+            (TargetKind::Flink, Some(job)) => RescaleTarget::Flink(FlinkJob {
+                rest_url: control_url,
+                job_name: job.job_name.clone(),
+                jar_id: job.jar_id.clone(),
+                entry_class: job.entry_class.clone(),
+                program_args: job.program_args.clone(),
+                savepoint_dir: job.savepoint_dir.clone(),
+                adaptive_scheduler: job.adaptive_scheduler,
+            }),
+            (TargetKind::Flink, None) => {
+                return Err(WorkError::Invalid(
+                    "a Flink target without reactive scaling needs target.flink".to_owned(),
+                ));
+            }
+            _ => RescaleTarget::Engine {
+                control_url,
+                token: match &target.control_token {
+                    Some(secret) => Some(self.secrets.resolve(secret).await?),
+                    None => None,
+                },
+            },
+        };
+        let parallelism = decision
+            .to_scale
+            .and_then(|s| u32::try_from(s).ok())
+            .ok_or_else(|| WorkError::Invalid("the decision records no new scale".to_owned()))?;
+        let mut steps = Vec::new();
+        let result = rescale(
+            &self.http,
+            &restart_target,
+            parallelism,
+            decision.id,
+            self.settings.rescale,
+            &mut |step| steps.push(step),
+        )
+        .await;
+        for step in steps {
+            self.storage
+                .add_step(decision.id, step.step, &step.detail)
+                .await?;
+        }
+        let rescaled = result.map_err(|e| WorkError::Rescale(Box::new(e)))?;
+        self.storage
+            .add_step(decision.id, "restarted", &json!(rescaled))
+            .await?;
+        self.finish(
+            decision.id,
+            DecisionStatus::Applied,
+            &format!("restarted at parallelism {parallelism}"),
         )
         .await
     }

@@ -4,6 +4,7 @@
 #[path = "../common/database.rs"]
 mod database;
 mod pull_requests;
+mod restart;
 mod webhook;
 mod world;
 

@@ -158,6 +158,11 @@ impl World {
                 },
                 public_url: Some("https://autoscaler.example.com".parse().expect("url")),
                 heartbeat_timeout: Duration::from_secs(60),
+                rescale: autoscaler::rescale::RescaleSettings {
+                    poll_interval: Duration::from_millis(20),
+                    timeout: Duration::from_secs(20),
+                    request_timeout: Duration::from_secs(10),
+                },
             },
         )
         .expect("worker")
