@@ -48,6 +48,12 @@ pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct DeliveryLabels {
+    pub source: &'static str,
+    pub outcome: &'static str,
+}
+
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -60,6 +66,7 @@ pub struct Metrics {
     pub scrape_queries: Family<OutcomeLabels, Counter>,
     pub metric_missing: Family<MetricLabels, Counter>,
     pub worker_tasks: Family<OutcomeLabels, Counter>,
+    pub webhook_deliveries: Family<DeliveryLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -82,6 +89,7 @@ impl Default for Metrics {
         let scrape_queries = Family::<OutcomeLabels, Counter>::default();
         let metric_missing = Family::<MetricLabels, Counter>::default();
         let worker_tasks = Family::<OutcomeLabels, Counter>::default();
+        let webhook_deliveries = Family::<DeliveryLabels, Counter>::default();
 
         let mut registry = Registry::with_prefix("autoscaler");
         registry.register(
@@ -125,6 +133,11 @@ impl Default for Metrics {
             "Scaling task attempts by outcome: the status the decision reached, busy, or retry",
             worker_tasks.clone(),
         );
+        registry.register(
+            "webhook_deliveries",
+            "Webhook deliveries by source and outcome (recorded, duplicate, ignored, or the refusal)",
+            webhook_deliveries.clone(),
+        );
 
         Self {
             registry,
@@ -137,6 +150,7 @@ impl Default for Metrics {
             scrape_queries,
             metric_missing,
             worker_tasks,
+            webhook_deliveries,
         }
     }
 }

@@ -130,6 +130,7 @@ pub async fn run(
             .map(|secret| Arc::new(GitHubSignature::new(secret.trim()))),
         engine_tokens: Arc::new(ApiTokens::new(&config.engine_tokens)),
         max_body_bytes: config.max_body_bytes,
+        metrics: state.metrics.clone(),
     };
     let router = match role {
         Role::Run => api::router(state).merge(webhook::router(webhooks)),

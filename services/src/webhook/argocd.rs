@@ -43,7 +43,17 @@ pub(super) async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Receipt>, ApiError> {
-    if !authorised(&headers, &state.argocd_tokens) {
+    let result = accept(&state, &headers, body).await;
+    super::count(&state, "argocd", &result);
+    result
+}
+
+async fn accept(
+    state: &WebhookState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Json<Receipt>, ApiError> {
+    if !authorised(headers, &state.argocd_tokens) {
         tracing::warn!("Argo CD notification with a missing or wrong token refused");
         return Err(ApiError::Unauthorized);
     }

@@ -28,7 +28,17 @@ pub(super) async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Receipt>, ApiError> {
-    if !authorised(&headers, &state.engine_tokens) {
+    let result = accept(&state, &headers, body).await;
+    super::count(&state, "engine", &result);
+    result
+}
+
+async fn accept(
+    state: &WebhookState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Json<Receipt>, ApiError> {
+    if !authorised(headers, &state.engine_tokens) {
         return Err(ApiError::Unauthorized);
     }
     let body = read_body(body, state.max_body_bytes).await?;

@@ -51,6 +51,16 @@ pub(super) async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Receipt>, ApiError> {
+    let result = accept(&state, &headers, body).await;
+    super::count(&state, "github", &result);
+    result
+}
+
+async fn accept(
+    state: &WebhookState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Json<Receipt>, ApiError> {
     let body = read_body(body, state.max_body_bytes).await?;
     let signature = headers
         .get("x-hub-signature-256")
@@ -87,7 +97,7 @@ pub(super) async fn receive(
         return Ok(Receipt::ignored(format!("{event} events are not used")));
     }
     let payload: PullRequestEvent = parse_json(&body)?;
-    let (receipt, decision) = handle(&state, &payload).await?;
+    let (receipt, decision) = handle(state, &payload).await?;
     let event = format!("pull_request.{}", payload.action);
     if !state
         .storage

@@ -26,6 +26,7 @@ pub use signature::GitHubSignature;
 
 use crate::{
     api::{ApiError, ApiTokens},
+    metrics::{DeliveryLabels, Metrics},
     queue::TaskQueue,
     storage::Storage,
 };
@@ -42,6 +43,7 @@ pub struct WebhookState {
     /// Bearer tokens engine instances present when they announce themselves.
     pub engine_tokens: Arc<ApiTokens>,
     pub max_body_bytes: usize,
+    pub metrics: Arc<Metrics>,
 }
 
 pub fn router(state: WebhookState) -> Router {
@@ -87,6 +89,23 @@ impl Receipt {
             detail: Some(why.into()),
         })
     }
+}
+
+/// Counts every delivery by source and outcome, refusals included.
+fn count(state: &WebhookState, source: &'static str, result: &Result<Json<Receipt>, ApiError>) {
+    let outcome = match result {
+        Ok(receipt) => receipt.status,
+        Err(ApiError::Unauthorized) => "unauthorized",
+        Err(ApiError::MalformedJson(_)) => "malformed",
+        Err(ApiError::PayloadTooLarge { .. }) => "too_large",
+        Err(ApiError::NotFound(_)) => "unknown_cluster",
+        Err(_) => "error",
+    };
+    state
+        .metrics
+        .webhook_deliveries
+        .get_or_create(&DeliveryLabels { source, outcome })
+        .inc();
 }
 
 /// The raw body, at most `limit` bytes.

@@ -38,6 +38,7 @@ async fn serve(world: &World) -> String {
         github: Some(Arc::new(GitHubSignature::new(SECRET))),
         engine_tokens: Arc::new(ApiTokens::new(&[ENGINE_TOKEN])),
         max_body_bytes: BODY_LIMIT,
+        metrics: world.metrics.clone(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -214,8 +215,15 @@ async fn malformed_oversized_and_unknown_github_deliveries() {
     let ping = br#"{"zen": "Keep it logically awesome.", "hook_id": 1}"#;
     let (status, receipt) = deliver_github(&base, "ping", "d-6", ping, &sign(ping)).await;
     assert_eq!((status, receipt["status"].as_str()), (200, Some("ignored")));
-    // Only the acknowledged ping is remembered; refused deliveries left nothing.
+    // Only the acknowledged ping is remembered; refused deliveries left nothing but a count.
     assert_eq!(deliveries(&world).await, 1);
+    let exposition = world.metrics.encode();
+    for (outcome, count) in [("malformed", 2), ("too_large", 1), ("ignored", 1)] {
+        let line = format!(
+            "autoscaler_webhook_deliveries_total{{source=\"github\",outcome=\"{outcome}\"}} {count}"
+        );
+        assert!(exposition.contains(&line), "{line} in {exposition}");
+    }
 }
 
 async fn notify(base: &str, auth: Option<(&str, &str)>, body: &Value) -> (u16, Value) {
