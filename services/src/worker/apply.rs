@@ -1,0 +1,121 @@
+//! The apply step: the new capacity is up (reactive targets), or the job is restarted at the new
+//! parallelism (targets without reactive scaling).
+
+use chrono::Utc;
+use serde_json::json;
+
+use super::{WorkError, Worker};
+use crate::{
+    cluster::{ClusterSpec, TargetKind},
+    rescale::{FlinkJob, RescaleTarget, rescale},
+    storage::{ClusterRecord, DecisionRecord, DecisionStatus},
+};
+
+impl Worker {
+    /// After the sync: the new scale takes effect (reactive targets) or is restarted into effect.
+    /// Where engine instances announce themselves, the new capacity must have registered first.
+    pub(super) async fn apply(
+        &self,
+        decision: &DecisionRecord,
+        cluster: &ClusterRecord,
+    ) -> Result<DecisionStatus, WorkError> {
+        let target = &cluster.spec.target;
+        let reactive = target
+            .reactive
+            .unwrap_or_else(|| target.kind.scales_reactively_by_default());
+        if !reactive {
+            return self.restart(decision, &cluster.spec).await;
+        }
+        let wanted = decision.to_scale.unwrap_or_default().max(0) as usize;
+        let alive_since = Utc::now()
+            - chrono::Duration::from_std(self.settings.heartbeat_timeout)
+                .unwrap_or(chrono::Duration::seconds(90));
+        let cluster_id = cluster.id;
+        let live = self
+            .storage
+            .live_engines(cluster_id, alive_since)
+            .await?
+            .len();
+        let reports = self.storage.engines_ever_registered(cluster_id).await?;
+        if reports && live < wanted {
+            return Err(WorkError::CapacityNotUp { live, wanted });
+        }
+        let detail = json!({"live_instances": reports.then_some(live), "scale": wanted});
+        self.storage
+            .add_step(decision.id, "applied", &detail)
+            .await?;
+        self.finish(
+            decision.id,
+            DecisionStatus::Applied,
+            "the new scale is in effect",
+        )
+        .await
+    }
+
+    /// Restarts a target without reactive scaling at the new parallelism (engine control endpoint, or
+    /// Flink stop-with-savepoint and resubmit), recording every step.
+    async fn restart(
+        &self,
+        decision: &DecisionRecord,
+        spec: &ClusterSpec,
+    ) -> Result<DecisionStatus, WorkError> {
+        let target = &spec.target;
+        let Some(control_url) = target.control_url.clone() else {
+            return Err(WorkError::Invalid(
+                "the target has no control_url to restart it with".to_owned(),
+            ));
+        };
+        let restart_target = match (&target.kind, &target.flink) {
+            (TargetKind::Flink, Some(job)) => RescaleTarget::Flink(FlinkJob {
+                rest_url: control_url,
+                job_name: job.job_name.clone(),
+                jar_id: job.jar_id.clone(),
+                entry_class: job.entry_class.clone(),
+                program_args: job.program_args.clone(),
+                savepoint_dir: job.savepoint_dir.clone(),
+                adaptive_scheduler: job.adaptive_scheduler,
+            }),
+            (TargetKind::Flink, None) => {
+                return Err(WorkError::Invalid(
+                    "a Flink target without reactive scaling needs target.flink".to_owned(),
+                ));
+            }
+            _ => RescaleTarget::Engine {
+                control_url,
+                token: match &target.control_token {
+                    Some(secret) => Some(self.secrets.resolve(secret).await?),
+                    None => None,
+                },
+            },
+        };
+        let parallelism = decision
+            .to_scale
+            .and_then(|s| u32::try_from(s).ok())
+            .ok_or_else(|| WorkError::Invalid("the decision records no new scale".to_owned()))?;
+        let mut steps = Vec::new();
+        let result = rescale(
+            &self.http,
+            &restart_target,
+            parallelism,
+            decision.id,
+            self.settings.rescale,
+            &mut |step| steps.push(step),
+        )
+        .await;
+        for step in steps {
+            self.storage
+                .add_step(decision.id, step.step, &step.detail)
+                .await?;
+        }
+        let rescaled = result.map_err(|e| WorkError::Rescale(Box::new(e)))?;
+        self.storage
+            .add_step(decision.id, "restarted", &json!(rescaled))
+            .await?;
+        self.finish(
+            decision.id,
+            DecisionStatus::Applied,
+            &format!("restarted at parallelism {parallelism}"),
+        )
+        .await
+    }
+}

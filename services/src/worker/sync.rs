@@ -1,0 +1,119 @@
+//! The sync step: Argo CD syncs (or refreshes) the application and is followed until the revision
+//! holding the commit is applied.
+
+use serde_json::json;
+
+use super::{WorkError, Worker, short};
+use crate::{
+    argocd::ArgoCdClient,
+    cluster::ClusterSpec,
+    gitops::Remote,
+    storage::{DecisionRecord, DecisionStatus},
+};
+
+impl Worker {
+    /// Syncs the Argo CD application (or refreshes it) and follows it until our commit is applied.
+    pub(super) async fn sync(
+        &self,
+        decision: &DecisionRecord,
+        spec: &ClusterSpec,
+    ) -> Result<DecisionStatus, WorkError> {
+        let write_back = decision.write_back.as_ref().map(|w| &w.0);
+        let commit = write_back
+            .and_then(|w| w.get("merge_commit").or_else(|| w.get("commit")))
+            .and_then(|c| c.as_str())
+            .ok_or_else(|| WorkError::Invalid("the decision records no commit to sync".into()))?
+            .to_owned();
+        let argocd = &spec.argocd;
+        let token = match &argocd.token {
+            Some(secret) => Some(self.secrets.resolve(secret).await?),
+            None => None,
+        };
+        if decision.status != DecisionStatus::Syncing {
+            let started = json!({"application": argocd.application, "commit": commit});
+            self.storage
+                .advance_decision(
+                    decision.id,
+                    DecisionStatus::Syncing,
+                    None,
+                    Some(&started),
+                    None,
+                )
+                .await?;
+            self.storage
+                .add_step(decision.id, "sync_started", &started)
+                .await?;
+        }
+        let client = ArgoCdClient::new(
+            self.http.clone(),
+            argocd.server.clone(),
+            token,
+            argocd.project.clone(),
+            self.settings.argocd,
+        );
+        let credential = self.git_credential(spec).await?;
+        let remote = Remote {
+            url: &spec.git.repository,
+            branch: &spec.git.branch,
+            credential: credential.as_ref(),
+        };
+        let infos = [
+            ("autoscaler.decision", decision.id.to_string()),
+            (
+                "autoscaler.scale",
+                decision.to_scale.unwrap_or_default().to_string(),
+            ),
+        ];
+        let result = client
+            .apply(
+                &argocd.application,
+                &commit,
+                argocd.auto_sync,
+                &infos,
+                |revision| {
+                    let git = &self.git;
+                    let commit = commit.clone();
+                    async move {
+                        git.contains(remote, &commit, &revision)
+                            .await
+                            .unwrap_or(false)
+                    }
+                },
+            )
+            .await;
+        match result {
+            Ok(applied) => {
+                let detail = json!({"application": argocd.application, "commit": commit, "applied": applied});
+                self.storage
+                    .advance_decision(
+                        decision.id,
+                        DecisionStatus::Synced,
+                        None,
+                        Some(&detail),
+                        None,
+                    )
+                    .await?;
+                self.storage
+                    .add_step(decision.id, "synced", &detail)
+                    .await?;
+                tracing::info!(
+                    decision = decision.id,
+                    revision = applied.revision,
+                    "synced"
+                );
+                Ok(DecisionStatus::Synced)
+            }
+            Err(e) if e.is_transient() => Err(e.into()),
+            Err(e) => {
+                let reason = format!(
+                    "commit {} is in Git, but {e}; sync application {} once the cause is fixed",
+                    short(&commit),
+                    argocd.application
+                );
+                self.fail(decision.id, &reason)
+                    .await
+                    .map(|_| DecisionStatus::Failed)
+            }
+        }
+    }
+}
