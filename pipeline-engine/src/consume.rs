@@ -31,6 +31,9 @@ const PAUSE_AFTER_HELD_BATCHES: usize = 4;
 /// polling so it stays in the group.
 const PAUSE_AFTER_BLOCKED: Duration = Duration::from_millis(500);
 
+/// How often partitions without a known high watermark get one from the broker (for their lag).
+const WATERMARK_INTERVAL: Duration = Duration::from_secs(2);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumeError {
     #[error("kafka consumer: {0}")]
@@ -102,6 +105,12 @@ pub struct EngineContext {
     drain_deadline: Duration,
     /// Set by a rebalance so the loop re-applies its pause to a fresh assignment.
     reassigned: AtomicBool,
+    /// Assigned partitions whose high watermark librdkafka does not know yet (never fetched, e.g.
+    /// paused by back pressure before their first fetch), with their committed offset if any. The
+    /// consumer thread asks the broker for their watermarks so their lag is not shown as 0.
+    unknown_high: Mutex<Vec<(TopicPartition, i64)>>,
+    /// Where a partition without a committed offset starts (`auto.offset.reset`).
+    reset_latest: bool,
 }
 
 impl EngineContext {
@@ -188,14 +197,31 @@ impl ClientContext for EngineContext {
     fn stats(&self, stats: Statistics) {
         let now_ms = chrono::Utc::now().timestamp_millis();
         let t = self.completion.tracker();
+        let mut unknown = Vec::new();
         for (topic, ts) in &stats.topics {
             for (partition, ps) in &ts.partitions {
                 let tp = TopicPartition::new(topic.as_str(), *partition);
                 if *partition < 0 || t.generation(&tp).is_none() {
                     continue;
                 }
+                if ps.hi_offset < 0 && t.committable(&tp).is_none() {
+                    unknown.push((tp, ps.committed_offset));
+                    continue;
+                }
                 let lag = match t.committable(&tp) {
                     Some(c) if ps.hi_offset >= 0 => (ps.hi_offset - c).max(0),
+                    // Nothing consumed from it yet: from the committed offset, or where
+                    // `auto.offset.reset` starts.
+                    None if ps.hi_offset >= 0 => {
+                        let start = if ps.committed_offset >= 0 {
+                            ps.committed_offset
+                        } else if self.reset_latest {
+                            ps.hi_offset
+                        } else {
+                            ps.lo_offset.max(0)
+                        };
+                        (ps.hi_offset - start).max(0)
+                    }
                     _ => ps.consumer_lag.max(0),
                 };
                 let seconds = if lag > 0 {
@@ -220,6 +246,10 @@ impl ClientContext for EngineContext {
                     .set(seconds);
             }
         }
+        *self
+            .unknown_high
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = unknown;
     }
 }
 
@@ -301,6 +331,8 @@ pub struct ConsumerThread {
     commit_interval: Duration,
     out: Option<flume::Sender<Vec<SourceRecord>>>,
     paused: bool,
+    /// Where a partition without a committed offset starts (`auto.offset.reset`).
+    reset_latest: bool,
 }
 
 pub fn client_config(k: &KafkaConfig, instance_id: &str) -> ClientConfig {
@@ -345,6 +377,8 @@ impl ConsumerThread {
             buffer: Mutex::new(Buffer::default()),
             drain_deadline,
             reassigned: AtomicBool::new(false),
+            unknown_high: Mutex::new(Vec::new()),
+            reset_latest: k.auto_offset_reset == "latest",
         };
         let consumer: BaseConsumer<EngineContext> =
             client_config(k, instance_id).create_with_context(ctx)?;
@@ -358,6 +392,7 @@ impl ConsumerThread {
             commit_interval: Duration::from_millis(k.commit_interval_ms),
             out: None,
             paused: false,
+            reset_latest: k.auto_offset_reset == "latest",
         })
     }
 
@@ -371,6 +406,7 @@ impl ConsumerThread {
         let mut last_commit = Instant::now();
         let mut polls: u32 = 0;
         let mut blocked_since: Option<Instant> = None;
+        let mut last_watermarks = Instant::now();
         loop {
             match self.commands.try_recv() {
                 Ok(Command::Output(out, ack)) => {
@@ -439,6 +475,10 @@ impl ConsumerThread {
                     true
                 }
             };
+            if idle && last_watermarks.elapsed() >= WATERMARK_INTERVAL {
+                self.lag_from_watermarks();
+                last_watermarks = Instant::now();
+            }
             // Reading the clock for every record costs more than the check is worth.
             polls = polls.wrapping_add(1);
             if (idle || polls.is_multiple_of(256)) && last_commit.elapsed() >= self.commit_interval
@@ -494,6 +534,48 @@ impl ConsumerThread {
         if b.partial.len() >= self.fetch_batch {
             let batch = std::mem::take(&mut b.partial);
             b.held.push_back(batch);
+        }
+    }
+
+    /// Lag of partitions librdkafka has no high watermark for yet, from a broker query: high
+    /// watermark minus the committed offset (or where `auto.offset.reset` starts).
+    fn lag_from_watermarks(&self) {
+        let unknown = std::mem::take(
+            &mut *self
+                .ctx()
+                .unknown_high
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for (tp, committed) in unknown {
+            let (low, high) = match self.consumer.fetch_watermarks(
+                &tp.topic,
+                tp.partition,
+                Duration::from_millis(500),
+            ) {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::debug!(error = %e, topic = %tp.topic, partition = tp.partition, "watermarks");
+                    continue;
+                }
+            };
+            let start = if committed >= 0 {
+                committed
+            } else if self.reset_latest {
+                high
+            } else {
+                low
+            };
+            let labels = PartitionLabels {
+                topic: tp.topic.to_string(),
+                partition: tp.partition.to_string(),
+            };
+            self.ctx()
+                .completion
+                .metrics
+                .lag_records
+                .get_or_create(&labels)
+                .set((high - start).max(0));
         }
     }
 
