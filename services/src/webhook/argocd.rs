@@ -106,14 +106,8 @@ async fn accept(
         "message": notification.message,
         "finished_at": notification.finished_at,
     });
-    let outcome = if health == "Degraded" {
-        state
-            .storage
-            .add_step(decision.id, "argocd_health_degraded", &detail)
-            .await?;
-        tracing::warn!(cluster = %decision.cluster_name, decision = decision.id, message = ?notification.message, "the application is degraded after the sync");
-        "the application is degraded; recorded"
-    } else if matches!(phase, "Failed" | "Error") {
+    // A failed sync matters more than the health it left behind.
+    let outcome = if matches!(phase, "Failed" | "Error") {
         state
             .storage
             .add_step(decision.id, "argocd_sync_failed", &detail)
@@ -135,6 +129,13 @@ async fn accept(
                 .await?;
         }
         "the sync failed; the decision is failed"
+    } else if health == "Degraded" {
+        state
+            .storage
+            .add_step(decision.id, "argocd_health_degraded", &detail)
+            .await?;
+        tracing::warn!(cluster = %decision.cluster_name, decision = decision.id, message = ?notification.message, "the application is degraded after the sync");
+        "the application is degraded; recorded"
     } else if phase == "Succeeded" {
         state
             .storage
