@@ -17,9 +17,7 @@ use world::{APP, ARGOCD_TOKEN, VALUES, World};
 #[tokio::test]
 async fn a_pending_decision_becomes_a_commit_and_a_followed_sync() {
     let world = World::new().await;
-    let now = Utc::now();
-    world.saturated_history(now).await;
-    let id = world.pending("up", now).await;
+    let id = world.saturated_decision().await;
 
     let progress = world.worker("host-a").run_task(id, World::retry()).await;
 
@@ -115,9 +113,7 @@ async fn a_worker_killed_after_the_commit_is_resumed_by_another_without_a_second
 #[tokio::test]
 async fn a_task_delivered_twice_at_once_makes_one_commit() {
     let world = World::new().await;
-    let now = Utc::now();
-    world.saturated_history(now).await;
-    let id = world.pending("up", now).await;
+    let id = world.saturated_decision().await;
 
     let (host_a, host_b) = (world.worker("host-a"), world.worker("host-b"));
     let (a, b) = tokio::join!(
@@ -179,9 +175,7 @@ async fn a_scale_set_by_hand_is_recorded_and_restarts_the_cooldown() {
 #[tokio::test]
 async fn a_missing_key_fails_the_decision_with_that_reason_and_writes_nothing() {
     let world = World::with_spec(|spec| spec["git"]["key"] = "engine.parallelism".into()).await;
-    let now = Utc::now();
-    world.saturated_history(now).await;
-    let id = world.pending("up", now).await;
+    let id = world.saturated_decision().await;
 
     let progress = world.worker("host-a").run_task(id, World::retry()).await;
 
@@ -234,9 +228,7 @@ async fn an_application_that_syncs_itself_is_refreshed_not_synced() {
         target_revision: "main".to_owned(),
         auto_sync: true,
     });
-    let now = Utc::now();
-    world.saturated_history(now).await;
-    let id = world.pending("up", now).await;
+    let id = world.saturated_decision().await;
 
     let progress = world.worker("host-a").run_task(id, World::retry()).await;
 
@@ -310,9 +302,7 @@ async fn argocd_refusals_fail_the_decision_with_a_clear_reason() {
 async fn a_wrong_argocd_token_fails_without_showing_any_token() {
     let world = World::new().await;
     std::fs::write(world.dir.join("secrets/argocd"), "not-the-right-token-0000").expect("secret");
-    let now = Utc::now();
-    world.saturated_history(now).await;
-    let id = world.pending("up", now).await;
+    let id = world.saturated_decision().await;
 
     let progress = world.worker("host-a").run_task(id, World::retry()).await;
 
@@ -334,9 +324,7 @@ async fn a_wrong_argocd_token_fails_without_showing_any_token() {
 async fn an_unreachable_argocd_is_retried_then_given_up_with_the_reason() {
     let world =
         World::with_spec(|spec| spec["argocd"]["server"] = "http://127.0.0.1:9".into()).await;
-    let now = Utc::now();
-    world.saturated_history(now).await;
-    let id = world.pending("up", now).await;
+    let id = world.saturated_decision().await;
 
     let progress = world.worker("host-a").run_task(id, World::retry()).await;
 
@@ -373,9 +361,7 @@ async fn a_decision_whose_cluster_was_deleted_fails() {
 #[tokio::test]
 async fn tasks_from_the_queue_are_carried_out_by_the_worker_role() {
     let world = World::new().await;
-    let now = Utc::now();
-    world.saturated_history(now).await;
-    let id = world.pending("up", now).await;
+    let id = world.saturated_decision().await;
     autoscaler::queue::TaskQueue::new(world.storage.pool())
         .push(autoscaler::queue::ScalingTask {
             decision_id: id,

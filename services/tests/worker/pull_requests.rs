@@ -120,9 +120,7 @@ async fn one_pull_request_per_cluster_updated_by_the_next_decision() {
 #[tokio::test]
 async fn a_branch_pushed_before_a_crash_gets_its_pull_request_once() {
     let (world, github) = pull_request_world().await;
-    let now = Utc::now();
-    world.saturated_history(now).await;
-    let id = world.pending("up", now).await;
+    let id = world.saturated_decision().await;
     // A worker pushed the branch for this decision, then died before opening the pull request.
     let url = format!("file://{}", world.bare.display());
     GitWriter::new(world.dir.join("dead-host"))
@@ -162,9 +160,7 @@ async fn a_branch_pushed_before_a_crash_gets_its_pull_request_once() {
 #[tokio::test]
 async fn rate_limits_are_waited_out() {
     let (world, github) = pull_request_world().await;
-    let now = Utc::now();
-    world.saturated_history(now).await;
-    let id = world.pending("up", now).await;
+    let id = world.saturated_decision().await;
     // Two bare secondary-limit 403s (no Retry-After), a 429 with Retry-After, and the primary limit
     // (403 with x-ratelimit-remaining: 0 until x-ratelimit-reset).
     github.inject_secondary_rate_limit(2);
@@ -186,9 +182,7 @@ async fn rate_limits_are_waited_out() {
 async fn a_rejected_github_token_fails_the_decision_without_showing_it() {
     let (world, _github) = pull_request_world().await;
     std::fs::write(world.dir.join("secrets/github"), "ghp_wrong_token_000000").expect("secret");
-    let now = Utc::now();
-    world.saturated_history(now).await;
-    let id = world.pending("up", now).await;
+    let id = world.saturated_decision().await;
 
     let progress = world.worker("host-a").run_task(id, World::retry()).await;
 

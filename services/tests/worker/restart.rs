@@ -2,7 +2,6 @@
 //! (here a Flink job on the contract-faithful Flink REST test server) and only then calls it applied.
 
 use autoscaler::{storage::DecisionStatus, worker::Progress};
-use chrono::Utc;
 use test_support::flink::FlinkServer;
 
 use crate::world::World;
@@ -27,9 +26,7 @@ async fn flink_world() -> (World, FlinkServer, String) {
 #[tokio::test]
 async fn a_flink_job_is_restarted_from_a_savepoint_at_the_new_parallelism() {
     let (world, flink, jar) = flink_world().await;
-    let now = Utc::now();
-    world.saturated_history(now).await;
-    let id = world.pending("up", now).await;
+    let id = world.saturated_decision().await;
 
     let progress = world.worker("host-a").run_task(id, World::retry()).await;
 
@@ -57,9 +54,7 @@ async fn a_flink_job_is_restarted_from_a_savepoint_at_the_new_parallelism() {
 async fn a_failed_savepoint_fails_the_decision_and_leaves_the_job_running() {
     let (world, flink, _) = flink_world().await;
     flink.fail_next_savepoint("java.io.IOException: checkpoint storage unavailable");
-    let now = Utc::now();
-    world.saturated_history(now).await;
-    let id = world.pending("up", now).await;
+    let id = world.saturated_decision().await;
 
     let progress = world.worker("host-a").run_task(id, World::retry()).await;
 

@@ -94,9 +94,7 @@ async fn deliveries(world: &World) -> i64 {
 async fn a_merged_pull_request_is_synced_and_applied_and_a_replay_changes_nothing() {
     let (world, github) = pull_request_world().await;
     let base = serve(&world).await;
-    let now = Utc::now();
-    world.saturated_history(now).await;
-    let id = world.pending("up", now).await;
+    let id = world.saturated_decision().await;
     let worker = world.worker("host-a");
     assert_eq!(
         worker.run_task(id, World::retry()).await,
@@ -149,9 +147,7 @@ async fn a_merged_pull_request_is_synced_and_applied_and_a_replay_changes_nothin
 async fn a_pull_request_closed_without_merging_is_rejected() {
     let (world, github) = pull_request_world().await;
     let base = serve(&world).await;
-    let now = Utc::now();
-    world.saturated_history(now).await;
-    let id = world.pending("up", now).await;
+    let id = world.saturated_decision().await;
     world.worker("host-a").run_task(id, World::retry()).await;
     let number = github.pulls("acme", "gitops")[0].number;
     github.close_pull("acme", "gitops", number).expect("closed");

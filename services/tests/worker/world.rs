@@ -217,6 +217,13 @@ impl World {
             .id
     }
 
+    /// The usual start: a saturated history, and a pending scale-up decision on top of it.
+    pub async fn saturated_decision(&self) -> i64 {
+        let now = Utc::now();
+        self.saturated_history(now).await;
+        self.pending("up", now).await
+    }
+
     pub async fn decision(&self, id: i64) -> DecisionRecord {
         self.storage.get_decision(id).await.expect("decision")
     }
