@@ -203,18 +203,26 @@ impl CommonConfig {
                 problem: "the API needs at least one bearer token (--api-tokens)".to_owned(),
             });
         }
-        if let Some(position) = self
-            .api_tokens
-            .iter()
-            .position(|t| t.len() < MIN_TOKEN_LEN || t.trim() != t)
-        {
-            return Err(ConfigError {
-                setting: "AUTOSCALER_API_TOKENS",
-                problem: format!(
-                    "token {} must be at least {MIN_TOKEN_LEN} characters without surrounding spaces",
-                    position + 1
-                ),
-            });
+        for (setting, tokens) in [
+            ("AUTOSCALER_API_TOKENS", &self.api_tokens),
+            (
+                "AUTOSCALER_ARGOCD_WEBHOOK_TOKENS",
+                &self.argocd_webhook_tokens,
+            ),
+            ("AUTOSCALER_ENGINE_TOKENS", &self.engine_tokens),
+        ] {
+            if let Some(position) = tokens
+                .iter()
+                .position(|t| t.len() < MIN_TOKEN_LEN || t.trim() != t)
+            {
+                return Err(ConfigError {
+                    setting,
+                    problem: format!(
+                        "token {} must be at least {MIN_TOKEN_LEN} characters without surrounding spaces",
+                        position + 1
+                    ),
+                });
+            }
         }
         if let Some(dir) = &self.secrets_dir
             && !dir.is_dir()
@@ -257,26 +265,6 @@ impl CommonConfig {
                 setting: "AUTOSCALER_GITHUB_WEBHOOK_SECRET",
                 problem: "must be at least 16 characters".to_owned(),
             });
-        }
-        for (setting, tokens) in [
-            (
-                "AUTOSCALER_ARGOCD_WEBHOOK_TOKENS",
-                &self.argocd_webhook_tokens,
-            ),
-            ("AUTOSCALER_ENGINE_TOKENS", &self.engine_tokens),
-        ] {
-            if let Some(position) = tokens
-                .iter()
-                .position(|t| t.len() < MIN_TOKEN_LEN || t.trim() != t)
-            {
-                return Err(ConfigError {
-                    setting,
-                    problem: format!(
-                        "token {} must be at least {MIN_TOKEN_LEN} characters without surrounding spaces",
-                        position + 1
-                    ),
-                });
-            }
         }
         if self.worker_concurrency == 0 || self.worker_concurrency > 64 {
             return Err(ConfigError {
