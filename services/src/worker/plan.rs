@@ -42,14 +42,16 @@ impl Worker {
             .await
             .map_err(|e| self.permanent_file_error(e))?;
 
+        // The last change written to Git: the baseline for a person's commit and for the reversal veto.
+        let last_written = self
+            .storage
+            .previous_change(cluster.id, decision.id)
+            .await?;
+
         // A person's commit: recorded, and it restarts the cooldown instead of being overwritten.
         if let Some(commit) = &file.last_commit
             && commit.decision.is_none()
         {
-            let last_written = self
-                .storage
-                .previous_change(cluster.id, decision.id)
-                .await?;
             let cooldown_ends =
                 commit.at + chrono::Duration::seconds(i64::from(spec.policy.cooldown_seconds));
             let newer_than_ours = last_written.as_ref().is_none_or(|p| commit.at > p.at);
@@ -58,7 +60,7 @@ impl Worker {
                     .record_human_change(&HumanChange {
                         cluster_id: cluster.id,
                         cluster_name: &spec.name,
-                        from_scale: last_written.and_then(|p| p.to_scale),
+                        from_scale: last_written.as_ref().and_then(|p| p.to_scale),
                         to_scale: i32::try_from(file.value).unwrap_or(i32::MAX),
                         commit: &commit.sha,
                         author: &commit.author,
@@ -80,21 +82,17 @@ impl Worker {
         }
 
         let history = self.history(cluster, now).await?;
-        let previous = self
-            .storage
-            .previous_change(cluster.id, decision.id)
-            .await?
-            .and_then(|p| {
-                let (from, to) = (p.from_scale?, p.to_scale?);
-                Some(PreviousChange {
-                    direction: if to > from {
-                        Direction::Up
-                    } else {
-                        Direction::Down
-                    },
-                    at: p.at,
-                })
-            });
+        let previous = last_written.and_then(|p| {
+            let (from, to) = (p.from_scale?, p.to_scale?);
+            Some(PreviousChange {
+                direction: if to > from {
+                    Direction::Up
+                } else {
+                    Direction::Down
+                },
+                at: p.at,
+            })
+        });
         let planned = plan(&history, &spec.policy, direction, previous, now);
         let from = file.value;
         let to = match &planned.outcome {
