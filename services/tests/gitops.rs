@@ -1,6 +1,9 @@
 //! Git write-back against real repositories on disk: a bare repository as the GitOps remote.
 
-use std::{path::Path, process::Command};
+#[path = "common/git.rs"]
+mod git_cli;
+
+use git_cli::git;
 
 use autoscaler::gitops::{GitError, GitWriter, Remote as GitRemote, ScaleChange, WriteOutcome};
 
@@ -12,20 +15,6 @@ struct Remote {
     url: String,
 }
 
-fn run(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git runs");
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 impl Remote {
     /// A bare repository whose `main` holds values.yaml.
     fn new() -> Self {
@@ -34,7 +23,7 @@ impl Remote {
         let bare = dir.join("remote.git");
         let seed = dir.join("seed");
         std::fs::create_dir_all(&seed).expect("dirs");
-        run(
+        git(
             &dir,
             &[
                 "init",
@@ -44,10 +33,10 @@ impl Remote {
                 "remote.git",
             ],
         );
-        run(&seed, &["init", "--quiet", "--initial-branch=main"]);
+        git(&seed, &["init", "--quiet", "--initial-branch=main"]);
         std::fs::write(seed.join("values.yaml"), VALUES).expect("write");
-        run(&seed, &["add", "values.yaml"]);
-        run(
+        git(&seed, &["add", "values.yaml"]);
+        git(
             &seed,
             &[
                 "-c",
@@ -60,7 +49,7 @@ impl Remote {
                 "seed",
             ],
         );
-        run(
+        git(
             &seed,
             &[
                 "push",
@@ -74,7 +63,7 @@ impl Remote {
     }
 
     fn file(&self) -> String {
-        run(&self.dir.join("remote.git"), &["show", "main:values.yaml"])
+        git(&self.dir.join("remote.git"), &["show", "main:values.yaml"])
     }
 
     fn at(&self) -> GitRemote<'_> {
@@ -90,13 +79,13 @@ impl Remote {
         let hand = self
             .dir
             .join(format!("hand-{}", uuid::Uuid::new_v4().simple()));
-        run(
+        git(
             &self.dir,
             &["clone", "--quiet", &self.url, hand.to_str().expect("utf-8")],
         );
         let text = std::fs::read_to_string(hand.join("values.yaml")).expect("read");
         std::fs::write(hand.join("values.yaml"), text.replace(from, to)).expect("write");
-        run(
+        git(
             &hand,
             &[
                 "-c",
@@ -109,11 +98,11 @@ impl Remote {
                 "more replicas for the sale",
             ],
         );
-        run(&hand, &["push", "--quiet", "origin", "main"]);
+        git(&hand, &["push", "--quiet", "origin", "main"]);
     }
 
     fn log(&self) -> Vec<String> {
-        run(
+        git(
             &self.dir.join("remote.git"),
             &["log", "--format=%s", "main"],
         )
@@ -169,7 +158,7 @@ async fn a_new_scale_is_committed_and_pushed_changing_only_that_value() {
         remote.log(),
         ["Scale logs from 2 to 5: lag above 300 s", "seed"]
     );
-    let body = run(
+    let body = git(
         &remote.dir.join("remote.git"),
         &["log", "-1", "--format=%B", "main"],
     );
@@ -276,9 +265,9 @@ async fn a_branch_for_review_holds_one_commit_on_top_of_the_base() {
         )
         .await
         .expect("pushed");
-    let on_branch = run(&bare, &["log", "--format=%s", "main..autoscaler/logs"]);
+    let on_branch = git(&bare, &["log", "--format=%s", "main..autoscaler/logs"]);
     assert_eq!(on_branch.lines().collect::<Vec<_>>(), ["scale logs to 6"]);
-    let file = run(&bare, &["show", "autoscaler/logs:values.yaml"]);
+    let file = git(&bare, &["show", "autoscaler/logs:values.yaml"]);
     assert!(
         file.contains("replicas: 6 #") && file.contains("metrics:\n  replicas: 4\n"),
         "{file}"
@@ -298,7 +287,7 @@ async fn containment_follows_the_history() {
         panic!("expected a commit");
     };
     remote.commit_by_hand("replicas: 3", "replicas: 4");
-    let newer = run(&remote.dir.join("remote.git"), &["rev-parse", "main"])
+    let newer = git(&remote.dir.join("remote.git"), &["rev-parse", "main"])
         .trim()
         .to_owned();
     assert!(

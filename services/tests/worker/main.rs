@@ -3,6 +3,8 @@
 
 #[path = "../common/database.rs"]
 mod database;
+#[path = "../common/git.rs"]
+mod git_cli;
 mod pull_requests;
 mod restart;
 mod webhook;

@@ -1,12 +1,7 @@
 //! One cluster's world for the worker: a fresh database, a bare Git repository as the GitOps remote,
 //! the contract-faithful Argo CD test server deploying from it, and a worker with short waits.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-    sync::Arc,
-    time::Duration,
-};
+use std::{path::PathBuf, process::Command, sync::Arc, time::Duration};
 
 use autoscaler::{
     argocd::FollowSettings,
@@ -46,19 +41,7 @@ pub struct World {
     _database: TestDatabase,
 }
 
-pub fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git runs");
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+pub use crate::git_cli::git;
 
 impl World {
     pub async fn new() -> Self {
