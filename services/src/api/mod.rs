@@ -24,6 +24,7 @@ use utoipa::OpenApi;
 pub use auth::ApiTokens;
 pub use clusters::{ClusterPage, ClusterView, DecisionPage};
 pub use error::{ApiError, ErrorBody};
+pub(crate) use json::parse as parse_json_body;
 pub use openapi::ApiDoc;
 
 use crate::{

@@ -115,16 +115,14 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
         .map_err(|_| ApiError::PayloadTooLarge { limit })
 }
 
+/// The API's parser, which names the field at fault; a body of the wrong shape is answered 400
+/// `malformed_json` here (senders such as GitHub and Argo CD treat every 4xx alike) rather than 422.
 fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() || path == "." {
-            ApiError::MalformedJson(inner.to_string())
-        } else {
-            ApiError::MalformedJson(format!("{path}: {inner}"))
+    crate::api::parse_json_body(bytes).map_err(|e| match e {
+        ApiError::InvalidBody(problem) => {
+            ApiError::MalformedJson(format!("{}: {}", problem.field, problem.problem))
         }
+        other => other,
     })
 }
 
