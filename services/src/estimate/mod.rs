@@ -195,7 +195,8 @@ fn capacity_model(history: &[Sample], policy: &Policy) -> Result<LineFit, String
 }
 
 /// What one worker processes: the output rate over the scale, scaled up by CPU headroom when the job was
-/// not saturated (at 40 % CPU a worker could do about 2.5 times its output). Taken over the newest
+/// not saturated (at 40 % CPU a worker could do about 2.5 times its output), but never above what a worker
+/// was seen to move while saturated. Taken over the newest
 /// `PER_WORKER_SAMPLES` samples at the current scale, so that one noisy scrape does not size the job.
 fn per_worker_throughput(
     history: &[Sample],
@@ -222,7 +223,27 @@ fn per_worker_throughput(
         out += sample.records_out.unwrap_or_default().max(1.0);
         busy += scale_now * utilisation;
     }
-    Ok(out / busy)
+    let per_worker = out / busy;
+    // CPU headroom says what a worker could do only if CPU is what limits it. A job held back by its
+    // sink (a slow Elasticsearch) idles at low CPU while a backlog waits; what a worker moved with a
+    // backlog waiting is then all it can do, whatever its CPU said.
+    Ok(match saturated_ceiling(history, policy) {
+        Some(ceiling) => per_worker.min(ceiling),
+        None => per_worker,
+    })
+}
+
+/// The most one worker was seen to move while a backlog waited, if the history holds such a time.
+fn saturated_ceiling(history: &[Sample], policy: &Policy) -> Option<f64> {
+    history
+        .iter()
+        .filter(|s| saturated(s, policy))
+        .filter_map(|s| {
+            let scale = s.scale.filter(|v| v.is_finite() && *v >= 1.0)?.round();
+            let out = s.records_out.filter(|v| v.is_finite() && *v > 0.0)?;
+            Some(out / scale)
+        })
+        .max_by(f64::total_cmp)
 }
 
 #[cfg(test)]

@@ -79,6 +79,31 @@ fn an_unsaturated_job_counts_its_cpu_headroom() {
 }
 
 #[test]
+fn cpu_headroom_never_exceeds_what_a_saturated_worker_moved() {
+    // A sink-bound job: while lag waited at one worker, it moved 450 records/s at 2 % CPU.
+    let mut history = saturated_history(450.0, &[1.0; 4], 1100.0, 30_000.0);
+    for s in &mut history {
+        s.cpu_load = Some(0.02);
+    }
+    // Now at four workers it keeps up with 1100 records/s, still at 2 % CPU.
+    let mut calm = saturated_history(275.0, &[4.0; 5], 1100.0, 0.0);
+    for (i, s) in calm.iter_mut().enumerate() {
+        s.cpu_load = Some(0.02);
+        s.lag_seconds = Some(0.5);
+        s.sampled_at = now() + Duration::seconds(30 * (i as i64 + 1));
+    }
+    history.extend(calm);
+    let estimate = estimate(&history, &policy(serde_json::json!({}))).expect("estimate");
+    let Method::Proportional { per_worker, .. } = &estimate.method else {
+        panic!("expected the proportional estimate, got {:?}", estimate.method);
+    };
+    // CPU alone would say 275 / 0.1 = 2750 per worker and one worker; the ceiling says 450.
+    assert!((per_worker - 450.0).abs() < 5.0, "{estimate:?}");
+    // 1100 × 1.1 / 450 = 2.7 → 3, not 1.
+    assert_eq!(estimate.scale, 3, "{estimate:?}");
+}
+
+#[test]
 fn a_rising_input_is_forecast_ahead() {
     let mut history = saturated_history(1000.0, &[4.0; 11], 0.0, 0.0);
     for (i, s) in history.iter_mut().enumerate() {

@@ -1,0 +1,95 @@
+//! The GitOps repository: a bare repository on disk holding the engine's scale file, laid out the
+//! way the autoscaler writes it (a Deployment patch whose `spec.replicas` is the scale).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use test_support::git;
+
+pub const BRANCH: &str = "main";
+pub const SCALE_PATH: &str = "pipelines/logs/scale.yaml";
+pub const SCALE_KEY: &str = "spec.replicas";
+/// The trailer on every commit the autoscaler makes.
+const DECISION_TRAILER: &str = "Autoscaler-Decision:";
+
+/// The scale file as a person first commits it; only the number changes afterwards.
+fn scale_file(replicas: u32) -> String {
+    format!(
+        "# The engine's replica count. The autoscaler commits changes to `spec.replicas`; a change by hand\n\
+         # pauses it for the cooldown.\n\
+         apiVersion: apps/v1\n\
+         kind: Deployment\n\
+         metadata:\n  name: logs-engine  # the Deployment this patch scales\n\
+         spec:\n  replicas: {replicas}\n"
+    )
+}
+
+/// One commit on the branch, newest first in [`Repository::history`].
+#[derive(Debug, Clone)]
+pub struct Commit {
+    pub sha: String,
+    pub subject: String,
+    /// The `Autoscaler-Decision` trailer, for commits the autoscaler made.
+    pub decision: Option<i64>,
+    /// The scale file's number at this commit.
+    pub scale: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Repository {
+    pub bare: PathBuf,
+}
+
+impl Repository {
+    pub fn create(bare: &Path, replicas: u32) -> anyhow::Result<Self> {
+        git::init_bare_repo(bare, BRANCH, &[(SCALE_PATH, &scale_file(replicas))])?;
+        Ok(Self {
+            bare: bare.to_path_buf(),
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("file://{}", self.bare.display())
+    }
+
+    /// The scale the file holds at `revision`.
+    pub fn scale_at(&self, revision: &str) -> anyhow::Result<u32> {
+        let text = git::run(&self.bare, &["show", &format!("{revision}:{SCALE_PATH}")])?;
+        let doc: serde_yaml::Value =
+            serde_yaml::from_str(&text).with_context(|| format!("{SCALE_PATH} at {revision}"))?;
+        let replicas = doc["spec"]["replicas"]
+            .as_u64()
+            .with_context(|| format!("{SCALE_PATH} at {revision} has no number at {SCALE_KEY}"))?;
+        u32::try_from(replicas).context("replicas out of range")
+    }
+
+    /// The branch's commits, newest first.
+    pub fn history(&self) -> anyhow::Result<Vec<Commit>> {
+        let log = git::run(
+            &self.bare,
+            &["log", "--format=%H%x1f%s%x1f%(trailers:key=Autoscaler-Decision,valueonly)%x1e", BRANCH],
+        )?;
+        log.split('\x1e')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                let mut fields = entry.split('\x1f');
+                let sha = fields.next().unwrap_or_default().to_owned();
+                let subject = fields.next().unwrap_or_default().to_owned();
+                let decision = fields
+                    .next()
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| v.parse::<i64>().with_context(|| format!("{DECISION_TRAILER} {v}")))
+                    .transpose()?;
+                let scale = self.scale_at(&sha)?;
+                Ok(Commit {
+                    sha,
+                    subject,
+                    decision,
+                    scale,
+                })
+            })
+            .collect()
+    }
+}
