@@ -136,8 +136,8 @@ pub fn run(
                 None => break,
             },
         };
-        credit = (credit + rate * (now - last_tick).as_secs_f64())
-            .min(rate * MAX_CREDIT.as_secs_f64());
+        credit =
+            (credit + rate * (now - last_tick).as_secs_f64()).min(rate * MAX_CREDIT.as_secs_f64());
         last_tick = now;
         while credit >= 1.0 {
             if !send(&producer, target, produced)? {
@@ -193,6 +193,10 @@ mod tests {
         assert!("rate".parse::<Command>().is_err());
         assert!("rate fast".parse::<Command>().is_err());
         assert!("rate 1 2".parse::<Command>().is_err());
-        assert!("go".parse::<Command>().unwrap_err().contains("`rate N` or `stop`"));
+        assert!(
+            "go".parse::<Command>()
+                .expect_err("refused")
+                .contains("`rate N` or `stop`")
+        );
     }
 }

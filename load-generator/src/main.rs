@@ -12,7 +12,10 @@ use load_generator::{Command, Plan, Target, run, schedule};
 use serde_json::json;
 
 #[derive(Debug, Parser)]
-#[command(name = "load-generator", about = "Produces JSON log records to Kafka at a controlled rate")]
+#[command(
+    name = "load-generator",
+    about = "Produces JSON log records to Kafka at a controlled rate"
+)]
 struct Args {
     /// Bootstrap servers.
     #[arg(long, env = "LOAD_BROKERS")]
@@ -37,16 +40,29 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let plan = match args.schedule.as_deref().map(schedule::parse).transpose() {
         Err(error) => Args::command()
-            .error(clap::error::ErrorKind::ValueValidation, format!("--schedule: {error}"))
+            .error(
+                clap::error::ErrorKind::ValueValidation,
+                format!("--schedule: {error}"),
+            )
             .exit(),
-        Ok(Some(phases)) => Plan { phases, repeat: args.repeat },
+        Ok(Some(phases)) => Plan {
+            phases,
+            repeat: args.repeat,
+        },
         // A constant rate is a schedule of one endless phase.
         Ok(None) => Plan {
-            phases: vec![schedule::Phase { duration: Duration::from_secs(3600), rate: args.rate }],
+            phases: vec![schedule::Phase {
+                duration: Duration::from_secs(3600),
+                rate: args.rate,
+            }],
             repeat: true,
         },
     };
-    let target = Target { brokers: args.brokers, topic: args.topic, service: args.service };
+    let target = Target {
+        brokers: args.brokers,
+        topic: args.topic,
+        service: args.service,
+    };
     let (commands, received) = mpsc::channel();
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines().map_while(Result::ok) {
@@ -66,8 +82,12 @@ fn main() -> anyhow::Result<()> {
         let _ = writeln!(std::io::stdout().lock(), "{line}");
     };
     let totals = run(&target, &plan, &received, |rate, totals| {
-        emit(json!({"rate": rate, "produced": totals.produced, "acked": totals.acked, "failed": totals.failed}));
+        emit(
+            json!({"rate": rate, "produced": totals.produced, "acked": totals.acked, "failed": totals.failed}),
+        );
     })?;
-    emit(json!({"done": true, "produced": totals.produced, "acked": totals.acked, "failed": totals.failed}));
+    emit(
+        json!({"done": true, "produced": totals.produced, "acked": totals.acked, "failed": totals.failed}),
+    );
     Ok(())
 }

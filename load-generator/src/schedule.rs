@@ -73,18 +73,28 @@ mod tests {
         assert_eq!(
             phases,
             vec![
-                Phase { duration: secs(120), rate: 200.0 },
-                Phase { duration: secs(30), rate: 2000.0 }
+                Phase {
+                    duration: secs(120),
+                    rate: 200.0
+                },
+                Phase {
+                    duration: secs(30),
+                    rate: 2000.0
+                }
             ]
         );
     }
 
     #[test]
     fn names_the_phase_at_fault() {
-        assert!(parse("1m=200,30s").unwrap_err().contains("\"30s\" is not DURATION=RATE"));
-        assert!(parse("1m=-5").unwrap_err().contains("rate \"-5\""));
-        assert!(parse("soon=5").unwrap_err().contains("duration"));
-        assert!(parse("0s=5").unwrap_err().contains("above zero"));
+        assert!(
+            parse("1m=200,30s")
+                .expect_err("refused")
+                .contains("\"30s\" is not DURATION=RATE")
+        );
+        assert!(parse("1m=-5").expect_err("refused").contains("rate \"-5\""));
+        assert!(parse("soon=5").expect_err("refused").contains("duration"));
+        assert!(parse("0s=5").expect_err("refused").contains("above zero"));
         assert!(parse("1m=NaN").is_err());
     }
 

@@ -399,7 +399,8 @@ fn check_yaml_path(path: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `a.b.c`, each segment a mapping key (letters, digits, `_`, `-`) or a list index.
+/// `a.b.c`, each segment a mapping key (letters, digits, `_`, `-`). The Git writer walks mappings only: a
+/// path through a list is refused when it writes (a kustomize patch holding `spec.replicas` avoids lists).
 fn check_key_path(key: &str) -> Result<(), String> {
     let segment_ok = |s: &str| {
         !s.is_empty()

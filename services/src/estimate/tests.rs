@@ -95,7 +95,10 @@ fn cpu_headroom_never_exceeds_what_a_saturated_worker_moved() {
     history.extend(calm);
     let estimate = estimate(&history, &policy(serde_json::json!({}))).expect("estimate");
     let Method::Proportional { per_worker, .. } = &estimate.method else {
-        panic!("expected the proportional estimate, got {:?}", estimate.method);
+        panic!(
+            "expected the proportional estimate, got {:?}",
+            estimate.method
+        );
     };
     // CPU alone would say 275 / 0.1 = 2750 per worker and one worker; the ceiling says 450.
     assert!((per_worker - 450.0).abs() < 5.0, "{estimate:?}");

@@ -112,7 +112,9 @@ pub async fn run_queue(
     retry: RetrySettings,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let backend = PostgresStorage::<ScalingTask>::new(&pool);
+    // LISTEN/NOTIFY wakes the worker as soon as the manager enqueues; polling alone backs off to
+    // tens of seconds on an idle queue, and a decision would wait that long for a worker.
+    let backend = PostgresStorage::<ScalingTask>::new(&pool).with_pubsub();
     let runner = Arc::new(Runner { worker, retry });
     let apalis_worker = WorkerBuilder::new(name)
         .backend(backend)

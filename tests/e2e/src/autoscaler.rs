@@ -132,7 +132,10 @@ impl Autoscaler {
         }
         let page: Page = self
             .http
-            .get(format!("{}/api/v1/clusters/{cluster}/decisions?limit=100", self.url))
+            .get(format!(
+                "{}/api/v1/clusters/{cluster}/decisions?limit=100",
+                self.url
+            ))
             .bearer_auth(&self.token)
             .send()
             .await?

@@ -67,7 +67,11 @@ impl Repository {
     pub fn history(&self) -> anyhow::Result<Vec<Commit>> {
         let log = git::run(
             &self.bare,
-            &["log", "--format=%H%x1f%s%x1f%(trailers:key=Autoscaler-Decision,valueonly)%x1e", BRANCH],
+            &[
+                "log",
+                "--format=%H%x1f%s%x1f%(trailers:key=Autoscaler-Decision,valueonly)%x1e",
+                BRANCH,
+            ],
         )?;
         log.split('\x1e')
             .map(str::trim)
@@ -80,7 +84,10 @@ impl Repository {
                     .next()
                     .map(str::trim)
                     .filter(|v| !v.is_empty())
-                    .map(|v| v.parse::<i64>().with_context(|| format!("{DECISION_TRAILER} {v}")))
+                    .map(|v| {
+                        v.parse::<i64>()
+                            .with_context(|| format!("{DECISION_TRAILER} {v}"))
+                    })
                     .transpose()?;
                 let scale = self.scale_at(&sha)?;
                 Ok(Commit {

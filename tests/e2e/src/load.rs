@@ -43,10 +43,10 @@ impl LoadGenerator {
         let (done_tx, done) = channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("\"done\"") {
-                    if let Ok(totals) = serde_json::from_str::<Totals>(&line) {
-                        let _ = done_tx.send(totals);
-                    }
+                if line.contains("\"done\"")
+                    && let Ok(totals) = serde_json::from_str::<Totals>(&line)
+                {
+                    let _ = done_tx.send(totals);
                 }
             }
         });

@@ -52,7 +52,11 @@ pub fn binaries_dir() -> anyhow::Result<&'static Path> {
 /// A workspace binary by name.
 pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     let path = binaries_dir()?.join(name);
-    anyhow::ensure!(path.exists(), "{} is missing after the build", path.display());
+    anyhow::ensure!(
+        path.exists(),
+        "{} is missing after the build",
+        path.display()
+    );
     Ok(path)
 }
 
@@ -104,7 +108,12 @@ impl Process {
         let _ = kill(pid, Signal::SIGTERM);
         let end = Instant::now() + grace;
         while Instant::now() < end {
-            if self.child.try_wait().context("waiting for a child")?.is_some() {
+            if self
+                .child
+                .try_wait()
+                .context("waiting for a child")?
+                .is_some()
+            {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));

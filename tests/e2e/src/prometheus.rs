@@ -30,7 +30,10 @@ impl Prometheus {
         let mut command = Command::new("prometheus");
         command
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"));
         let process = Process::spawn("prometheus", command, dir)?;
         let prometheus = Self {
@@ -49,12 +52,9 @@ impl Prometheus {
 
     /// The value of a PromQL expression returning one series, `None` when it returns none.
     pub async fn value(&self, query: &str) -> anyhow::Result<Option<f64>> {
-        let url = url::Url::parse_with_params(&format!("{}/api/v1/query", self.url), [("query", query)])?;
-        let body: Value = reqwest::get(url)
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
+        let url =
+            url::Url::parse_with_params(&format!("{}/api/v1/query", self.url), [("query", query)])?;
+        let body: Value = reqwest::get(url).await?.error_for_status()?.json().await?;
         let result = &body["data"]["result"];
         let Some(first) = result.as_array().and_then(|r| r.first()) else {
             return Ok(None);

@@ -7,7 +7,11 @@ use std::time::{Duration, Instant};
 const EVERY: Duration = Duration::from_millis(250);
 
 /// Retries `attempt` until it succeeds; after `deadline`, the last error says what was missing.
-pub async fn until_ok<T, F, Fut>(what: &str, deadline: Duration, mut attempt: F) -> anyhow::Result<T>
+pub async fn until_ok<T, F, Fut>(
+    what: &str,
+    deadline: Duration,
+    mut attempt: F,
+) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<T>>,
@@ -17,7 +21,9 @@ where
         match attempt().await {
             Ok(value) => return Ok(value),
             Err(error) if Instant::now() >= end => {
-                return Err(error.context(format!("timed out after {deadline:?} waiting for {what}")));
+                return Err(
+                    error.context(format!("timed out after {deadline:?} waiting for {what}"))
+                );
             }
             Err(_) => tokio::time::sleep(EVERY).await,
         }
@@ -25,7 +31,11 @@ where
 }
 
 /// Polls `check` until it yields `Some` (or fails for good with an error).
-pub async fn until_some<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> anyhow::Result<T>
+pub async fn until_some<T, F, Fut>(
+    what: &str,
+    deadline: Duration,
+    mut check: F,
+) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<Option<T>>>,
@@ -35,7 +45,10 @@ where
         if let Some(value) = check().await? {
             return Ok(value);
         }
-        anyhow::ensure!(Instant::now() < end, "timed out after {deadline:?} waiting for {what}");
+        anyhow::ensure!(
+            Instant::now() < end,
+            "timed out after {deadline:?} waiting for {what}"
+        );
         tokio::time::sleep(EVERY).await;
     }
 }

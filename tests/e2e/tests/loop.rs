@@ -14,7 +14,7 @@ use e2e::{CLUSTER, Stack};
 /// Records per second one instance carries easily, and a rate well above one instance's capacity
 /// (about 500/s against the capacity-limited Elasticsearch) but below the cluster's.
 const LOW_RATE: u32 = 150;
-const HIGH_RATE: u32 = 1100;
+const HIGH_RATE: u32 = 1000;
 /// Each stage of the loop gets this long; the whole test usually takes 4–6 minutes.
 const STAGE: Duration = Duration::from_secs(300);
 
@@ -29,7 +29,12 @@ async fn applied_change(
     until_some(what, STAGE, || async {
         let decisions = stack.autoscaler.decisions(CLUSTER).await?;
         if let Some(failed) = decisions.iter().find(|d| d.status == "failed") {
-            anyhow::bail!("decision {} failed: {:?}\n{:#?}", failed.id, failed.reason, decisions);
+            anyhow::bail!(
+                "decision {} failed: {:?}\n{:#?}",
+                failed.id,
+                failed.reason,
+                decisions
+            );
         }
         Ok(decisions
             .into_iter()
@@ -65,7 +70,10 @@ async fn load_scales_the_pipeline_up_through_git_and_back_down() -> anyhow::Resu
     .await?;
     assert_eq!(stack.engines.running(), 1);
     let quiet = stack.autoscaler.decisions(CLUSTER).await?;
-    assert!(quiet.is_empty(), "no decision while one instance keeps up: {quiet:#?}");
+    assert!(
+        quiet.is_empty(),
+        "no decision while one instance keeps up: {quiet:#?}"
+    );
 
     // Load rises above what one instance can move: lag builds until a rule fires.
     load.set_rate(HIGH_RATE)?;
@@ -83,7 +91,10 @@ async fn load_scales_the_pipeline_up_through_git_and_back_down() -> anyhow::Resu
     let history = stack.repo.history()?;
     let up_commit = commit_of(&history, &up);
     assert_eq!(up_commit.scale, up_to);
-    assert_eq!(history[0].sha, up_commit.sha, "the newest commit is the decision's");
+    assert_eq!(
+        history[0].sha, up_commit.sha,
+        "the newest commit is the decision's"
+    );
     assert_eq!(
         stack.argocd.applied_revision(CLUSTER).as_deref(),
         Some(up_commit.sha.as_str())
@@ -111,11 +122,20 @@ async fn load_scales_the_pipeline_up_through_git_and_back_down() -> anyhow::Resu
     .await?;
     let scale_before = stack.repo.scale_at(e2e::gitops::BRANCH)?;
     load.set_rate(LOW_RATE)?;
-    let down = applied_change(&stack, before, "a scale-down applied", Decision::scales_down).await?;
+    let down = applied_change(
+        &stack,
+        before,
+        "a scale-down applied",
+        Decision::scales_down,
+    )
+    .await?;
     assert_eq!(down.rule, "sustained_low_load");
     assert_eq!(down.from_scale, Some(scale_before as i32));
     let down_to = down.to_scale.expect("an applied decision has a scale") as u32;
-    assert!(down_to < scale_before && down_to >= 1, "scaled down to {down_to} from {scale_before}");
+    assert!(
+        down_to < scale_before && down_to >= 1,
+        "scaled down to {down_to} from {scale_before}"
+    );
     let history = stack.repo.history()?;
     let down_commit = commit_of(&history, &down);
     assert_eq!(down_commit.scale, down_to);
@@ -133,17 +153,24 @@ async fn load_scales_the_pipeline_up_through_git_and_back_down() -> anyhow::Resu
     // Every commit on the branch but the first is the autoscaler's, each with its decision.
     let decisions = stack.autoscaler.decisions(CLUSTER).await?;
     for commit in &history[..history.len() - 1] {
-        let id = commit.decision.unwrap_or_else(|| panic!("commit {commit:?} has no decision"));
-        assert!(decisions.iter().any(|d| d.id == id), "commit {commit:?} names an unknown decision");
+        let id = commit
+            .decision
+            .unwrap_or_else(|| panic!("commit {commit:?} has no decision"));
+        assert!(
+            decisions.iter().any(|d| d.id == id),
+            "commit {commit:?} names an unknown decision"
+        );
     }
 
     // Every record the broker acknowledged reached Elasticsearch, once (ids are topic-partition-offset).
     let totals = load.stop()?;
     assert_eq!(totals.failed, 0, "the broker refused records: {totals:?}");
     assert_eq!(totals.acked, totals.produced);
-    until_some("every acknowledged record in Elasticsearch", STAGE, || async {
-        Ok((stack.documents() as u64 >= totals.acked).then_some(()))
-    })
+    until_some(
+        "every acknowledged record in Elasticsearch",
+        STAGE,
+        || async { Ok((stack.documents() as u64 >= totals.acked).then_some(())) },
+    )
     .await?;
     assert_eq!(stack.documents() as u64, totals.acked);
     assert_eq!(stack.dead_letters()?, Vec::<String>::new());

@@ -10,7 +10,7 @@ use e2e::autoscaler::Decision;
 use e2e::{CLUSTER, Stack};
 
 const LOW_RATE: u32 = 150;
-const HIGH_RATE: u32 = 1100;
+const HIGH_RATE: u32 = 1000;
 /// How long each load level lasts before the demo moves on, at most.
 const PHASE: Duration = Duration::from_secs(300);
 
@@ -58,7 +58,10 @@ impl Narrator {
             }
         }
         if self.last_status.elapsed() >= Duration::from_secs(10) {
-            let lag = stack.lag_records().await?.map_or("-".to_owned(), |l| format!("{l:.0}"));
+            let lag = stack
+                .lag_records()
+                .await?
+                .map_or("-".to_owned(), |l| format!("{l:.0}"));
             say(&format!(
                 "load {rate}/s   instances {}   lag {lag} records   {} documents in Elasticsearch",
                 stack.engines.running(),
@@ -91,23 +94,43 @@ impl Narrator {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    say("starting Postgres database, Prometheus, Kafka-protocol broker, Elasticsearch and Argo CD test servers, the autoscaler and one engine instance");
+    say(
+        "starting Postgres database, Prometheus, Kafka-protocol broker, Elasticsearch and Argo CD test servers, the autoscaler and one engine instance",
+    );
     let stack = Stack::start().await?;
     say(&format!("processes' logs: {}", stack.logs_dir().display()));
-    say(&format!("autoscaler API: {} (GET /api/v1/clusters/{CLUSTER}/decisions)", stack.autoscaler.url));
+    say(&format!(
+        "autoscaler API: {} (GET /api/v1/clusters/{CLUSTER}/decisions)",
+        stack.autoscaler.url
+    ));
     let mut load = stack.start_load(LOW_RATE)?;
-    let mut narrator = Narrator { seen: HashMap::new(), last_status: Instant::now() };
-    say(&format!("load {LOW_RATE}/s: one instance keeps up (warming up for a minute)"));
+    let mut narrator = Narrator {
+        seen: HashMap::new(),
+        last_status: Instant::now(),
+    };
+    say(&format!(
+        "load {LOW_RATE}/s: one instance keeps up (warming up for a minute)"
+    ));
     let warm_up = Instant::now();
-    narrator.until(&stack, LOW_RATE, |_| warm_up.elapsed() > Duration::from_secs(60)).await?;
+    narrator
+        .until(&stack, LOW_RATE, |_| {
+            warm_up.elapsed() > Duration::from_secs(60)
+        })
+        .await?;
 
-    say(&format!("load rises to {HIGH_RATE}/s: one instance moves about 500/s against this Elasticsearch"));
+    say(&format!(
+        "load rises to {HIGH_RATE}/s: one instance moves about 500/s against this Elasticsearch"
+    ));
     load.set_rate(HIGH_RATE)?;
     let applied_up = |d: &[Decision]| d.iter().any(|d| d.scales_up() && d.status == "applied");
     narrator.until(&stack, HIGH_RATE, applied_up).await?;
     let drained = Instant::now();
     say("waiting a minute at the new scale while the lag drains");
-    narrator.until(&stack, HIGH_RATE, |_| drained.elapsed() > Duration::from_secs(60)).await?;
+    narrator
+        .until(&stack, HIGH_RATE, |_| {
+            drained.elapsed() > Duration::from_secs(60)
+        })
+        .await?;
 
     say(&format!("load falls to {LOW_RATE}/s"));
     load.set_rate(LOW_RATE)?;
@@ -115,14 +138,28 @@ async fn main() -> anyhow::Result<()> {
     narrator.until(&stack, LOW_RATE, applied_down).await?;
 
     let totals = load.stop()?;
-    say(&format!("stopped the load: {} records acknowledged by the broker", totals.acked));
+    say(&format!(
+        "stopped the load: {} records acknowledged by the broker",
+        totals.acked
+    ));
     let delivered = Instant::now();
     narrator
-        .until(&stack, 0, |_| stack.documents() as u64 >= totals.acked || delivered.elapsed() > Duration::from_secs(60))
+        .until(&stack, 0, |_| {
+            stack.documents() as u64 >= totals.acked
+                || delivered.elapsed() > Duration::from_secs(60)
+        })
         .await?;
-    say(&format!("{} documents in Elasticsearch; Git history of the scale file:", stack.documents()));
+    say(&format!(
+        "{} documents in Elasticsearch; Git history of the scale file:",
+        stack.documents()
+    ));
     for commit in stack.repo.history()? {
-        say(&format!("  {} replicas={} {}", &commit.sha[..10], commit.scale, commit.subject));
+        say(&format!(
+            "  {} replicas={} {}",
+            &commit.sha[..10],
+            commit.scale,
+            commit.subject
+        ));
     }
     Ok(())
 }
