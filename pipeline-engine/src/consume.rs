@@ -425,7 +425,12 @@ impl ConsumerThread {
             }
             let held = self.flush_held();
             if self.ctx().reassigned.swap(false, Ordering::SeqCst) {
-                self.paused = false;
+                // librdkafka keeps a partition's pause across a revoke and a later re-assign, while
+                // newly assigned partitions start unpaused: resume the whole new assignment so that its
+                // state is known, and let back pressure pause it again if it must. (Assuming "unpaused"
+                // left re-assigned partitions paused for good: never fetched, their lag frozen.)
+                self.paused = true;
+                self.set_paused(false);
             }
             // Hysteresis: pausing discards librdkafka's prefetched records, so pause only once a few
             // batches have waited for a while, and resume once they are all handed on.

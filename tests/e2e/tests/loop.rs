@@ -15,8 +15,11 @@ use e2e::{CLUSTER, Stack};
 /// (about 500/s against the capacity-limited Elasticsearch) but below the cluster's.
 const LOW_RATE: u32 = 150;
 const HIGH_RATE: u32 = 1000;
-/// Each stage of the loop gets this long; the whole test usually takes 4–6 minutes.
+/// Each stage of the loop gets this long; the whole test usually takes 3–7 minutes.
 const STAGE: Duration = Duration::from_secs(300);
+/// The scale-down waits for the forecast (the mean input over the last hour when no trend fits) to
+/// fall below what one instance fewer carries.
+const SCALE_DOWN_STAGE: Duration = Duration::from_secs(600);
 
 /// The first finished decision after `after` that moves the scale as `wanted`; fails on a decision
 /// that failed, so that the error shows why instead of a timeout.
@@ -25,8 +28,9 @@ async fn applied_change(
     after: i64,
     what: &str,
     wanted: fn(&Decision) -> bool,
+    deadline: Duration,
 ) -> anyhow::Result<Decision> {
-    until_some(what, STAGE, || async {
+    until_some(what, deadline, || async {
         let decisions = stack.autoscaler.decisions(CLUSTER).await?;
         if let Some(failed) = decisions.iter().find(|d| d.status == "failed") {
             anyhow::bail!(
@@ -59,8 +63,15 @@ fn commit_of(history: &[Commit], decision: &Decision) -> Commit {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn load_scales_the_pipeline_up_through_git_and_back_down() -> anyhow::Result<()> {
-    let stack = Stack::start().await?;
+async fn load_scales_the_pipeline_up_through_git_and_back_down() {
+    let stack = Stack::start().await.expect("the stack starts");
+    if let Err(error) = scenario(&stack).await {
+        // A panic keeps the processes' logs (see `Stack`'s drop) for whoever reads the failure.
+        panic!("{error:#}");
+    }
+}
+
+async fn scenario(stack: &Stack) -> anyhow::Result<()> {
     let mut load = stack.start_load(LOW_RATE)?;
 
     // Warm-up: one instance keeps up, the manager gathers history, no rule fires.
@@ -77,7 +88,7 @@ async fn load_scales_the_pipeline_up_through_git_and_back_down() -> anyhow::Resu
 
     // Load rises above what one instance can move: lag builds until a rule fires.
     load.set_rate(HIGH_RATE)?;
-    let up = applied_change(&stack, 0, "a scale-up applied", Decision::scales_up).await?;
+    let up = applied_change(stack, 0, "a scale-up applied", Decision::scales_up, STAGE).await?;
     assert!(
         ["lag_increasing", "lag_above_threshold"].contains(&up.rule.as_str()),
         "a lag rule fired, not {}",
@@ -123,10 +134,11 @@ async fn load_scales_the_pipeline_up_through_git_and_back_down() -> anyhow::Resu
     let scale_before = stack.repo.scale_at(e2e::gitops::BRANCH)?;
     load.set_rate(LOW_RATE)?;
     let down = applied_change(
-        &stack,
+        stack,
         before,
         "a scale-down applied",
         Decision::scales_down,
+        SCALE_DOWN_STAGE,
     )
     .await?;
     assert_eq!(down.rule, "sustained_low_load");
