@@ -15,6 +15,8 @@ use e2e::{CLUSTER, Stack};
 /// (about 500/s against the capacity-limited Elasticsearch) but below the cluster's.
 const LOW_RATE: u32 = 150;
 const HIGH_RATE: u32 = 1000;
+/// After the burst: low enough that the forecast (which remembers the burst) soon fits one instance.
+const FALLEN_RATE: u32 = 30;
 /// Each stage of the loop gets this long; the whole test usually takes 3–7 minutes.
 const STAGE: Duration = Duration::from_secs(300);
 /// The scale-down waits for the forecast (the mean input over the last hour when no trend fits) to
@@ -132,7 +134,7 @@ async fn scenario(stack: &Stack) -> anyhow::Result<()> {
     })
     .await?;
     let scale_before = stack.repo.scale_at(e2e::gitops::BRANCH)?;
-    load.set_rate(LOW_RATE)?;
+    load.set_rate(FALLEN_RATE)?;
     let down = applied_change(
         stack,
         before,

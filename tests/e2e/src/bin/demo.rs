@@ -11,6 +11,7 @@ use e2e::{CLUSTER, Stack};
 
 const LOW_RATE: u32 = 150;
 const HIGH_RATE: u32 = 1000;
+const FALLEN_RATE: u32 = 30;
 /// How long each load level lasts before the demo moves on, at most.
 const PHASE: Duration = Duration::from_secs(300);
 
@@ -132,10 +133,10 @@ async fn main() -> anyhow::Result<()> {
         })
         .await?;
 
-    say(&format!("load falls to {LOW_RATE}/s"));
-    load.set_rate(LOW_RATE)?;
+    say(&format!("load falls to {FALLEN_RATE}/s"));
+    load.set_rate(FALLEN_RATE)?;
     let applied_down = |d: &[Decision]| d.iter().any(|d| d.scales_down() && d.status == "applied");
-    narrator.until(&stack, LOW_RATE, applied_down).await?;
+    narrator.until(&stack, FALLEN_RATE, applied_down).await?;
 
     let totals = load.stop()?;
     say(&format!(
