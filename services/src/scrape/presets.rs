@@ -28,8 +28,8 @@ pub fn preset(kind: TargetKind, metric: Metric, labels: &[String]) -> Option<Str
 
 // Flink's Prometheus reporter names (checked against a real Flink 2.3: `../shared/flink/FACTS.md` and
 // `services/tests/flink_metrics.rs`). Every query reads per-task or per-operator series of the
-// TaskManagers, which carry `job_name`, `job_id` and the scrape target's labels; the JobManager's and the
-// JVM's series carry no job and are not used.
+// TaskManagers, which carry `job_name`, `job_id` and the scrape target's labels; of the JobManager's only
+// the job's uptime (matched on `job_id`). The JVM's CPU and the TaskManager count carry no job.
 const TASK: &str = "flink_taskmanager_job_task";
 const OPERATOR: &str = "flink_taskmanager_job_task_operator";
 // FLIP-27 sources are always "Source: <name>"; Sink V2 writers are "<sink name>: Writer" ("Sink: Writer"
@@ -43,12 +43,15 @@ fn flink(metric: Metric, by: &str, by_vertex: &str) -> String {
     let records_in = per_second(by, &format!("{OPERATOR}_numRecordsOut{{{SOURCES}}}"));
     let pending = format!("sum by ({by}) ({OPERATOR}_pendingRecords >= 0)");
     match metric {
-        // The busiest vertex's mean busy fraction, as Flink's autoscaler reads load. busyTimeMsPerSecond
-        // covers the last 5 s (no ramp after a restart); the mean over a vertex's subtasks is what more
-        // parallelism spreads (a hot key is not). `>= 0` drops NaN, reported by tasks without a measure.
-        Metric::CpuLoad => {
-            format!("max by ({by}) (avg by ({by_vertex}) ({TASK}_busyTimeMsPerSecond >= 0)) / 1000")
-        }
+        // The busiest vertex's mean busy fraction, as Flink's autoscaler reads load: the mean over a
+        // vertex's subtasks is what more parallelism spreads (a hot key is not). `>= 0` drops NaN. The
+        // gauge averages the task's last 60 s and a task's first 60 s hold its start (1000, then 0, then
+        // a climb on a real Flink), so a job is left out until it has run a minute, as Flink's
+        // autoscaler waits out a restart.
+        Metric::CpuLoad => format!(
+            "max by ({by}) (avg by ({by_vertex}) ({TASK}_busyTimeMsPerSecond >= 0) \
+             and on (job_id) (flink_jobmanager_job_uptime >= 60000)) / 1000"
+        ),
         // What the sources still have to read (FLIP-33 `pendingRecords`: Kafka's offsets behind the log
         // end). Records already read and waiting in network buffers are not counted.
         Metric::LagRecords => pending,
@@ -155,7 +158,7 @@ mod tests {
             let q = preset(TargetKind::Flink, metric, &labels(&["job_name"])).expect("q");
             let meters = q.replace("busyTimeMsPerSecond", "");
             assert!(!meters.contains("PerSecond"), "{q}");
-            assert!(!q.contains("flink_jobmanager"), "{q}");
+            assert!(!q.contains("numRegisteredTaskManagers"), "{q}");
             assert!(!q.contains("Status_JVM"), "{q}");
         }
         assert_eq!(preset(TargetKind::Generic, Metric::Scale, &[]), None);
