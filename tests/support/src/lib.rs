@@ -5,11 +5,14 @@
 //! - [`github`]: a contract-faithful GitHub REST test server for a bot's pull requests;
 //! - [`flink`]: a contract-faithful Flink REST test server for stop-with-savepoint, resubmission and
 //!   the adaptive scheduler's resource requirements;
+//! - [`flink_probe`]: the probe job (`tests/flink-probe/`): its jar, arguments, rate schedule and
+//!   the ground truth it gives (records produced at any instant, and what the sink wrote);
 //! - [`git`]: the git CLI helpers those servers use, and that tests use to make bare repositories.
 
 pub mod argocd;
 pub mod es;
 pub mod flink;
+pub mod flink_probe;
 pub mod git;
 pub mod github;
 pub mod kafka;
