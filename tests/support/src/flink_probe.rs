@@ -13,8 +13,13 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, anyhow, bail};
 
+use crate::flink_cluster::Program;
+
 pub use coverage::{Coverage, Produced, SplitCoverage, read_sink};
 pub use schedule::{Schedule, ScheduleError, Segment, epoch_ms, from_epoch_ms, owned};
+
+/// The job's main class.
+pub const ENTRY_CLASS: &str = "autoscaler.probe.ProbeJob";
 
 /// How far ahead of now `set_rate` schedules a change. The job re-reads the rate file at least
 /// every 200 ms while it reads, so with this lead it always knows of a change before the change
@@ -121,6 +126,14 @@ impl ProbeJob {
             args.extend(["--sink-name".into(), sink.clone()]);
         }
         args
+    }
+
+    /// What to run: the main class and [`ProbeJob::args`].
+    pub fn program(&self) -> Program {
+        Program {
+            entry_class: ENTRY_CLASS.to_owned(),
+            args: self.args(),
+        }
     }
 
     /// From [`RATE_LEAD`] after now on, the whole topic receives `per_second` records per second.
