@@ -9,12 +9,15 @@
 //!   application mode, default/adaptive/reactive scheduler, TaskManagers started and stopped one by one);
 //! - [`prometheus`]: the real Prometheus server, scraping what a test names;
 //! - [`process`]: child processes that log to a file and are killed when dropped;
+//! - [`flink_probe`]: the probe job (`tests/flink-probe/`): its jar, arguments, rate schedule and
+//!   the ground truth it gives (records produced at any instant, and what the sink wrote);
 //! - [`git`]: the git CLI helpers those servers use, and that tests use to make bare repositories.
 
 pub mod argocd;
 pub mod es;
 pub mod flink;
 pub mod flink_cluster;
+pub mod flink_probe;
 pub mod git;
 pub mod github;
 pub mod kafka;
