@@ -5,6 +5,7 @@
 
 mod adaptive_scheduler;
 mod default_scheduler;
+mod real;
 mod rest;
 
 use std::time::Duration;
