@@ -14,6 +14,7 @@ mod engine;
 mod error;
 mod flink;
 mod http;
+mod recorded;
 
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 pub use error::{Problem, RescaleError, Situation};
+pub use recorded::Recorded;
 
 /// What to restart, and how to reach its control API.
 #[derive(Debug, Clone)]
@@ -48,8 +50,10 @@ pub struct FlinkJob {
     pub program_args: Vec<String>,
     /// Where the savepoint goes; without it, the cluster's `state.savepoints.dir`.
     pub savepoint_dir: Option<String>,
-    /// The cluster runs `jobmanager.scheduler: adaptive` (not reactive mode): rescale in place through
-    /// the resource-requirements API, with no savepoint and no resubmission.
+    /// What the spec expects of the cluster: `jobmanager.scheduler: adaptive` (rescale in place
+    /// through the resource-requirements API) or not (stop with a savepoint and resubmit). Flink
+    /// 1.20+ reports each job's scheduler (`schedulerType`), and that wins; this is used only when
+    /// the job does not say.
     pub adaptive_scheduler: bool,
 }
 
@@ -124,11 +128,14 @@ impl Rescaled {
 
 /// Restarts `target` at `parallelism`, reporting each step to `record` as it completes.
 /// `decision_id` makes retries safe: the same decision uses the same savepoint trigger id.
+/// `recorded` is what earlier attempts at the same decision recorded (its steps), which finds the
+/// savepoint a stop produced once Flink has forgotten the operation.
 pub async fn rescale(
     http: &reqwest::Client,
     target: &RescaleTarget,
     parallelism: u32,
     decision_id: i64,
+    recorded: &Recorded,
     settings: RescaleSettings,
     record: &mut (dyn FnMut(RescaleStep) + Send),
 ) -> Result<Rescaled, RescaleError> {
@@ -156,7 +163,16 @@ pub async fn rescale(
         }
         RescaleTarget::Flink(job) => {
             let trigger_id = trigger_id(decision_id);
-            flink::rescale(http, job, parallelism, &trigger_id, &settings, record).await
+            flink::rescale(
+                http,
+                job,
+                parallelism,
+                &trigger_id,
+                recorded,
+                &settings,
+                record,
+            )
+            .await
         }
     }
 }

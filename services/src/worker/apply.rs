@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{WorkError, Worker};
 use crate::{
     cluster::{ClusterSpec, TargetKind},
-    rescale::{FlinkJob, RescaleTarget, rescale},
+    rescale::{FlinkJob, Recorded, RescaleTarget, rescale},
     storage::{ClusterRecord, DecisionRecord, DecisionStatus},
 };
 
@@ -93,12 +93,15 @@ impl Worker {
             .and_then(|s| u32::try_from(s).ok())
             .and_then(|s| target.parallelism_at(s))
             .ok_or_else(|| WorkError::Invalid("the decision records no new scale".to_owned()))?;
+        // What earlier attempts recorded finds a savepoint Flink has forgotten.
+        let recorded = Recorded::from_steps(&decision.steps.0);
         let mut steps = Vec::new();
         let result = rescale(
             &self.http,
             &restart_target,
             parallelism,
             decision.id,
+            &recorded,
             self.settings.rescale,
             &mut |step| steps.push(step),
         )
