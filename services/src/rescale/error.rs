@@ -219,6 +219,9 @@ pub enum Situation {
     },
     /// The adaptive scheduler has new resource requirements; the job keeps running.
     RequirementsSet { job_id: String, parallelism: u32 },
+    /// Reactive mode: the deployer applied the new scale; Flink rescales the job itself once the
+    /// TaskManagers register.
+    ReactiveDeployed { job_name: String, parallelism: u32 },
 }
 
 impl fmt::Display for Situation {
@@ -327,6 +330,15 @@ impl fmt::Display for Situation {
                 "Job {job_id} keeps running; its resource requirements ask for parallelism \
                  {parallelism}, which the adaptive scheduler applies once enough slots are free. \
                  Check the TaskManagers' slots"
+            ),
+            Situation::ReactiveDeployed {
+                job_name,
+                parallelism,
+            } => write!(
+                f,
+                "The new scale is deployed; in reactive mode Flink rescales job {job_name:?} to \
+                 parallelism {parallelism} by itself once enough TaskManagers register. Check the \
+                 TaskManagers (GET /taskmanagers) and the job; retrying looks again"
             ),
         }
     }

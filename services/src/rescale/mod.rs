@@ -34,6 +34,9 @@ pub enum RescaleTarget {
         token: Option<String>,
     },
     Flink(FlinkJob),
+    /// A Flink job in reactive mode: the deployer's new TaskManager count rescales it, and the driver
+    /// only confirms the job runs at the new parallelism.
+    FlinkReactive { rest_url: Url, job_name: String },
 }
 
 /// A Flink job, found by name on a session cluster, and how to resubmit it.
@@ -102,6 +105,8 @@ pub enum RescaleMethod {
     EngineControl,
     SavepointResubmit,
     ResourceRequirements,
+    /// Reactive mode: Flink rescaled the job to the TaskManagers the deployer started or stopped.
+    Reactive,
 }
 
 /// The outcome of a rescale.
@@ -160,6 +165,9 @@ pub async fn rescale(
                 record,
             )
             .await
+        }
+        RescaleTarget::FlinkReactive { rest_url, job_name } => {
+            flink::confirm_reactive(http, rest_url, job_name, parallelism, &settings, record).await
         }
         RescaleTarget::Flink(job) => {
             let trigger_id = trigger_id(decision_id);

@@ -15,7 +15,10 @@
 mod adaptive;
 mod api;
 mod exception;
+mod reactive;
 mod resubmit;
+
+pub(super) use reactive::confirm as confirm_reactive;
 
 use serde_json::json;
 use tokio::time::Instant;
