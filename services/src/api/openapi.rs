@@ -9,7 +9,7 @@ use super::{clusters, error::ErrorBody};
 use crate::{
     cluster::{
         ArgoCdApp, ClusterSpec, FieldProblem, FlinkJobSpec, GitLocation, MetricQueries,
-        MetricsSource, Policy, SecretRef, Target, TargetKind, WriteBack,
+        MetricsSource, Policy, ScaleUnit, SecretRef, Target, TargetKind, WriteBack,
     },
     rules::{Direction, Evaluation, Outcome, Verdict},
     storage::{DecisionRecord, DecisionStatus},
@@ -25,7 +25,7 @@ use crate::{
     ),
     components(schemas(
         ClusterSpec, Target, TargetKind, MetricsSource, MetricQueries, GitLocation, WriteBack,
-        ArgoCdApp, FlinkJobSpec, Policy, SecretRef, clusters::ClusterView, clusters::ClusterPage,
+        ArgoCdApp, FlinkJobSpec, ScaleUnit, Policy, SecretRef, clusters::ClusterView, clusters::ClusterPage,
         clusters::DecisionPage, DecisionRecord, DecisionStatus, ErrorBody, FieldProblem,
         Evaluation, Verdict, Direction, Outcome,
     )),

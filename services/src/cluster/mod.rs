@@ -8,6 +8,6 @@ mod validate;
 pub use secret::SecretRef;
 pub use spec::{
     ArgoCdApp, ClusterSpec, FlinkJobSpec, GitLocation, MetricQueries, MetricsSource, Policy,
-    Target, TargetKind, WriteBack,
+    ScaleUnit, Target, TargetKind, WriteBack,
 };
 pub use validate::{FieldProblem, ValidationContext};

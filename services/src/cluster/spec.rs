@@ -68,6 +68,74 @@ pub struct Target {
     /// How to restart a Flink job that does not scale reactively.
     #[serde(default)]
     pub flink: Option<FlinkJobSpec>,
+    /// What the number in Git counts, for kind `flink` (required there, refused elsewhere). The policy's
+    /// bounds and every decision's scales are in this unit.
+    #[serde(default)]
+    pub scale_unit: Option<ScaleUnit>,
+}
+
+impl Target {
+    /// The parallelism a Flink job runs at when Git holds `scale` (in `scale_unit`; a spec stored before
+    /// units existed meant parallelism). `None` when it overflows.
+    pub fn parallelism_at(&self, scale: u32) -> Option<u32> {
+        self.scale_unit
+            .unwrap_or(ScaleUnit::Parallelism {})
+            .to_parallelism(scale)
+    }
+}
+
+/// What a Flink target's number in Git counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "unit", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ScaleUnit {
+    /// The job's parallelism (`FlinkDeployment` `spec.job.parallelism`, or the parallelism the job is
+    /// resubmitted at). A struct variant so that stray fields are refused.
+    Parallelism {},
+    /// TaskManager replicas with this many slots each (`spec.taskManager.replicas` in reactive mode):
+    /// the job runs at replicas × slots.
+    TaskManagers { slots_per_task_manager: u32 },
+}
+
+impl ScaleUnit {
+    /// The unit's value for a job running at `parallelism`: TaskManagers are parallelism ÷ slots, kept
+    /// fractional (3 subtasks on 2-slot TaskManagers are 1.5) so a rate per unit stays proportional.
+    pub fn from_parallelism(self, parallelism: f64) -> f64 {
+        match self {
+            ScaleUnit::Parallelism {} => parallelism,
+            ScaleUnit::TaskManagers {
+                slots_per_task_manager,
+            } => parallelism / f64::from(slots_per_task_manager.max(1)),
+        }
+    }
+
+    /// The parallelism `scale` units run at; `None` when it overflows.
+    pub fn to_parallelism(self, scale: u32) -> Option<u32> {
+        match self {
+            ScaleUnit::Parallelism {} => Some(scale),
+            ScaleUnit::TaskManagers {
+                slots_per_task_manager,
+            } => scale.checked_mul(slots_per_task_manager),
+        }
+    }
+
+    /// A change from `from` to `to` in this unit, in words, with the parallelism too for TaskManagers:
+    /// "TaskManagers 2 → 3 (parallelism 4 → 6, 2 slots each)".
+    pub fn describe_change(self, from: u64, to: u64) -> String {
+        match self {
+            ScaleUnit::Parallelism {} => format!("parallelism {from} → {to}"),
+            ScaleUnit::TaskManagers {
+                slots_per_task_manager: slots,
+            } => {
+                let p = |n: u64| n.saturating_mul(u64::from(slots));
+                format!(
+                    "TaskManagers {from} → {to} (parallelism {} → {}, {slots} slot{} each)",
+                    p(from),
+                    p(to),
+                    if slots == 1 { "" } else { "s" }
+                )
+            }
+        }
+    }
 }
 
 /// The Flink job to restart at a new parallelism, and how.
@@ -119,7 +187,8 @@ pub struct MetricQueries {
     pub records_in: Option<String>,
     /// Records written out per second.
     pub records_out: Option<String>,
-    /// The current scale (replicas or parallelism).
+    /// The current scale: the instance count; for a Flink target the job's parallelism, which the
+    /// manager stores in `target.scale_unit`.
     pub scale: Option<String>,
 }
 
@@ -215,7 +284,8 @@ pub struct Policy {
     #[serde(default = "default_min_scale")]
     pub min_scale: u32,
     pub max_scale: u32,
-    /// The source topic's partition count: parallelism above it does no work.
+    /// The source topic's partition count: parallelism above it does no work. Always in partitions; with
+    /// TaskManagers as the scale unit, `max_scale` may reach partitions ÷ slots, rounded up.
     #[serde(default)]
     pub partition_count: Option<u32>,
     /// Scale up when lag stays above this many seconds over the scale-up window.
@@ -285,5 +355,57 @@ impl ClusterSpec {
         self.target
             .reactive
             .unwrap_or_else(|| self.target.kind.scales_reactively_by_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ScaleUnit;
+
+    const TWO_SLOTS: ScaleUnit = ScaleUnit::TaskManagers {
+        slots_per_task_manager: 2,
+    };
+
+    #[test]
+    fn task_managers_convert_to_and_from_parallelism() {
+        assert_eq!(TWO_SLOTS.to_parallelism(3), Some(6));
+        assert_eq!(TWO_SLOTS.from_parallelism(6.0), 3.0);
+        assert_eq!(TWO_SLOTS.from_parallelism(3.0), 1.5);
+        assert_eq!(TWO_SLOTS.to_parallelism(u32::MAX), None);
+        let parallelism = ScaleUnit::Parallelism {};
+        assert_eq!(parallelism.to_parallelism(7), Some(7));
+        assert_eq!(parallelism.from_parallelism(7.0), 7.0);
+    }
+
+    #[test]
+    fn a_change_says_its_unit_and_for_task_managers_the_parallelism_too() {
+        assert_eq!(
+            TWO_SLOTS.describe_change(2, 3),
+            "TaskManagers 2 → 3 (parallelism 4 → 6, 2 slots each)"
+        );
+        let one = ScaleUnit::TaskManagers {
+            slots_per_task_manager: 1,
+        };
+        assert_eq!(
+            one.describe_change(4, 2),
+            "TaskManagers 4 → 2 (parallelism 4 → 2, 1 slot each)"
+        );
+        assert_eq!(
+            (ScaleUnit::Parallelism {}).describe_change(4, 6),
+            "parallelism 4 → 6"
+        );
+    }
+
+    #[test]
+    fn the_unit_is_tagged_json() {
+        let unit: ScaleUnit = serde_json::from_value(
+            serde_json::json!({"unit": "task_managers", "slots_per_task_manager": 2}),
+        )
+        .expect("parses");
+        assert_eq!(unit, TWO_SLOTS);
+        assert_eq!(
+            serde_json::to_value(ScaleUnit::Parallelism {}).expect("json"),
+            serde_json::json!({"unit": "parallelism"})
+        );
     }
 }

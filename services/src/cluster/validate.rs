@@ -5,7 +5,7 @@ use serde::Serialize;
 use url::Url;
 use utoipa::ToSchema;
 
-use super::{ClusterSpec, Policy, SecretRef, TargetKind, WriteBack};
+use super::{ClusterSpec, Policy, ScaleUnit, SecretRef, TargetKind, WriteBack};
 
 /// One thing wrong with a request, and where.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -56,11 +56,16 @@ impl ClusterSpec {
         let mut problems = Problems::default();
         problems.check("name", check_dns_label(&self.name));
         self.validate_target(ctx, &mut problems);
+        self.validate_scale_unit(&mut problems);
         self.validate_metrics(&mut problems);
         self.validate_git(ctx, &mut problems);
         self.validate_write_back(ctx, &mut problems);
         self.validate_argocd(ctx, &mut problems);
-        validate_policy(&self.policy, &mut problems);
+        // With TaskManagers as the unit, the bounds are compared with the partitions in
+        // `validate_scale_unit`.
+        let bounds_in_partitions =
+            !matches!(self.target.scale_unit, Some(ScaleUnit::TaskManagers { .. }));
+        validate_policy(&self.policy, bounds_in_partitions, &mut problems);
         if problems.0.is_empty() {
             Ok(())
         } else {
@@ -104,6 +109,50 @@ impl ClusterSpec {
                 problems.add(
                     "target.flink.jar_id",
                     "must be the id Flink gave the uploaded jar, such as `<uuid>_job.jar`",
+                );
+            }
+        }
+    }
+
+    fn validate_scale_unit(&self, problems: &mut Problems) {
+        let unit = self.target.scale_unit;
+        match (self.target.kind, unit) {
+            (TargetKind::Flink, None) => problems.add(
+                "target.scale_unit",
+                "required for a Flink target: what the number in Git counts, {\"unit\": \"parallelism\"} or {\"unit\": \"task_managers\", \"slots_per_task_manager\": N}",
+            ),
+            (TargetKind::Engine | TargetKind::Generic, Some(_)) => problems.add(
+                "target.scale_unit",
+                format!(
+                    "only a Flink target has a scale unit; a {} target's number is its instance count",
+                    self.target.kind.as_str()
+                ),
+            ),
+            _ => {}
+        }
+        let Some(ScaleUnit::TaskManagers {
+            slots_per_task_manager: slots,
+        }) = unit
+        else {
+            return;
+        };
+        if slots < 1 {
+            problems.add(
+                "target.scale_unit.slots_per_task_manager",
+                "must be at least 1",
+            );
+            return;
+        }
+        // The partition count is in partitions, the bounds in TaskManagers: a TaskManager is worth having
+        // while it gets at least one partition.
+        if let Some(partitions) = self.policy.partition_count.filter(|p| *p >= 1) {
+            let useful = partitions.div_ceil(slots);
+            if self.policy.max_scale > useful {
+                problems.add(
+                    "policy.max_scale",
+                    format!(
+                        "must not exceed {useful} TaskManagers: {partitions} partitions (policy.partition_count) over {slots} slots each"
+                    ),
                 );
             }
         }
@@ -206,7 +255,7 @@ impl ClusterSpec {
     }
 }
 
-fn validate_policy(policy: &Policy, problems: &mut Problems) {
+fn validate_policy(policy: &Policy, bounds_in_partitions: bool, problems: &mut Problems) {
     if policy.min_scale < 1 {
         problems.add("policy.min_scale", "must be at least 1");
     }
@@ -225,7 +274,7 @@ fn validate_policy(policy: &Policy, problems: &mut Problems) {
     if let Some(partitions) = policy.partition_count {
         if partitions < 1 {
             problems.add("policy.partition_count", "must be at least 1");
-        } else if policy.max_scale > partitions {
+        } else if bounds_in_partitions && policy.max_scale > partitions {
             problems.add(
                 "policy.max_scale",
                 format!(

@@ -168,12 +168,16 @@ impl<Q: InstantQuery> Manager<Q> {
         };
         let from = evaluation.evaluated_at - Duration::seconds(i64::from(window));
         let in_window: Vec<&Sample> = history.iter().filter(|s| s.sampled_at > from).collect();
-        let inputs = json!({
+        let mut inputs = json!({
             "direction": fired.direction,
             "reason": fired.reason,
             "verdicts": evaluation.verdicts,
             "window": {"from": from, "to": evaluation.evaluated_at, "samples": in_window},
         });
+        // The samples' scale and the decision's scales are in this unit (Flink only).
+        if let Some(unit) = cluster.spec.target.scale_unit {
+            inputs["scale_unit"] = json!(unit);
+        }
         let from_scale = in_window
             .iter()
             .rev()

@@ -60,6 +60,18 @@ impl Metric {
     }
 }
 
+/// A Flink job's `scale` metric is its parallelism (preset or override); the stored sample holds the
+/// spec's unit, as Git does.
+fn in_scale_units(clusters: &[ClusterRecord], samples: &mut HashMap<i64, Sample>) {
+    for cluster in clusters {
+        if let Some(unit) = cluster.spec.target.scale_unit
+            && let Some(sample) = samples.get_mut(&cluster.id)
+        {
+            sample.scale = sample.scale.map(|p| unit.from_parallelism(p));
+        }
+    }
+}
+
 /// Runs instant queries against a Prometheus server.
 pub trait InstantQuery: Sync {
     fn query(
@@ -135,6 +147,7 @@ pub async fn scrape(
             }
         }
     }
+    in_scale_units(clusters, &mut samples);
     for (metric, clusters) in &missing {
         let shown: Vec<&str> = clusters.iter().take(20).copied().collect();
         tracing::info!(
@@ -145,4 +158,81 @@ pub async fn scrape(
     }
     report.missing.sort();
     (samples.into_iter().collect(), report)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::cluster::ClusterSpec;
+
+    /// Answers every query with one series per job: parallelism 6 for `scale`, 0.5 otherwise.
+    struct SixSubtasks;
+
+    impl InstantQuery for SixSubtasks {
+        async fn query(
+            &self,
+            _server: &url::Url,
+            promql: &str,
+            _at: DateTime<Utc>,
+        ) -> Result<Vec<Series>, QueryError> {
+            let value = if promql.contains("count by") {
+                6.0
+            } else {
+                0.5
+            };
+            Ok(["orders_a", "orders_b"]
+                .into_iter()
+                .map(|job| Series {
+                    labels: HashMap::from([("job_name".to_owned(), job.to_owned())]),
+                    value,
+                })
+                .collect())
+        }
+    }
+
+    fn flink(id: i64, job: &str, unit: serde_json::Value) -> ClusterRecord {
+        let spec: ClusterSpec = serde_json::from_value(json!({
+            "name": job,
+            "target": {"kind": "flink", "reactive": true, "scale_unit": unit},
+            "metrics": {"prometheus_url": "http://prom:9090", "selector": {"job_name": job}},
+            "git": {"repository": "file:///r", "path": "v.yaml", "key": "replicas"},
+            "argocd": {"server": "http://argocd", "application": job},
+            "policy": {"max_scale": 8}
+        }))
+        .expect("spec");
+        ClusterRecord {
+            id,
+            spec,
+            paused: false,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flink_jobs_parallelism_is_stored_in_its_specs_unit() {
+        let clusters = [
+            flink(1, "orders-a", json!({"unit": "parallelism"})),
+            flink(
+                2,
+                "orders-b",
+                json!({"unit": "task_managers", "slots_per_task_manager": 4}),
+            ),
+        ];
+        let (samples, report) = scrape(&SixSubtasks, &clusters, Utc::now()).await;
+        assert!(report.missing.is_empty(), "{report:?}");
+        let scale_of = |id: i64| {
+            samples
+                .iter()
+                .find(|(c, _)| *c == id)
+                .and_then(|(_, s)| s.scale)
+        };
+        assert_eq!(scale_of(1), Some(6.0));
+        // Six subtasks on four-slot TaskManagers: one and a half TaskManagers' worth.
+        assert_eq!(scale_of(2), Some(1.5));
+        let cpu = samples.iter().map(|(_, s)| s.cpu_load).collect::<Vec<_>>();
+        assert_eq!(cpu, [Some(0.5), Some(0.5)], "other metrics are untouched");
+    }
 }

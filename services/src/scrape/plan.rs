@@ -1,10 +1,16 @@
 //! Which queries one scrape runs, and how their series map back to clusters. Pure.
 
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    borrow::Cow,
+    collections::{BTreeMap, HashMap},
+};
 
 use url::Url;
 
-use super::{Metric, Series, presets::preset};
+use super::{
+    Metric, Series,
+    presets::{label_value, preset},
+};
 use crate::{cluster::TargetKind, storage::ClusterRecord};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -17,8 +23,10 @@ pub struct PlannedQuery {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum QueryTargets {
-    /// A preset query covering many clusters: each is the series whose `labels` carry its values.
+    /// A preset query covering many clusters: each is the series whose `labels` carry its values, both
+    /// compared as `kind`'s exporter writes label values (`presets::label_value`).
     Grouped {
+        kind: TargetKind,
         labels: Vec<String>,
         clusters: Vec<(i64, Vec<String>)>,
     },
@@ -46,12 +54,17 @@ impl QueryTargets {
                 [one] => vec![(*id, Some(one.value))],
                 _ => vec![(*id, None)],
             },
-            QueryTargets::Grouped { labels, clusters } => {
-                let mut by_values: HashMap<Vec<&str>, f64> = HashMap::with_capacity(series.len());
+            QueryTargets::Grouped {
+                kind,
+                labels,
+                clusters,
+            } => {
+                let mut by_values: HashMap<Vec<Cow<str>>, f64> =
+                    HashMap::with_capacity(series.len());
                 for s in series {
-                    let key: Option<Vec<&str>> = labels
+                    let key: Option<Vec<Cow<str>>> = labels
                         .iter()
-                        .map(|l| s.labels.get(l).map(String::as_str))
+                        .map(|l| s.labels.get(l).map(|v| label_value(*kind, v)))
                         .collect();
                     if let Some(key) = key {
                         by_values.entry(key).or_insert(s.value);
@@ -60,7 +73,8 @@ impl QueryTargets {
                 clusters
                     .iter()
                     .map(|(id, values)| {
-                        let key: Vec<&str> = values.iter().map(String::as_str).collect();
+                        let key: Vec<Cow<str>> =
+                            values.iter().map(|v| Cow::Borrowed(v.as_str())).collect();
                         (*id, by_values.get(&key).copied())
                     })
                     .collect()
@@ -99,9 +113,12 @@ pub fn plan_queries(clusters: &[ClusterRecord]) -> Vec<PlannedQuery> {
             let Some(selector) = &metrics.selector else {
                 continue;
             };
-            let labels: Vec<String> = selector.keys().cloned().collect();
-            let values: Vec<String> = selector.values().cloned().collect();
             let kind = cluster.spec.target.kind;
+            let labels: Vec<String> = selector.keys().cloned().collect();
+            let values: Vec<String> = selector
+                .values()
+                .map(|v| label_value(kind, v).into_owned())
+                .collect();
             let key = format!(
                 "{}|{}|{}|{}",
                 metrics.prometheus_url,
@@ -124,7 +141,7 @@ pub fn plan_queries(clusters: &[ClusterRecord]) -> Vec<PlannedQuery> {
     }
 
     for group in groups.into_values() {
-        let Some(promql) = preset(group.kind, group.metric, &group.labels.join(", ")) else {
+        let Some(promql) = preset(group.kind, group.metric, &group.labels) else {
             continue;
         };
         planned.push(PlannedQuery {
@@ -132,6 +149,7 @@ pub fn plan_queries(clusters: &[ClusterRecord]) -> Vec<PlannedQuery> {
             promql,
             metric: group.metric,
             targets: QueryTargets::Grouped {
+                kind: group.kind,
                 labels: group.labels,
                 clusters: group.clusters,
             },
@@ -159,6 +177,11 @@ mod tests {
         });
         if let Some(queries) = extra.get("queries") {
             spec["metrics"]["queries"] = queries.clone();
+        }
+        for field in ["target", "metrics/selector"] {
+            if let Some(value) = extra.pointer(&format!("/{field}")) {
+                *spec.pointer_mut(&format!("/{field}")).expect("field") = value.clone();
+            }
         }
         let spec: ClusterSpec = serde_json::from_value(spec).expect("spec");
         ClusterRecord {
@@ -206,6 +229,7 @@ mod tests {
     #[test]
     fn series_map_back_to_clusters_by_their_label_values() {
         let targets = QueryTargets::Grouped {
+            kind: TargetKind::Engine,
             labels: vec!["pipeline".to_owned()],
             clusters: vec![(1, vec!["a".to_owned()]), (2, vec!["b".to_owned()])],
         };
@@ -229,5 +253,38 @@ mod tests {
             QueryTargets::Single(5).match_series(&two[..1]),
             vec![(5, Some(7.0))]
         );
+    }
+
+    #[test]
+    fn flink_selectors_match_the_reporters_rewritten_values_and_untouched_target_labels() {
+        let flink = json!({
+            "target": {"kind": "flink", "reactive": true,
+                       "scale_unit": {"unit": "parallelism"}},
+            "metrics": {"selector": {"job_name": "orders-a", "namespace": "team-a"}},
+        });
+        let planned = plan_queries(&[cluster(1, "orders-a", "http://prom:9090", flink)]);
+        assert_eq!(planned.len(), 6);
+        let scale = planned
+            .iter()
+            .find(|q| q.metric == Metric::Scale)
+            .expect("scale");
+        assert!(
+            scale.promql.starts_with("max by (job_name, namespace) "),
+            "{}",
+            scale.promql
+        );
+        let series = |job: &str, namespace: &str, value: f64| Series {
+            labels: HashMap::from([
+                ("job_name".to_owned(), job.to_owned()),
+                ("namespace".to_owned(), namespace.to_owned()),
+            ]),
+            value,
+        };
+        // Flink wrote `orders_a`; the namespace came from the scrape target as it is.
+        let answer = [
+            series("orders_b", "team-a", 1.0),
+            series("orders_a", "team-a", 3.0),
+        ];
+        assert_eq!(scale.targets.match_series(&answer), vec![(1, Some(3.0))]);
     }
 }

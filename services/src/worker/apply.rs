@@ -91,6 +91,7 @@ impl Worker {
         let parallelism = decision
             .to_scale
             .and_then(|s| u32::try_from(s).ok())
+            .and_then(|s| target.parallelism_at(s))
             .ok_or_else(|| WorkError::Invalid("the decision records no new scale".to_owned()))?;
         let mut steps = Vec::new();
         let result = rescale(

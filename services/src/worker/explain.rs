@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 
 use crate::{
+    cluster::ScaleUnit,
     estimate::{Estimate, Method},
     storage::Sample,
 };
@@ -20,8 +21,11 @@ pub struct Explanation<'a> {
     pub decision_id: i64,
     pub rule: &'a str,
     pub rule_reason: &'a str,
+    /// Both in `unit`: the number in Git.
     pub from: u64,
     pub to: u64,
+    /// What the number counts, for Flink; instances when `None`.
+    pub unit: Option<ScaleUnit>,
     pub estimate: Option<&'a Estimate>,
     pub notes: &'a [String],
     pub window: (DateTime<Utc>, DateTime<Utc>),
@@ -32,7 +36,23 @@ pub struct Explanation<'a> {
 
 impl Explanation<'_> {
     pub fn title(&self) -> String {
-        format!("Scale {} from {} to {}", self.cluster, self.from, self.to)
+        match self.unit {
+            None => format!("Scale {} from {} to {}", self.cluster, self.from, self.to),
+            Some(unit) => format!(
+                "Scale {}: {}",
+                self.cluster,
+                unit.describe_change(self.from, self.to)
+            ),
+        }
+    }
+
+    /// One unit of scale in words, for rates per unit.
+    fn per_unit(&self) -> &'static str {
+        match self.unit {
+            None => "worker",
+            Some(ScaleUnit::Parallelism {}) => "subtask",
+            Some(ScaleUnit::TaskManagers { .. }) => "TaskManager",
+        }
     }
 
     pub fn commit_message(&self) -> String {
@@ -43,7 +63,11 @@ impl Explanation<'_> {
             self.rule_reason
         );
         if let Some(estimate) = self.estimate {
-            let _ = writeln!(text, "Estimate: {}", method_summary(estimate));
+            let _ = writeln!(
+                text,
+                "Estimate: {}",
+                method_summary(estimate, self.per_unit())
+            );
         }
         for note in self.notes {
             let _ = writeln!(text, "Check: {note}");
@@ -57,10 +81,14 @@ impl Explanation<'_> {
 
     pub fn pull_request_body(&self) -> String {
         let mut body = String::new();
+        let change = match self.unit {
+            None => format!(" from **{}** to **{}**", self.from, self.to),
+            Some(unit) => format!(": {}", unit.describe_change(self.from, self.to)),
+        };
         let _ = writeln!(
             body,
-            "The autoscaler proposes to scale **{}** from **{}** to **{}**.\n",
-            self.cluster, self.from, self.to
+            "The autoscaler proposes to scale **{}**{change}.\n",
+            self.cluster
         );
         let _ = writeln!(body, "| | |\n|---|---|");
         let _ = writeln!(
@@ -79,14 +107,18 @@ impl Explanation<'_> {
             let _ = writeln!(
                 body,
                 "| Estimate | {} |",
-                escape_cell(&method_summary(estimate))
+                escape_cell(&method_summary(estimate, self.per_unit()))
             );
             let _ = writeln!(
                 body,
                 "| Required throughput | {:.0} records/s (forecast input {:.0} records/s, plus the backlog, with headroom) |",
                 estimate.required_throughput, estimate.forecast_input
             );
-            let _ = writeln!(body, "| Model scale | {} |", estimate.scale);
+            let unit = self.unit.map_or("", |u| match u {
+                ScaleUnit::Parallelism {} => " (parallelism)",
+                ScaleUnit::TaskManagers { .. } => " TaskManagers",
+            });
+            let _ = writeln!(body, "| Model scale | {}{unit} |", estimate.scale);
         }
         for note in self.notes {
             let _ = writeln!(body, "| Check | {} |", escape_cell(note));
@@ -101,12 +133,15 @@ impl Explanation<'_> {
             body,
             "\nMerging applies the change through Argo CD. Closing without merging keeps the current scale.\n"
         );
-        let metadata = serde_json::json!({
+        let mut metadata = serde_json::json!({
             "cluster": self.cluster,
             "decision": self.decision_id,
             "from": self.from,
             "to": self.to,
         });
+        if let Some(unit) = self.unit {
+            metadata["scale_unit"] = serde_json::json!(unit);
+        }
         let _ = write!(body, "<!--autoscaler:{metadata}-->");
         body
     }
@@ -146,14 +181,15 @@ impl Explanation<'_> {
     }
 }
 
-fn method_summary(estimate: &Estimate) -> String {
+/// `per` names one unit of scale: worker, subtask or TaskManager.
+fn method_summary(estimate: &Estimate, per: &str) -> String {
     match &estimate.method {
         Method::Regression { fit } => format!(
-            "linear regression of throughput on scale over {} saturated samples: {:.0} + {:.0} × scale records/s (R² {:.2})",
+            "linear regression of throughput on scale over {} saturated samples: {:.0} + {:.0} records/s per {per} (R² {:.2})",
             fit.points, fit.intercept, fit.slope, fit.r2
         ),
         Method::Proportional { reason, per_worker } => format!(
-            "proportional, {per_worker:.0} records/s per worker (regression not used: {reason})"
+            "proportional, {per_worker:.0} records/s per {per} (regression not used: {reason})"
         ),
     }
 }
@@ -249,6 +285,7 @@ mod tests {
             rule_reason: "lag 320 s | above 300 s",
             from: 2,
             to: 5,
+            unit: None,
             estimate: None,
             notes: &[],
             window: (
@@ -306,5 +343,40 @@ mod tests {
         assert!(
             message.ends_with("Decision 42: https://autoscaler.example.com/api/v1/decisions/42")
         );
+    }
+
+    #[test]
+    fn a_flink_change_names_its_unit_and_for_task_managers_both_numbers() {
+        let samples = samples(2);
+        let mut explanation = explanation(&samples);
+        explanation.cluster = "orders";
+        explanation.from = 2;
+        explanation.to = 3;
+        explanation.unit = Some(ScaleUnit::TaskManagers {
+            slots_per_task_manager: 2,
+        });
+        let message = explanation.commit_message();
+        assert!(
+            message.starts_with(
+                "Scale orders: TaskManagers 2 → 3 (parallelism 4 → 6, 2 slots each)\n\n"
+            ),
+            "{message}"
+        );
+        let body = explanation.pull_request_body();
+        assert!(
+            body.starts_with("The autoscaler proposes to scale **orders**: TaskManagers 2 → 3 (parallelism 4 → 6, 2 slots each)."),
+            "{body}"
+        );
+        assert!(
+            body.ends_with(
+                r#""scale_unit":{"slots_per_task_manager":2,"unit":"task_managers"},"to":3}-->"#
+            ),
+            "{body}"
+        );
+
+        explanation.unit = Some(ScaleUnit::Parallelism {});
+        assert_eq!(explanation.title(), "Scale orders: parallelism 2 → 3");
+        let body = explanation.pull_request_body();
+        assert!(!body.contains("TaskManager"), "{body}");
     }
 }

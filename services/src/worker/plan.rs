@@ -140,6 +140,7 @@ impl Worker {
                 .unwrap_or(""),
             from,
             to,
+            unit: spec.target.scale_unit,
             estimate: planned.estimate.as_ref(),
             notes: &notes,
             window: (window.0, window.1),

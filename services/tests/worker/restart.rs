@@ -7,9 +7,17 @@ use test_support::flink::FlinkServer;
 use crate::world::World;
 
 async fn flink_world() -> (World, FlinkServer, String) {
+    flink_world_in(serde_json::json!({"unit": "parallelism"}), 2).await
+}
+
+/// Git holds 2 in `scale_unit`; the job runs at `parallelism`.
+async fn flink_world_in(
+    scale_unit: serde_json::Value,
+    parallelism: u32,
+) -> (World, FlinkServer, String) {
     let flink = FlinkServer::start().await.expect("flink");
     let jar = flink.add_jar("orders.jar");
-    flink.start_job("orders", &jar, 2);
+    flink.start_job("orders", &jar, parallelism);
     let url = flink.url();
     let jar_id = jar.clone();
     let world = World::with_spec(move |spec| {
@@ -17,6 +25,7 @@ async fn flink_world() -> (World, FlinkServer, String) {
             "kind": "flink",
             "control_url": url,
             "flink": {"job_name": "orders", "jar_id": jar_id},
+            "scale_unit": scale_unit,
         });
     })
     .await;
@@ -48,6 +57,46 @@ async fn a_flink_job_is_restarted_from_a_savepoint_at_the_new_parallelism() {
     let steps = World::steps(&decision);
     assert!(steps.contains(&"synced".to_owned()), "{steps:?}");
     assert!(steps.iter().any(|s| s == "restarted"), "{steps:?}");
+}
+
+#[tokio::test]
+async fn task_managers_are_converted_to_parallelism_and_the_commit_says_both() {
+    let unit = serde_json::json!({"unit": "task_managers", "slots_per_task_manager": 2});
+    let (world, flink, _) = flink_world_in(unit, 4).await;
+    let id = world.saturated_decision().await;
+
+    let progress = world.worker("host-a").run_task(id, World::retry()).await;
+
+    let decision = world.decision(id).await;
+    assert_eq!(
+        progress,
+        Progress::Reached(DecisionStatus::Applied),
+        "{decision:?}"
+    );
+    let task_managers = u32::try_from(decision.to_scale.expect("scale")).expect("positive");
+    assert!(task_managers > 2, "scaled up from 2: {decision:?}");
+    let live = flink.live_jobs("orders");
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert_eq!(
+        live[0].parallelism,
+        2 * task_managers,
+        "slots × TaskManagers"
+    );
+    let subject = world.log().into_iter().next().expect("a commit");
+    assert_eq!(
+        subject,
+        format!(
+            "Scale logs: TaskManagers 2 → {task_managers} (parallelism 4 → {}, 2 slots each)",
+            2 * task_managers
+        )
+    );
+    assert!(
+        world
+            .file("main")
+            .contains(&format!("replicas:   {task_managers} ")),
+        "Git holds TaskManagers: {}",
+        world.file("main")
+    );
 }
 
 #[tokio::test]

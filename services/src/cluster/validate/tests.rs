@@ -52,6 +52,7 @@ fn the_minimal_spec_is_valid_and_gets_the_designs_defaults() {
 #[test]
 fn flink_defaults_to_non_reactive_and_then_needs_a_control_url_and_a_job() {
     let spec = with(valid(), "/target/kind", json!("flink"));
+    let spec = with(spec, "/target/scale_unit", json!({"unit": "parallelism"}));
     assert_eq!(
         fields_of(spec.clone()),
         ["target.control_url", "target.flink"]
@@ -72,7 +73,76 @@ fn flink_defaults_to_non_reactive_and_then_needs_a_control_url_and_a_job() {
         "/target/flink/jar_id",
         json!("3b1f0c2e-5a4d-4c1b-9e8f-0a1b2c3d4e5f_orders.jar"),
     );
-    assert_eq!(fields_of(spec), Vec::<String>::new());
+    assert_eq!(fields_of(spec.clone()), Vec::<String>::new());
+    let spec = with(spec, "/target/scale_unit", json!(null));
+    assert_eq!(fields_of(spec), ["target.scale_unit"]);
+}
+
+#[test]
+fn a_flink_target_must_say_its_scale_unit_and_no_other_kind_may() {
+    let flink = with(valid(), "/target/kind", json!("flink"));
+    let flink = with(flink, "/target/reactive", json!(true));
+    let problems = problems_of(flink.clone(), ValidationContext::default());
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].field, "target.scale_unit");
+    assert!(
+        problems[0].problem.contains("task_managers"),
+        "{problems:?}"
+    );
+
+    for unit in [
+        json!({"unit": "parallelism"}),
+        json!({"unit": "task_managers", "slots_per_task_manager": 2}),
+    ] {
+        let spec = with(flink.clone(), "/target/scale_unit", unit.clone());
+        assert_eq!(fields_of(spec), Vec::<String>::new(), "{unit}");
+        let engine = with(valid(), "/target/scale_unit", unit.clone());
+        assert_eq!(fields_of(engine), ["target.scale_unit"], "{unit}");
+    }
+    let zero = with(
+        flink.clone(),
+        "/target/scale_unit",
+        json!({"unit": "task_managers", "slots_per_task_manager": 0}),
+    );
+    assert_eq!(
+        fields_of(zero),
+        ["target.scale_unit.slots_per_task_manager"]
+    );
+    // Unknown units and missing slot counts are refused when the body is read.
+    for unit in [
+        json!({"unit": "slots"}),
+        json!({"unit": "task_managers"}),
+        json!({"unit": "parallelism", "slots_per_task_manager": 2}),
+    ] {
+        let spec = with(flink.clone(), "/target/scale_unit", unit.clone());
+        assert!(
+            serde_json::from_value::<ClusterSpec>(spec).is_err(),
+            "{unit}"
+        );
+    }
+}
+
+#[test]
+fn with_task_managers_the_bounds_are_compared_with_partitions_per_task_manager() {
+    let flink = with(valid(), "/target/kind", json!("flink"));
+    let flink = with(flink, "/target/reactive", json!(true));
+    let flink = with(
+        flink,
+        "/target/scale_unit",
+        json!({"unit": "task_managers", "slots_per_task_manager": 4}),
+    );
+    // 10 partitions over 4 slots: the third TaskManager still gets two of them.
+    let spec = with(flink.clone(), "/policy/partition_count", json!(10));
+    let spec = with(spec, "/policy/max_scale", json!(3));
+    assert_eq!(fields_of(spec.clone()), Vec::<String>::new());
+    let spec = with(spec, "/policy/max_scale", json!(4));
+    let problems = problems_of(spec, ValidationContext::default());
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].field, "policy.max_scale");
+    assert!(
+        problems[0].problem.contains("3 TaskManagers"),
+        "{problems:?}"
+    );
 }
 
 #[test]
