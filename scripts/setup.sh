@@ -7,6 +7,7 @@ packages=(
   cmake libcurl4-openssl-dev libssl-dev libsasl2-dev zlib1g-dev libzstd-dev pkg-config # rdkafka's cmake-build
   prometheus # the real server, started by the manager's tests
   kcat       # a real Kafka client for scripts and benchmarks
+  openjdk-17-jdk-headless unzip # Apache Flink's JVM, javac for the probe job, unzip for Flink's wheels
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -25,6 +26,8 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432; then
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
   for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 fi
+
+scripts/install-flink.sh
 
 rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed | grep -q '^clippy' || rustup component add clippy

@@ -38,6 +38,8 @@ pub struct Decision {
     pub reason: Option<String>,
     pub write_back: Option<Value>,
     pub steps: Value,
+    /// When the rule fired (RFC 3339).
+    pub created_at: Option<String>,
 }
 
 impl Decision {

@@ -1,5 +1,6 @@
-//! The GitOps repository: a bare repository on disk holding the engine's scale file, laid out the
-//! way the autoscaler writes it (a Deployment patch whose `spec.replicas` is the scale).
+//! The GitOps repository: a bare repository on disk holding a scale file, laid out the way the
+//! autoscaler writes it: the engine's Deployment patch (`spec.replicas`), or a FlinkDeployment patch
+//! (`spec.job.parallelism`, or `spec.taskManager.replicas`).
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +25,20 @@ fn scale_file(replicas: u32) -> String {
     )
 }
 
+/// Where a pipeline's scale lives in the repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScaleFile {
+    pub path: &'static str,
+    /// Dot-separated, as the subscription's `git.key`.
+    pub key: &'static str,
+}
+
+/// The engine's: [`SCALE_PATH`], [`SCALE_KEY`].
+pub const ENGINE_SCALE: ScaleFile = ScaleFile {
+    path: SCALE_PATH,
+    key: SCALE_KEY,
+};
+
 /// One commit on the branch, newest first in [`Repository::history`].
 #[derive(Debug, Clone)]
 pub struct Commit {
@@ -38,14 +53,25 @@ pub struct Commit {
 #[derive(Debug, Clone)]
 pub struct Repository {
     pub bare: PathBuf,
+    pub scale: ScaleFile,
 }
 
 impl Repository {
+    /// The engine's repository, at `replicas`.
     pub fn create(bare: &Path, replicas: u32) -> anyhow::Result<Self> {
-        git::init_bare_repo(bare, BRANCH, &[(SCALE_PATH, &scale_file(replicas))])?;
-        Ok(Self {
+        Self::create_with(bare, ENGINE_SCALE, &scale_file(replicas))
+    }
+
+    /// A repository whose first commit holds `content` at `scale.path`.
+    pub fn create_with(bare: &Path, scale: ScaleFile, content: &str) -> anyhow::Result<Self> {
+        git::init_bare_repo(bare, BRANCH, &[(scale.path, content)])?;
+        let repo = Self {
             bare: bare.to_path_buf(),
-        })
+            scale,
+        };
+        repo.scale_at(BRANCH)
+            .context("the first commit must hold a number at the scale key")?;
+        Ok(repo)
     }
 
     pub fn url(&self) -> String {
@@ -54,13 +80,16 @@ impl Repository {
 
     /// The scale the file holds at `revision`.
     pub fn scale_at(&self, revision: &str) -> anyhow::Result<u32> {
-        let text = git::run(&self.bare, &["show", &format!("{revision}:{SCALE_PATH}")])?;
+        let ScaleFile { path, key } = self.scale;
+        let text = git::run(&self.bare, &["show", &format!("{revision}:{path}")])?;
         let doc: serde_yaml::Value =
-            serde_yaml::from_str(&text).with_context(|| format!("{SCALE_PATH} at {revision}"))?;
-        let replicas = doc["spec"]["replicas"]
-            .as_u64()
-            .with_context(|| format!("{SCALE_PATH} at {revision} has no number at {SCALE_KEY}"))?;
-        u32::try_from(replicas).context("replicas out of range")
+            serde_yaml::from_str(&text).with_context(|| format!("{path} at {revision}"))?;
+        let number = key
+            .split('.')
+            .try_fold(&doc, |node, step| node.get(step))
+            .and_then(serde_yaml::Value::as_u64)
+            .with_context(|| format!("{path} at {revision} has no number at {key}"))?;
+        u32::try_from(number).context("the scale is out of range")
     }
 
     /// The branch's commits, newest first.

@@ -5,6 +5,7 @@
 //! replica count would. Used by the end-to-end test and by the `demo` binary.
 
 pub mod autoscaler;
+pub mod database;
 pub mod engines;
 pub mod gitops;
 pub mod load;
@@ -12,7 +13,6 @@ pub mod process;
 pub mod prometheus;
 pub mod wait;
 
-use std::process::Command;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -21,6 +21,7 @@ use test_support::es::{EsServer, EsServerOptions, Faults};
 use test_support::kafka::MockBroker;
 
 use autoscaler::{Autoscaler, AutoscalerSettings};
+use database::Database;
 use engines::{EngineSettings, Engines};
 use gitops::Repository;
 use load::LoadGenerator;
@@ -82,16 +83,11 @@ impl Stack {
         });
 
         // The autoscaler creates its database; the guard drops it again, also when start-up fails.
-        let database = Database(format!(
-            "e2e_{}_{}",
-            std::process::id(),
-            chrono::Utc::now().timestamp_millis()
-        ));
-        let database_url = format!("postgres://postgres@127.0.0.1:5432/{}", database.0);
+        let database = Database::new("e2e");
         let autoscaler = Autoscaler::start(
             dir.path(),
             &AutoscalerSettings {
-                database_url: &database_url,
+                database_url: &database.url(),
                 api_token: API_TOKEN,
                 engine_token: ENGINE_TOKEN,
                 secrets: &[("E2E_ARGOCD_TOKEN", ARGOCD_TOKEN)],
@@ -112,7 +108,7 @@ impl Stack {
             dir.path(),
             MAX_SCALE as usize,
         )?;
-        let prometheus = Prometheus::start(dir.path(), &engines.metrics_targets()).await?;
+        let prometheus = prometheus::start(dir.path(), &engines.metrics_targets()).await?;
 
         // Argo CD applying a revision = the Deployment's replicas becoming the file's number.
         let (fleet, applied_repo) = (engines.clone(), repo.clone());
@@ -214,34 +210,7 @@ impl Drop for Stack {
     }
 }
 
-/// Drops the stack's database; the last field of [`Stack`], so the autoscaler is gone by then.
-struct Database(String);
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let dropped = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-q",
-                "-c",
-            ])
-            .arg(format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.0
-            ))
-            .status();
-        if !dropped.is_ok_and(|s| s.success()) {
-            log(&format!("could not drop database {}", self.0));
-        }
-    }
-}
-
-fn log(line: &str) {
+pub(crate) fn log(line: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr().lock(), "e2e: {line}");
 }

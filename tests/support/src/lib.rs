@@ -5,13 +5,23 @@
 //! - [`github`]: a contract-faithful GitHub REST test server for a bot's pull requests;
 //! - [`flink`]: a contract-faithful Flink REST test server for stop-with-savepoint, resubmission and
 //!   the adaptive scheduler's resource requirements;
+//! - [`flink_cluster`]: a real Apache Flink 2.3 cluster as JVM processes on loopback (session or
+//!   application mode, default/adaptive/reactive scheduler, TaskManagers started and stopped one by one);
+//! - [`prometheus`]: the real Prometheus server, scraping what a test names;
+//! - [`process`]: child processes that log to a file and are killed when dropped;
+//! - [`flink_probe`]: the probe job (`tests/flink-probe/`): its jar, arguments, rate schedule and
+//!   the ground truth it gives (records produced at any instant, and what the sink wrote);
 //! - [`git`]: the git CLI helpers those servers use, and that tests use to make bare repositories.
 
 pub mod argocd;
 pub mod es;
 pub mod flink;
+pub mod flink_cluster;
+pub mod flink_probe;
 pub mod git;
 pub mod github;
 pub mod kafka;
+pub mod process;
+pub mod prometheus;
 mod serve;
 pub mod wait;
