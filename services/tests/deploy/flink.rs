@@ -23,8 +23,12 @@ use crate::{
 
 /// The Flink 2.x values of the operator's FlinkVersion enum.
 const OPERATOR_FLINK_2_VERSIONS: [&str; 5] = ["v2_0", "v2_1", "v2_2", "v2_3", "v2_4"];
-/// The Flink the project's tests run against (2.3.0).
-const TESTED_FLINK_VERSION: &str = "v2_3";
+/// The operator's `flinkVersion` for the Flink the project's tests run against (`v2_3` for 2.3.0).
+fn tested_flink_version() -> String {
+    let mut parts = test_support::flink_cluster::FLINK_VERSION.split('.');
+    let (major, minor) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    format!("v{major}_{minor}")
+}
 /// Flink's max parallelism when `pipeline.max-parallelism` is not set is at least this.
 const DEFAULT_MAX_PARALLELISM: u32 = 128;
 
@@ -60,8 +64,9 @@ fn flink_deployments_are_what_the_operator_accepts_with_the_prometheus_reporter(
         problems.check(OPERATOR_FLINK_2_VERSIONS.contains(&version), || {
             format!("{at}: flinkVersion {version:?} is none of the operator's Flink 2 values {OPERATOR_FLINK_2_VERSIONS:?}")
         });
-        problems.check(version == TESTED_FLINK_VERSION, || {
-            format!("{at}: flinkVersion {version:?} is not {TESTED_FLINK_VERSION}, the Flink the autoscaler is tested against")
+        let tested = tested_flink_version();
+        problems.check(version == tested, || {
+            format!("{at}: flinkVersion {version:?} is not {tested}, the Flink the autoscaler is tested against")
         });
         let mode = spec["mode"].as_str().unwrap_or("native");
         problems.check(mode == "native" || mode == "standalone", || {
