@@ -5,6 +5,7 @@ mod engine;
 mod flink;
 mod flink_adaptive;
 mod flink_failures;
+mod flink_real;
 mod flink_recovery;
 
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! fails; a completed result is kept for `rest.async.store-duration`, after which the key is free.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::Bytes;
@@ -32,6 +32,13 @@ pub(crate) struct SavepointOp {
     pub(crate) completed_at: Option<Instant>,
     /// Operations registered under this key so far (a key is reused once its result expired).
     pub(crate) generation: usize,
+}
+
+impl SavepointOp {
+    /// Flink still has the result (or the operation is still running).
+    fn kept(&self, store: Duration) -> bool {
+        self.completed_at.is_none_or(|t| t.elapsed() < store)
+    }
 }
 
 /// `StopWithSavepointRequestBody`. Unknown fields are ignored, as Flink's mapper does.
@@ -84,7 +91,7 @@ pub(crate) async fn stop_with_savepoint(
     state.stop_requests.push(raw);
     let key = (jid.clone(), trigger.clone());
     let generation = match state.operations.get(&key) {
-        Some(op) if !op.completed_at.is_some_and(|t| t.elapsed() >= store) => {
+        Some(op) if op.kept(store) => {
             return Ok(accepted(&trigger));
         }
         Some(op) => op.generation + 1,
@@ -147,7 +154,7 @@ pub(crate) async fn savepoint_status(
     let op = state
         .operations
         .get_mut(&key)
-        .filter(|op| !op.completed_at.is_some_and(|t| t.elapsed() >= store))
+        .filter(|op| op.kept(store))
         .ok_or_else(|| {
             RestError::handler(
                 StatusCode::NOT_FOUND,
