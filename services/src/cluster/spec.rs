@@ -156,8 +156,10 @@ pub struct FlinkJobSpec {
     /// Where savepoints go; Flink's configured default when absent.
     #[serde(default)]
     pub savepoint_dir: Option<String>,
-    /// Flink 1.18+ with the adaptive scheduler: change the resource requirements in place instead of
-    /// stopping with a savepoint and resubmitting.
+    /// The scheduler the spec expects the cluster to run: with the adaptive one (Flink 1.18+) the
+    /// resource requirements change in place instead of a stop with a savepoint and a resubmission.
+    /// The scheduler the job itself reports (`schedulerType`) wins; a difference is recorded on the
+    /// decision.
     #[serde(default)]
     pub adaptive_scheduler: bool,
 }

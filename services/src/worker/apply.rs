@@ -119,22 +119,36 @@ impl Worker {
             .ok_or_else(|| WorkError::Invalid("the decision records no new scale".to_owned()))?;
         // What earlier attempts recorded finds a savepoint Flink has forgotten.
         let recorded = Recorded::from_steps(&decision.steps.0);
-        let mut steps = Vec::new();
-        let result = rescale(
-            &self.http,
-            &restart_target,
-            parallelism,
-            decision.id,
-            &recorded,
-            self.settings.rescale,
-            &mut |step| steps.push(step),
-        )
-        .await;
-        for step in steps {
-            self.storage
-                .add_step(decision.id, step.step, &step.detail)
-                .await?;
-        }
+        // Each step is stored as the driver reports it, not after it returns: a worker killed
+        // mid-rescale leaves the savepoint it took on the decision, where the next attempt finds it
+        // once Flink has forgotten the operation (`rest.async.store-duration`, 5 minutes by default).
+        let (steps, mut reported) = tokio::sync::mpsc::unbounded_channel();
+        let rescaling = async {
+            let steps = steps;
+            rescale(
+                &self.http,
+                &restart_target,
+                parallelism,
+                decision.id,
+                &recorded,
+                self.settings.rescale,
+                &mut |step| {
+                    // The receiver outlives this future; a send cannot fail.
+                    let _ = steps.send(step);
+                },
+            )
+            .await
+        };
+        let storing = async {
+            while let Some(step) = reported.recv().await {
+                self.storage
+                    .add_step(decision.id, step.step, &step.detail)
+                    .await?;
+            }
+            Ok::<(), WorkError>(())
+        };
+        let (result, stored) = tokio::join!(rescaling, storing);
+        stored?;
         let rescaled = result.map_err(|e| WorkError::Rescale(Box::new(e)))?;
         let (step, reason) = match rescaled.method {
             RescaleMethod::Reactive => (

@@ -276,7 +276,7 @@ impl FlinkStack {
             "policy": {
                 "min_scale": 1, "max_scale": self.path.max_scale(),
                 "lag_seconds_high": 15, "lag_seconds_low": 3,
-                "scale_up_window_seconds": 20, "scale_down_window_seconds": 30,
+                "scale_up_window_seconds": 30, "scale_down_window_seconds": 30,
                 "cooldown_seconds": 20, "catch_up_seconds": 60
             }
         })

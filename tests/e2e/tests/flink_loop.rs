@@ -125,6 +125,29 @@ async fn follow_rescale(
     }
 }
 
+/// The decision's steps as `+seconds step`, from its creation: where a rescale's time went.
+fn timeline(decision: &Decision) -> String {
+    let created = decision
+        .created_at
+        .as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+    let steps = decision.steps.as_array().cloned().unwrap_or_default();
+    steps
+        .iter()
+        .map(|step| {
+            let at = step["at"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            let offset = match (created, at) {
+                (Some(c), Some(a)) => format!("+{:.1}", (a - c).as_seconds_f64()),
+                _ => "?".to_owned(),
+            };
+            format!("{offset} {}", step["step"].as_str().unwrap_or("?"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// How long ago the decision was created, by its `created_at` (RFC 3339).
 fn decision_age(decision: &Decision) -> Duration {
     decision
@@ -193,12 +216,12 @@ async fn scenario(stack: &FlinkStack) -> anyhow::Result<()> {
         "Argo CD applied the decision's commit"
     );
     eprintln!(
-        "flink-e2e {path:?} scale-up {} -> {up_to}: rule to running at parallelism {} in {:.1} s, \
-         longest output gap {:.1} s",
-        1,
+        "flink-e2e {path:?} scale-up 1 -> {up_to}: rule to running at parallelism {} in {:.1} s, \
+         longest output gap {:.1} s; steps: {}",
         path.parallelism_of(up_to),
         up_timing.to_running.as_secs_f64(),
-        up_timing.longest_silence.as_secs_f64()
+        up_timing.longest_silence.as_secs_f64(),
+        timeline(&up)
     );
 
     // The larger job drains the backlog while the high input goes on.
@@ -234,10 +257,11 @@ async fn scenario(stack: &FlinkStack) -> anyhow::Result<()> {
     anyhow::ensure!(down_commit.scale == down_to, "the commit holds {down_to}");
     eprintln!(
         "flink-e2e {path:?} scale-down {scale_before} -> {down_to}: rule to running at parallelism \
-         {} in {:.1} s, longest output gap {:.1} s",
+         {} in {:.1} s, longest output gap {:.1} s; steps: {}",
         path.parallelism_of(down_to),
         down_timing.to_running.as_secs_f64(),
-        down_timing.longest_silence.as_secs_f64()
+        down_timing.longest_silence.as_secs_f64(),
+        timeline(&down)
     );
 
     // Every commit on the branch but the first is the autoscaler's, each with a known decision.
