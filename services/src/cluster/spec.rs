@@ -144,7 +144,9 @@ impl ScaleUnit {
 pub struct FlinkJobSpec {
     /// The running job's name, as `GET /jobs/overview` shows it.
     pub job_name: String,
-    /// The uploaded jar to resubmit (`/jars/{jar_id}/run`).
+    /// The uploaded jar to resubmit (`/jars/{jar_id}/run`). Not needed in reactive mode, where
+    /// nothing is resubmitted.
+    #[serde(default)]
     pub jar_id: String,
     #[serde(default)]
     pub entry_class: Option<String>,

@@ -79,6 +79,18 @@ impl ClusterSpec {
             problems.check("target.control_url", check_http_url(url));
         }
         if self.scales_reactively() {
+            // In reactive mode, a job name and the REST API confirm the new parallelism.
+            if let Some(flink) = &target.flink {
+                if flink.job_name.trim().is_empty() {
+                    problems.add("target.flink.job_name", "must not be empty");
+                }
+                if target.control_url.is_none() {
+                    problems.add(
+                        "target.control_url",
+                        "required with target.flink: the Flink REST API the job's parallelism is read from",
+                    );
+                }
+            }
             return;
         }
         match target.kind {

@@ -25,10 +25,23 @@ pub(super) fn redacted(url: &Url) -> String {
     url.to_string()
 }
 
-/// Sends the request; a 2xx body is parsed as `T`, anything else becomes a [`Problem`].
+/// Sends the request; a 2xx body is parsed as `T`, anything else becomes a [`Problem`] by its status
+/// and the message `message_of` reads from the body.
 pub(super) async fn call<T: DeserializeOwned>(
     request: reqwest::RequestBuilder,
     message_of: MessageOf,
+) -> Result<T, Problem> {
+    call_with(request, |status, body| {
+        by_status(status, message_of(body).unwrap_or_else(|| body_text(body)))
+    })
+    .await
+}
+
+/// Sends the request; a 2xx body is parsed as `T`, anything else becomes the [`Problem`] `classify`
+/// makes of its status and body (for APIs whose status alone does not say what went wrong).
+pub(super) async fn call_with<T: DeserializeOwned>(
+    request: reqwest::RequestBuilder,
+    classify: impl Fn(u16, &[u8]) -> Problem,
 ) -> Result<T, Problem> {
     // `without_url`: the URL may carry credentials, and messages name the endpoint themselves.
     let response = request
@@ -46,11 +59,18 @@ pub(super) async fn call<T: DeserializeOwned>(
         return serde_json::from_slice(body)
             .map_err(|e| Problem::Malformed(format!("HTTP {}: {e}", status.as_u16())));
     }
-    let message = message_of(&body).unwrap_or_else(|| {
-        let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
-        text.trim().to_owned()
-    });
-    Err(match status.as_u16() {
+    Err(classify(status.as_u16(), &body))
+}
+
+/// The start of a body no reader understood, for a message.
+pub(super) fn body_text(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    text.trim().to_owned()
+}
+
+/// The usual meaning of an error status.
+pub(super) fn by_status(status: u16, message: String) -> Problem {
+    match status {
         401 => Problem::Unauthorized(message),
         403 => Problem::Forbidden(message),
         404 => Problem::NotFound(message),
@@ -58,5 +78,5 @@ pub(super) async fn call<T: DeserializeOwned>(
         s @ (429 | 500..=599) => Problem::Unavailable(format!("HTTP {s}: {message}")),
         s @ 400..=499 => Problem::Refused { status: s, message },
         s => Problem::Malformed(format!("unexpected HTTP {s}: {message}")),
-    })
+    }
 }

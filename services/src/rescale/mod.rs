@@ -14,6 +14,7 @@ mod engine;
 mod error;
 mod flink;
 mod http;
+mod recorded;
 
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 pub use error::{Problem, RescaleError, Situation};
+pub use recorded::Recorded;
 
 /// What to restart, and how to reach its control API.
 #[derive(Debug, Clone)]
@@ -32,6 +34,9 @@ pub enum RescaleTarget {
         token: Option<String>,
     },
     Flink(FlinkJob),
+    /// A Flink job in reactive mode: the deployer's new TaskManager count rescales it, and the driver
+    /// only confirms the job runs at the new parallelism.
+    FlinkReactive { rest_url: Url, job_name: String },
 }
 
 /// A Flink job, found by name on a session cluster, and how to resubmit it.
@@ -48,8 +53,10 @@ pub struct FlinkJob {
     pub program_args: Vec<String>,
     /// Where the savepoint goes; without it, the cluster's `state.savepoints.dir`.
     pub savepoint_dir: Option<String>,
-    /// The cluster runs `jobmanager.scheduler: adaptive` (not reactive mode): rescale in place through
-    /// the resource-requirements API, with no savepoint and no resubmission.
+    /// What the spec expects of the cluster: `jobmanager.scheduler: adaptive` (rescale in place
+    /// through the resource-requirements API) or not (stop with a savepoint and resubmit). Flink
+    /// 1.20+ reports each job's scheduler (`schedulerType`), and that wins; this is used only when
+    /// the job does not say.
     pub adaptive_scheduler: bool,
 }
 
@@ -98,6 +105,8 @@ pub enum RescaleMethod {
     EngineControl,
     SavepointResubmit,
     ResourceRequirements,
+    /// Reactive mode: Flink rescaled the job to the TaskManagers the deployer started or stopped.
+    Reactive,
 }
 
 /// The outcome of a rescale.
@@ -124,11 +133,14 @@ impl Rescaled {
 
 /// Restarts `target` at `parallelism`, reporting each step to `record` as it completes.
 /// `decision_id` makes retries safe: the same decision uses the same savepoint trigger id.
+/// `recorded` is what earlier attempts at the same decision recorded (its steps), which finds the
+/// savepoint a stop produced once Flink has forgotten the operation.
 pub async fn rescale(
     http: &reqwest::Client,
     target: &RescaleTarget,
     parallelism: u32,
     decision_id: i64,
+    recorded: &Recorded,
     settings: RescaleSettings,
     record: &mut (dyn FnMut(RescaleStep) + Send),
 ) -> Result<Rescaled, RescaleError> {
@@ -154,9 +166,21 @@ pub async fn rescale(
             )
             .await
         }
+        RescaleTarget::FlinkReactive { rest_url, job_name } => {
+            flink::confirm_reactive(http, rest_url, job_name, parallelism, &settings, record).await
+        }
         RescaleTarget::Flink(job) => {
             let trigger_id = trigger_id(decision_id);
-            flink::rescale(http, job, parallelism, &trigger_id, &settings, record).await
+            flink::rescale(
+                http,
+                job,
+                parallelism,
+                &trigger_id,
+                recorded,
+                &settings,
+                record,
+            )
+            .await
         }
     }
 }

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{WorkError, Worker};
 use crate::{
     cluster::{ClusterSpec, TargetKind},
-    rescale::{FlinkJob, RescaleTarget, rescale},
+    rescale::{FlinkJob, Recorded, RescaleMethod, RescaleTarget, rescale},
     storage::{ClusterRecord, DecisionRecord, DecisionStatus},
 };
 
@@ -25,6 +25,17 @@ impl Worker {
             .unwrap_or_else(|| target.kind.scales_reactively_by_default());
         if !reactive {
             return self.restart(decision, &cluster.spec).await;
+        }
+        // A reactive Flink job named with its REST API: applied once Flink runs it at the new
+        // parallelism, not when the deployer has merely started TaskManagers.
+        if let (TargetKind::Flink, Some(rest_url), Some(job)) =
+            (target.kind, &target.control_url, &target.flink)
+        {
+            let confirm = RescaleTarget::FlinkReactive {
+                rest_url: rest_url.clone(),
+                job_name: job.job_name.clone(),
+            };
+            return self.rescale_into_effect(decision, &cluster.spec, confirm).await;
         }
         let wanted = decision.to_scale.unwrap_or_default().max(0) as usize;
         let alive_since = Utc::now()
@@ -88,17 +99,33 @@ impl Worker {
                 },
             },
         };
+        self.rescale_into_effect(decision, spec, restart_target)
+            .await
+    }
+
+    /// Runs the rescale driver for `restart_target` at the decision's parallelism, records its
+    /// steps, and marks the decision applied when it succeeds.
+    async fn rescale_into_effect(
+        &self,
+        decision: &DecisionRecord,
+        spec: &ClusterSpec,
+        restart_target: RescaleTarget,
+    ) -> Result<DecisionStatus, WorkError> {
+        let target = &spec.target;
         let parallelism = decision
             .to_scale
             .and_then(|s| u32::try_from(s).ok())
             .and_then(|s| target.parallelism_at(s))
             .ok_or_else(|| WorkError::Invalid("the decision records no new scale".to_owned()))?;
+        // What earlier attempts recorded finds a savepoint Flink has forgotten.
+        let recorded = Recorded::from_steps(&decision.steps.0);
         let mut steps = Vec::new();
         let result = rescale(
             &self.http,
             &restart_target,
             parallelism,
             decision.id,
+            &recorded,
             self.settings.rescale,
             &mut |step| steps.push(step),
         )
@@ -109,14 +136,20 @@ impl Worker {
                 .await?;
         }
         let rescaled = result.map_err(|e| WorkError::Rescale(Box::new(e)))?;
+        let (step, reason) = match rescaled.method {
+            RescaleMethod::Reactive => (
+                "applied",
+                format!("Flink runs the job at parallelism {parallelism}"),
+            ),
+            _ => (
+                "restarted",
+                format!("restarted at parallelism {parallelism}"),
+            ),
+        };
         self.storage
-            .add_step(decision.id, "restarted", &json!(rescaled))
+            .add_step(decision.id, step, &json!(rescaled))
             .await?;
-        self.finish(
-            decision.id,
-            DecisionStatus::Applied,
-            &format!("restarted at parallelism {parallelism}"),
-        )
-        .await
+        self.finish(decision.id, DecisionStatus::Applied, &reason)
+            .await
     }
 }

@@ -412,6 +412,9 @@ async fn service_and_pod_monitors_select_named_ports_that_serve_metrics() {
         for monitor in installation.of_kind("PodMonitor") {
             monitors += 1;
             let selector = &monitor.value["spec"]["selector"]["matchLabels"];
+            if crate::flink_model::selects_flink_pods(&installation, selector) {
+                continue; // scrapes Flink's reporter: checked in flink.rs
+            }
             let selected: Vec<&&Doc> = deployments
                 .iter()
                 .filter(|d| selects(selector, pod_labels(d)))

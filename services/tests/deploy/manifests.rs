@@ -680,6 +680,31 @@ pub fn pipeline_dirs() -> Vec<PathBuf> {
         .collect()
 }
 
+/// Whether a pipeline's installation runs Flink jobs through the Flink Kubernetes operator (it holds a
+/// FlinkDeployment) rather than the engine.
+fn runs_flink(dir: &Path) -> bool {
+    Installation::load(dir, &mut Problems::default())
+        .of_kind("FlinkDeployment")
+        .next()
+        .is_some()
+}
+
+/// The pipelines the engine runs.
+pub fn engine_pipeline_dirs() -> Vec<PathBuf> {
+    pipeline_dirs()
+        .into_iter()
+        .filter(|d| !runs_flink(d))
+        .collect()
+}
+
+/// The pipelines of Flink jobs.
+pub fn flink_pipeline_dirs() -> Vec<PathBuf> {
+    pipeline_dirs()
+        .into_iter()
+        .filter(|d| runs_flink(d))
+        .collect()
+}
+
 /// Whether a container runs the engine (`command: [pipeline-engine]`); every other container of the
 /// image runs the image's entrypoint, the autoscaler.
 pub fn runs_engine(container: &Value) -> bool {

@@ -1,13 +1,9 @@
 //! The pipeline engine's installation against the engine's own configuration loader, the autoscaler's
 //! webhook Service, the scale file the autoscaler edits, the subscription and the Argo CD side.
 
-use std::{collections::BTreeSet, path::Path, time::Duration};
+use std::{collections::BTreeSet, time::Duration};
 
-use autoscaler::{
-    cluster::{ClusterSpec, TargetKind, ValidationContext},
-    config::Role,
-    gitops::{read_scale, set_scale},
-};
+use autoscaler::{cluster::TargetKind, config::Role};
 use http::Method;
 use serde_yaml::Value;
 use url::Url;
@@ -15,13 +11,14 @@ use url::Url;
 use crate::{
     manifests::{
         Doc, Installation, Problems, all_docs, autoscaler_overlays, container_env, container_port,
-        containers, load_docs, normalize, pipeline_dirs, pod_spec, read, root, runs_engine, scalar,
+        containers, engine_pipeline_dirs, pod_spec, root, runs_engine, scalar,
     },
     processes::{
         autoscaler_container, engine_config_file, engine_container_config,
-        listens_on_all_interfaces, subscriptions,
+        listens_on_all_interfaces,
     },
     routes::{answer, autoscaler_router},
+    subscription::{check_application, check_scale_file, pipeline_subscription},
 };
 
 /// An engine Deployment of a pipeline installation, with its engine container.
@@ -36,8 +33,11 @@ fn engine_deployments(installation: &Installation) -> Vec<(&Doc, &Value)> {
 #[test]
 fn the_engine_config_loads_and_matches_its_pod() {
     let mut problems = Problems::default();
-    let dirs = pipeline_dirs();
-    assert!(!dirs.is_empty(), "no kustomization under deploy/pipelines");
+    let dirs = engine_pipeline_dirs();
+    assert!(
+        !dirs.is_empty(),
+        "no engine pipeline under deploy/pipelines"
+    );
     for dir in dirs {
         let installation = Installation::pipeline(&dir, &mut problems);
         let engines = engine_deployments(&installation);
@@ -121,10 +121,6 @@ fn the_engine_config_loads_and_matches_its_pod() {
                     "{at}: control.drain_deadline_ms {} is not shorter than terminationGracePeriodSeconds {grace}",
                     config.control.drain_deadline_ms
                 )
-            });
-            // One source for the replica count: the scale file.
-            problems.check(deployment.value["spec"]["replicas"].is_null(), || {
-                format!("{at}: sets spec.replicas; the scale file the autoscaler writes must be its only source")
             });
         }
     }
@@ -234,7 +230,7 @@ async fn reaches_webhook(
 #[tokio::test]
 async fn the_engine_announces_itself_to_the_webhook_service_with_an_accepted_token() {
     let mut problems = Problems::default();
-    for dir in pipeline_dirs() {
+    for dir in engine_pipeline_dirs() {
         let installation = Installation::pipeline(&dir, &mut problems);
         for (deployment, container) in engine_deployments(&installation) {
             let at = deployment.at();
@@ -303,43 +299,19 @@ async fn the_engine_announces_itself_to_the_webhook_service_with_an_accepted_tok
     problems.assert_none("engine announcements");
 }
 
-/// The value at a dotted key path in a YAML document, read with serde_yaml (a second reader beside the
-/// autoscaler's line-based one).
-fn yaml_at<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
-    key.split('.').try_fold(value, |v, k| v.get(k))
-}
-
-/// The subscription of each pipeline against the scale file, the engine and the Argo CD Application.
+/// The subscription of each engine pipeline against the engine, the scale file and the Argo CD
+/// Application.
 #[test]
 fn the_subscription_matches_the_scale_file_the_engine_and_the_application() {
     let mut problems = Problems::default();
     let docs = all_docs();
     let applications: Vec<&Doc> = docs.iter().filter(|d| d.kind() == "Application").collect();
     let mut checked = 0;
-    for dir in pipeline_dirs() {
-        let file = dir.join("subscription.json");
-        let at = file.display().to_string();
-        let Some((_, spec)) = subscriptions().into_iter().find(|(f, _)| *f == file) else {
-            problems.add(format!("{}: no subscription.json beside it", dir.display()));
+    for dir in engine_pipeline_dirs() {
+        let Some((at, spec)) = pipeline_subscription(&dir, &mut problems) else {
             continue;
         };
-        let spec: ClusterSpec = match spec {
-            Ok(s) => s,
-            Err(e) => {
-                problems.add(e);
-                continue;
-            }
-        };
         checked += 1;
-        // The service's own validation, as `POST /api/v1/clusters` runs it (the workers have a secrets
-        // directory: checked with the overlay).
-        if let Err(fields) = spec.validate(ValidationContext {
-            secrets_dir_configured: true,
-        }) {
-            for f in fields {
-                problems.add(format!("{at}: {}: {}", f.field, f.problem));
-            }
-        }
         problems.check(spec.target.kind == TargetKind::Engine, || {
             format!("{at}: target.kind is not engine")
         });
@@ -368,209 +340,16 @@ fn the_subscription_matches_the_scale_file_the_engine_and_the_application() {
                 });
             }
         }
-
-        // git.path: the scale file of this pipeline, a patch of this kustomization.
-        let scale_path = Path::new(&spec.git.path).to_path_buf();
-        let scale_abs = root().join(&scale_path);
-        if !scale_abs.is_file() {
-            problems.add(format!(
-                "{at}: git.path {} is no file of this repository",
-                spec.git.path
-            ));
-            continue;
-        }
-        problems.check(
-            normalize(&scale_path).as_deref().and_then(Path::parent) == Some(dir.as_path()),
-            || {
-                format!(
-                    "{at}: git.path {} is not in {}",
-                    spec.git.path,
-                    dir.display()
-                )
-            },
+        // The engine's replica count: a patch of its Deployment.
+        check_scale_file(
+            &at,
+            &spec,
+            &installation,
+            deployment,
+            "spec.replicas",
+            &mut problems,
         );
-        problems.check(
-            installation
-                .referenced
-                .iter()
-                .any(|(f, _)| *f == scale_path),
-            || {
-                format!(
-                    "{at}: git.path {} is not listed by {}/kustomization.yaml",
-                    spec.git.path,
-                    dir.display()
-                )
-            },
-        );
-        let text = read(&scale_path);
-        let scale = match read_scale(&text, &spec.git.key) {
-            Ok(n) => n,
-            Err(e) => {
-                problems.add(format!(
-                    "{at}: the autoscaler cannot read git.key {} in {}: {e}",
-                    spec.git.key, spec.git.path
-                ));
-                continue;
-            }
-        };
-        let scale_docs = load_docs(&scale_path).unwrap_or_default();
-        let [scale_doc] = scale_docs.as_slice() else {
-            problems.add(format!(
-                "{}: must hold one document (the patch)",
-                spec.git.path
-            ));
-            continue;
-        };
-        problems.check(
-            scale_doc.kind() == deployment.kind() && scale_doc.name() == deployment.name(),
-            || {
-                format!(
-                    "{}: patches {} {}, not the engine's {}",
-                    spec.git.path,
-                    scale_doc.kind(),
-                    scale_doc.name(),
-                    deployment.at()
-                )
-            },
-        );
-        problems.check(spec.git.key == "spec.replicas", || {
-            format!(
-                "{at}: git.key {} is not spec.replicas of the patch",
-                spec.git.key
-            )
-        });
-        problems.check(
-            yaml_at(&scale_doc.value, &spec.git.key).and_then(Value::as_u64) == Some(scale),
-            || {
-                format!(
-                    "{at}: the autoscaler reads {scale} at {}, a YAML parser reads {:?}",
-                    spec.git.key,
-                    yaml_at(&scale_doc.value, &spec.git.key)
-                )
-            },
-        );
-        problems.check(
-            (spec.policy.min_scale..=spec.policy.max_scale)
-                .contains(&u32::try_from(scale).unwrap_or(u32::MAX)),
-            || {
-                format!(
-                    "{at}: the scale in {} ({scale}) is outside policy.min_scale..=max_scale",
-                    spec.git.path
-                )
-            },
-        );
-        // The autoscaler's edit keeps a patch that still means the same, but for the number.
-        match set_scale(&text, &spec.git.key, scale + 1) {
-            Ok(edited) => {
-                let mut after: Value =
-                    serde_yaml::from_str(&edited).expect("the edited scale file parses");
-                problems.check(
-                    yaml_at(&after, &spec.git.key).and_then(Value::as_u64) == Some(scale + 1),
-                    || {
-                        format!(
-                            "{at}: after the autoscaler's edit, {} does not hold the new scale",
-                            spec.git.path
-                        )
-                    },
-                );
-                if let Some(v) = after.get_mut("spec").and_then(|s| s.get_mut("replicas")) {
-                    *v = Value::from(scale);
-                }
-                problems.check(after == scale_doc.value, || {
-                    format!(
-                        "{at}: the autoscaler's edit of {} changes more than the number",
-                        spec.git.path
-                    )
-                });
-            }
-            Err(e) => problems.add(format!(
-                "{at}: the autoscaler cannot edit {}: {e}",
-                spec.git.path
-            )),
-        }
-
-        // The Argo CD Application that deploys this directory.
-        let Some(app) = applications
-            .iter()
-            .find(|a| a.name() == spec.argocd.application)
-        else {
-            problems.add(format!(
-                "{at}: argocd.application {} is no Application under deploy/",
-                spec.argocd.application
-            ));
-            continue;
-        };
-        let source = &app.value["spec"]["source"];
-        problems.check(source["path"].as_str() == dir.to_str(), || {
-            format!(
-                "{}: source.path {:?} is not {}, the directory holding the scale file",
-                app.at(),
-                source["path"],
-                dir.display()
-            )
-        });
-        problems.check(
-            source["repoURL"].as_str() == Some(spec.git.repository.as_str()),
-            || {
-                format!(
-                    "{}: source.repoURL {:?} is not {at}'s git.repository {}",
-                    app.at(),
-                    source["repoURL"],
-                    spec.git.repository
-                )
-            },
-        );
-        problems.check(
-            source["targetRevision"].as_str() == Some(spec.git.branch.as_str()),
-            || {
-                format!(
-                    "{}: source.targetRevision {:?} is not {at}'s git.branch {}",
-                    app.at(),
-                    source["targetRevision"],
-                    spec.git.branch
-                )
-            },
-        );
-        if let Some(project) = &spec.argocd.project {
-            problems.check(
-                app.value["spec"]["project"].as_str() == Some(project.as_str()),
-                || {
-                    format!(
-                        "{}: spec.project {:?} is not {at}'s argocd.project {project}",
-                        app.at(),
-                        app.value["spec"]["project"]
-                    )
-                },
-            );
-        }
-        let automated = !app.value["spec"]["syncPolicy"]["automated"].is_null();
-        problems.check(automated == spec.argocd.auto_sync, || {
-            format!(
-                "{}: automated sync is {automated} but {at}'s argocd.auto_sync is {}",
-                app.at(),
-                spec.argocd.auto_sync
-            )
-        });
-        problems.check(
-            app.value["spec"]["destination"]["namespace"].as_str()
-                == installation.namespace.as_deref(),
-            || {
-                format!(
-                    "{}: destination.namespace is not {}'s namespace {:?}",
-                    app.at(),
-                    dir.display(),
-                    installation.namespace
-                )
-            },
-        );
-        let ignores =
-            serde_yaml::to_string(&app.value["spec"]["ignoreDifferences"]).unwrap_or_default();
-        problems.check(!ignores.contains("replicas"), || {
-            format!(
-                "{}: ignores differences in replicas, which come from Git",
-                app.at()
-            )
-        });
+        check_application(&at, &spec, &installation, &applications, &mut problems);
     }
     assert!(checked > 0, "no subscription was checked");
     problems.assert_none("subscription, scale file and Application");

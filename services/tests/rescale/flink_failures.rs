@@ -1,10 +1,13 @@
 //! Flink: a failed savepoint, a failed resubmission, a parallelism that does not take, and error shapes.
 
-use autoscaler::rescale::{FlinkJob, Problem, RescaleTarget, Situation};
+use std::time::Duration;
+
+use autoscaler::rescale::{FlinkJob, Problem, Recorded, RescaleTarget, Situation};
+use serde_json::json;
 use test_support::flink::JobState;
 
 use super::flink::{cluster, target};
-use super::{names, run, settings};
+use super::{names, run, run_after, settings};
 
 #[tokio::test]
 async fn a_failed_savepoint_leaves_the_job_running_and_submits_nothing() {
@@ -41,13 +44,17 @@ async fn a_failed_savepoint_leaves_the_job_running_and_submits_nothing() {
 #[tokio::test]
 async fn a_failed_resubmission_says_how_to_restart_and_a_retry_restarts_from_the_same_savepoint() {
     let c = cluster().await;
+    // A fault of the dispatcher, not of the request: Flink answers it 500, which may pass.
     c.server
-        .fail_next_submission(500, "Could not execute application.");
+        .fail_next_submission(500, "The rpc invocation timed out.");
 
     let (result, steps) = run(&target(&c, false), 6, 12, settings()).await;
 
     let err = result.expect_err("the resubmission fails");
-    assert!(matches!(err.problem, Problem::Unavailable(_)), "{err}");
+    assert!(
+        matches!(&err.problem, Problem::Unavailable(m) if m == "HTTP 500: RuntimeException: The rpc invocation timed out."),
+        "{err}"
+    );
     let Situation::Restartable {
         savepoint,
         jar_id,
@@ -64,7 +71,7 @@ async fn a_failed_resubmission_says_how_to_restart_and_a_retry_restarts_from_the
         &format!("POST /jars/{}/run", c.jar),
         "\"parallelism\":6",
         "STOPPED",
-        "Could not execute application.",
+        "The rpc invocation timed out.",
     ] {
         assert!(
             message.contains(needle),
@@ -87,7 +94,7 @@ async fn a_failed_resubmission_says_how_to_restart_and_a_retry_restarts_from_the
 }
 
 #[tokio::test]
-async fn a_refused_resubmission_is_not_transient() {
+async fn a_missing_jar_is_named_and_not_retried() {
     let c = cluster().await;
     let mut missing_jar = target(&c, false);
     if let RescaleTarget::Flink(job) = &mut missing_jar {
@@ -96,16 +103,90 @@ async fn a_refused_resubmission_is_not_transient() {
 
     let (result, _) = run(&missing_jar, 3, 13, settings()).await;
 
+    // Flink answers an unknown jar with a 500; retrying does not upload it.
     let err = result.expect_err("the jar does not exist");
     assert!(
-        matches!(&err.problem, Problem::Refused { status: 400, message } if message.contains("does not exist")),
+        matches!(&err.problem, Problem::JarMissing { jar_id, message }
+            if jar_id == "0000-gone_orders-job.jar" && message.contains("does not exist")),
         "{err}"
     );
+    assert!(err.to_string().contains("upload the job's jar"), "{err}");
     assert!(
         matches!(err.situation, Situation::Restartable { .. }),
         "{err}"
     );
     assert!(!err.is_transient());
+}
+
+#[tokio::test]
+async fn a_resubmission_from_a_missing_savepoint_is_refused_with_flinks_cause() {
+    let c = cluster().await;
+    c.server.set_operation_store_duration(Duration::ZERO);
+    // This decision stopped the job (its operation result is gone since); the savepoint its record
+    // names has been deleted.
+    stop_by_hand(&c.server.url(), &c.job_id).await;
+    let gone = "file:/gone/savepoint-000000-000000000000";
+    let recorded = Recorded::from_steps(&json!([
+        {"step": "savepoint_triggered", "detail": {"job_id": c.job_id}},
+        {"step": "savepoint_completed", "detail": {"job_id": c.job_id, "location": gone}},
+    ]));
+
+    let (result, steps) = run_after(&target(&c, false), 3, 19, &recorded, settings()).await;
+
+    let err = result.expect_err("Flink cannot find the savepoint");
+    assert_eq!(names(&steps), ["savepoint_recovered"]);
+    assert!(
+        matches!(&err.problem, Problem::Refused { status: 400, message }
+            if message.starts_with("Could not execute application. (cause: FileNotFoundException: \
+                                    Cannot find checkpoint or savepoint")),
+        "{err}"
+    );
+    assert!(
+        matches!(&err.situation, Situation::Restartable { savepoint, .. } if savepoint == gone),
+        "{err}"
+    );
+    assert!(!err.is_transient(), "a missing savepoint stays missing");
+    let failed: Vec<_> = c
+        .server
+        .jobs()
+        .into_iter()
+        .filter(|j| j.state == JobState::Failed)
+        .collect();
+    assert_eq!(
+        failed.len(),
+        1,
+        "Flink leaves the failed submission: {failed:?}"
+    );
+}
+
+/// Stops the job with a savepoint under a trigger of its own, as a person would, and waits for it.
+pub(crate) async fn stop_by_hand(url: &str, job_id: &str) {
+    let http = reqwest::Client::new();
+    let trigger = "0123456789abcdef0123456789abcdef";
+    http.post(format!("{url}/jobs/{job_id}/stop"))
+        .json(&json!({"triggerId": trigger}))
+        .send()
+        .await
+        .expect("stop");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer: serde_json::Value = http
+            .get(format!("{url}/jobs/{job_id}/savepoints/{trigger}"))
+            .send()
+            .await
+            .expect("poll")
+            .json()
+            .await
+            .expect("a JSON answer");
+        if answer["status"]["id"] == "COMPLETED" {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the savepoint never completed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]
@@ -147,7 +228,13 @@ async fn no_running_job_or_two_of_them_change_nothing() {
     let (result, _) = run(&other, 3, 15, settings()).await;
     let err = result.expect_err("no such job");
     assert!(matches!(err.problem, Problem::NoRunningJob { .. }), "{err}");
-    assert_eq!(err.situation, Situation::Untouched);
+    assert_eq!(
+        err.situation,
+        Situation::NothingRuns {
+            job_name: "payments".to_owned(),
+            newest: None
+        }
+    );
 
     let second = c.server.start_job("orders", &c.jar, 2);
     let (result, _) = run(&target(&c, false), 3, 15, settings()).await;
@@ -185,17 +272,33 @@ async fn an_unreachable_api_is_transient_and_changes_nothing() {
 }
 
 #[tokio::test]
-async fn an_adaptive_rescale_above_the_max_parallelism_is_refused_with_flinks_message() {
-    let c = cluster().await;
-    c.server.enable_adaptive_scheduler();
+async fn a_parallelism_above_the_max_is_refused_before_anything_changes() {
+    for adaptive in [false, true] {
+        let c = cluster().await;
+        if adaptive {
+            c.server.enable_adaptive_scheduler();
+        }
 
-    let (result, _) = run(&target(&c, true), 200, 17, settings()).await;
+        let (result, steps) = run(&target(&c, adaptive), 200, 17, settings()).await;
 
-    let err = result.expect_err("above the key-group count");
-    assert!(
-        matches!(&err.problem, Problem::Refused { status: 400, message } if message.contains("max parallelism")),
-        "{err}"
-    );
-    assert_eq!(err.situation, Situation::Untouched);
-    assert_eq!(c.server.job(&c.job_id).map(|j| j.parallelism), Some(2));
+        let err = result.expect_err("above the key-group count");
+        assert_eq!(
+            err.problem,
+            Problem::AboveMaxParallelism {
+                asked: 200,
+                max: 128,
+                vertex: "Source: orders".to_owned()
+            }
+        );
+        assert!(err.to_string().contains("maximum parallelism 128"), "{err}");
+        assert_eq!(err.situation, Situation::Untouched);
+        assert!(!err.is_transient());
+        assert!(steps.is_empty(), "{steps:?}");
+        assert!(
+            c.server.stop_requests().is_empty(),
+            "the job was not stopped"
+        );
+        assert!(c.server.requirement_updates().is_empty());
+        assert_eq!(c.server.job(&c.job_id).map(|j| j.parallelism), Some(2));
+    }
 }

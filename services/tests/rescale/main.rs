@@ -3,12 +3,14 @@
 
 mod engine;
 mod flink;
+mod flink_adaptive;
 mod flink_failures;
+mod flink_recovery;
 
 use std::time::Duration;
 
 use autoscaler::rescale::{
-    RescaleError, RescaleSettings, RescaleStep, RescaleTarget, Rescaled, rescale,
+    Recorded, RescaleError, RescaleSettings, RescaleStep, RescaleTarget, Rescaled, rescale,
 };
 
 /// Quick polls; deadlines generous enough for a loaded machine.
@@ -27,6 +29,24 @@ async fn run(
     decision_id: i64,
     settings: RescaleSettings,
 ) -> (Result<Rescaled, RescaleError>, Vec<RescaleStep>) {
+    run_after(
+        target,
+        parallelism,
+        decision_id,
+        &Recorded::none(),
+        settings,
+    )
+    .await
+}
+
+/// Runs one rescale of a decision whose earlier attempts recorded `recorded`.
+async fn run_after(
+    target: &RescaleTarget,
+    parallelism: u32,
+    decision_id: i64,
+    recorded: &Recorded,
+    settings: RescaleSettings,
+) -> (Result<Rescaled, RescaleError>, Vec<RescaleStep>) {
     let http = reqwest::Client::new();
     let mut steps = Vec::new();
     let mut record = |s: RescaleStep| steps.push(s);
@@ -35,6 +55,7 @@ async fn run(
         target,
         parallelism,
         decision_id,
+        recorded,
         settings,
         &mut record,
     )

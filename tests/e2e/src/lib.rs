@@ -6,6 +6,7 @@
 
 pub mod autoscaler;
 pub mod database;
+pub mod flink;
 pub mod engines;
 pub mod gitops;
 pub mod load;

@@ -5,71 +5,69 @@ use tokio::time::Instant;
 
 use super::super::error::{Problem, RescaleError, Situation};
 use super::super::{RescaleMethod, RescaleStep, Rescaled};
-use super::{Ctx, ENDED, verified, wait_running};
+use super::{Ctx, ENDED, recovered, verified, wait_running};
 
-/// `trigger`: post the stop request (idempotent for our trigger id); false when an earlier attempt
-/// already stopped the job and only the operation's result is needed.
+/// Where this attempt starts.
+pub(super) enum Start {
+    /// Post the stop (idempotent for our trigger id).
+    Trigger,
+    /// An earlier attempt posted it and Flink still has the operation: read its result.
+    Resume,
+    /// An earlier attempt stopped the job and its savepoint is known: resubmit from it.
+    Stopped(String),
+}
+
 pub(super) async fn rescale(
     cx: &Ctx<'_>,
     job_id: &str,
-    trigger: bool,
+    start: Start,
     record: &mut (dyn FnMut(RescaleStep) + Send),
 ) -> Result<Rescaled, RescaleError> {
     let pending = || Situation::SavepointPending {
         job_id: job_id.to_owned(),
         trigger_id: cx.trigger_id.to_owned(),
     };
-    if trigger {
-        stop(cx, job_id, record).await.map_err(|(problem, moved)| {
-            // Refused before Flink registered anything: the job was not touched.
-            let situation = if moved {
-                pending()
-            } else {
-                Situation::Untouched
+    let savepoint = match start {
+        Start::Stopped(savepoint) => savepoint,
+        Start::Trigger | Start::Resume => {
+            if matches!(start, Start::Trigger) {
+                stop(cx, job_id, record).await.map_err(|(problem, moved)| {
+                    // Refused before Flink registered anything: the job was not touched.
+                    let situation = if moved {
+                        pending()
+                    } else {
+                        Situation::Untouched
+                    };
+                    RescaleError::new("stopping the job with a savepoint", problem, situation)
+                })?;
+            }
+            let savepoint = match savepoint_of_stop(cx, job_id).await? {
+                (location, None) => {
+                    record(RescaleStep::new(
+                        "savepoint_completed",
+                        json!({"job_id": job_id, "location": location}),
+                    ));
+                    location
+                }
+                (location, Some(from)) => {
+                    record(RescaleStep::new(
+                        "savepoint_recovered",
+                        json!({"job_id": job_id, "location": location, "from": from}),
+                    ));
+                    location
+                }
             };
-            RescaleError::new("stopping the job with a savepoint", problem, situation)
-        })?;
-    }
-
-    let savepoint = match wait_savepoint(cx, job_id).await {
-        Ok(Ok(location)) => location,
-        Ok(Err(cause)) => {
-            // Flink leaves the job running when the savepoint fails; say what it is doing now.
-            let state = cx
-                .api
-                .job_status(job_id)
+            // Resubmitting while the old job still holds its slots would start a second copy.
+            let state = wait_ended(cx, job_id)
                 .await
-                .unwrap_or_else(|p| format!("in an unknown state ({p})"));
-            return Err(RescaleError::new(
-                "taking the savepoint",
-                Problem::SavepointFailed { cause },
-                Situation::JobStillRunning {
-                    job_id: job_id.to_owned(),
-                    state,
-                },
+                .map_err(|p| RescaleError::new("waiting for the job to stop", p, pending()))?;
+            record(RescaleStep::new(
+                "job_stopped",
+                json!({"job_id": job_id, "state": state}),
             ));
-        }
-        Err(problem) => {
-            return Err(RescaleError::new(
-                "taking the savepoint",
-                problem,
-                pending(),
-            ));
+            savepoint
         }
     };
-    record(RescaleStep::new(
-        "savepoint_completed",
-        json!({"job_id": job_id, "location": savepoint}),
-    ));
-
-    // Resubmitting while the old job still holds its slots would start a second copy of it.
-    let state = wait_ended(cx, job_id)
-        .await
-        .map_err(|p| RescaleError::new("waiting for the job to stop", p, pending()))?;
-    record(RescaleStep::new(
-        "job_stopped",
-        json!({"job_id": job_id, "state": state}),
-    ));
 
     let restartable = || Situation::Restartable {
         savepoint: savepoint.clone(),
@@ -96,7 +94,7 @@ pub(super) async fn rescale(
         parallelism: cx.parallelism,
     };
     let verify = |p| RescaleError::new("verifying the parallelism", p, resubmitted());
-    let details = wait_running(&cx.api, &new_job, cx.settings, |_| true)
+    let details = wait_running(cx, &new_job, cx.settings.timeout, |_| true)
         .await
         .map_err(verify)?;
     record(verified(&new_job, &details, cx.parallelism).map_err(verify)?);
@@ -106,6 +104,77 @@ pub(super) async fn rescale(
         job_id: Some(new_job),
         savepoint: Some(savepoint),
     })
+}
+
+/// The savepoint our stop produced (with where it was found, when not in the operation's result),
+/// or the error that says where the job is.
+async fn savepoint_of_stop(
+    cx: &Ctx<'_>,
+    job_id: &str,
+) -> Result<(String, Option<&'static str>), RescaleError> {
+    let pending = || Situation::SavepointPending {
+        job_id: job_id.to_owned(),
+        trigger_id: cx.trigger_id.to_owned(),
+    };
+    let failed = match wait_savepoint(cx, job_id).await {
+        Ok(Ok(location)) => return Ok((location, None)),
+        Ok(Err(failed)) => failed,
+        // The operation's result expired before we read it (`rest.async.store-duration`).
+        Err(Problem::NotFound(message)) => Failed {
+            cause: format!("the savepoint operation is gone: {message}"),
+            job_gone: false,
+        },
+        Err(problem) => {
+            return Err(RescaleError::new(
+                "taking the savepoint",
+                problem,
+                pending(),
+            ));
+        }
+    };
+    // Flink leaves the job running when the savepoint fails; say what it is doing now.
+    let state = cx.api.job_status(job_id).await;
+    let ended = match &state {
+        Ok(s) => ENDED.contains(&s.as_str()),
+        Err(Problem::NotFound(_)) => true,
+        Err(_) => false,
+    };
+    if ended && cx.recorded.stopped(job_id) {
+        // An earlier attempt stopped it; this attempt's operation is a new one that found no job.
+        if let Some((location, from)) = recovered(cx, job_id)
+            .await
+            .map_err(|p| RescaleError::new("finding the savepoint", p, pending()))?
+        {
+            return Ok((location, Some(from)));
+        }
+    }
+    let state = state.unwrap_or_else(|p| format!("in an unknown state ({p})"));
+    let situation = if ended || failed.job_gone {
+        Situation::JobGone {
+            job_id: job_id.to_owned(),
+            state: state.clone(),
+        }
+    } else {
+        Situation::JobStillRunning {
+            job_id: job_id.to_owned(),
+            state: state.clone(),
+        }
+    };
+    let problem = if failed.job_gone {
+        Problem::JobEnded {
+            job_id: job_id.to_owned(),
+            state,
+        }
+    } else {
+        Problem::SavepointFailed {
+            cause: failed.cause,
+        }
+    };
+    Err(RescaleError::new(
+        "taking the savepoint",
+        problem,
+        situation,
+    ))
 }
 
 /// Posts the stop. `Err((problem, moved))`: `moved` when the job may have started stopping.
@@ -150,8 +219,15 @@ async fn stop(
     Ok(())
 }
 
-/// Polls the operation until COMPLETED: `Ok(Ok(location))` or `Ok(Err(failure cause))`.
-async fn wait_savepoint(cx: &Ctx<'_>, job_id: &str) -> Result<Result<String, String>, Problem> {
+/// A savepoint operation that completed with a failure.
+struct Failed {
+    cause: String,
+    /// Flink found no job to stop: it had ended before the stop reached it.
+    job_gone: bool,
+}
+
+/// Polls the operation until COMPLETED: `Ok(Ok(location))` or `Ok(Err(failure))`.
+async fn wait_savepoint(cx: &Ctx<'_>, job_id: &str) -> Result<Result<String, Failed>, Problem> {
     let deadline = Instant::now() + cx.settings.timeout;
     loop {
         let result = cx.api.savepoint(job_id, cx.trigger_id).await?;
@@ -161,7 +237,13 @@ async fn wait_savepoint(cx: &Ctx<'_>, job_id: &str) -> Result<Result<String, Str
             })?;
             return match (operation.location, operation.failure_cause) {
                 (Some(location), _) => Ok(Ok(location)),
-                (None, Some(cause)) => Ok(Err(cause.summary())),
+                (None, Some(cause)) => {
+                    let exception = cause.exception();
+                    Ok(Err(Failed {
+                        cause: exception.summary(),
+                        job_gone: exception.names("FlinkJobNotFoundException"),
+                    }))
+                }
                 (None, None) => Err(Problem::Malformed(
                     "a COMPLETED savepoint operation with neither location nor failure-cause"
                         .to_owned(),
@@ -184,7 +266,8 @@ async fn wait_savepoint(cx: &Ctx<'_>, job_id: &str) -> Result<Result<String, Str
     }
 }
 
-/// Polls `GET /jobs/{jobid}/status` until the job has ended; returns that state.
+/// Polls `GET /jobs/{jobid}/status` (fresh, unlike the job's details) until the job has ended;
+/// returns that state.
 async fn wait_ended(cx: &Ctx<'_>, job_id: &str) -> Result<String, Problem> {
     let deadline = Instant::now() + cx.settings.timeout;
     loop {
@@ -202,8 +285,9 @@ async fn wait_ended(cx: &Ctx<'_>, job_id: &str) -> Result<String, Problem> {
     }
 }
 
-/// `JarRunRequestBody`. `restoreMode` is left to the cluster's default: its name and values differ
-/// between Flink 1.x and 2.x (§5.1 item 4).
+/// `JarRunRequestBody`. `restoreMode` (`claimMode` in 2.x) is left to the cluster's default: its
+/// name and values differ between Flink 1.x and 2.x (§5.1 item 4). Only `programArgsList`: Flink
+/// 2.x silently ignores the old `programArgs` string.
 fn run_body(cx: &Ctx<'_>, savepoint: &str) -> Value {
     let mut body = json!({
         "parallelism": cx.parallelism,
