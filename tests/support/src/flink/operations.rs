@@ -84,7 +84,7 @@ pub(crate) async fn stop_with_savepoint(
     state.stop_requests.push(raw);
     let key = (jid.clone(), trigger.clone());
     let generation = match state.operations.get(&key) {
-        Some(op) if !op.completed_at.is_some_and(|t| t.elapsed() >= store) => {
+        Some(op) if op.completed_at.is_none_or(|t| t.elapsed() < store) => {
             return Ok(accepted(&trigger));
         }
         Some(op) => op.generation + 1,
@@ -147,7 +147,7 @@ pub(crate) async fn savepoint_status(
     let op = state
         .operations
         .get_mut(&key)
-        .filter(|op| !op.completed_at.is_some_and(|t| t.elapsed() >= store))
+        .filter(|op| op.completed_at.is_none_or(|t| t.elapsed() < store))
         .ok_or_else(|| {
             RestError::handler(
                 StatusCode::NOT_FOUND,
