@@ -36,7 +36,10 @@ pub enum RescaleTarget {
     Flink(FlinkJob),
     /// A Flink job in reactive mode: the deployer's new TaskManager count rescales it, and the driver
     /// only confirms the job runs at the new parallelism.
-    FlinkReactive { rest_url: Url, job_name: String },
+    FlinkReactive {
+        rest_url: Url,
+        job_name: String,
+    },
 }
 
 /// A Flink job, found by name on a session cluster, and how to resubmit it.

@@ -75,7 +75,8 @@ fn flink(metric: Metric, by: &str, by_vertex: &str) -> String {
 /// are 60 s moving averages that restart from zero with every task. Not `rate()` either: a restarted
 /// task's counter is a new series (new job or attempt id), and `rate()` divides what a series counted by
 /// the whole window, so for a minute after a restart it blends the new series' part-window with the
-/// outage before it (a job at 450/s read as 80/s, 150/s, … 470/s on a real Flink). `deriv()` is each
+/// outage before it (`flink_metrics`: a job writing 1840/s read as 1045/s just after a resubmission,
+/// climbing for a minute). `deriv()` is each
 /// series' own slope over the points it has, and `and` keeps only series still reported, so a stopped
 /// task's last slope is not added to its successor's. Flink's counters never reset within a series.
 fn per_second(by: &str, counter: &str) -> String {

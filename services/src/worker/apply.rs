@@ -35,7 +35,9 @@ impl Worker {
                 rest_url: rest_url.clone(),
                 job_name: job.job_name.clone(),
             };
-            return self.rescale_into_effect(decision, &cluster.spec, confirm).await;
+            return self
+                .rescale_into_effect(decision, &cluster.spec, confirm)
+                .await;
         }
         let wanted = decision.to_scale.unwrap_or_default().max(0) as usize;
         let alive_since = Utc::now()

@@ -17,9 +17,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use test_support::argocd::{App, ArgoCdServer};
-use test_support::flink_cluster::{
-    Application, FlinkCluster, FlinkOptions, JobDetails, Scheduler,
-};
+use test_support::flink_cluster::{Application, FlinkCluster, FlinkOptions, JobDetails, Scheduler};
 use test_support::flink_probe::{self, ProbeJob};
 use test_support::prometheus::{Prometheus, ScrapeJob, write_targets_file};
 use tokio::sync::Mutex;
@@ -207,7 +205,8 @@ impl FlinkStack {
                 let (cluster, repo, targets) = (cluster.clone(), repo.clone(), targets.clone());
                 let revision = revision.to_owned();
                 runtime.spawn(async move {
-                    if let Err(error) = apply_task_managers(&cluster, &repo, &revision, &targets).await
+                    if let Err(error) =
+                        apply_task_managers(&cluster, &repo, &revision, &targets).await
                     {
                         log(&format!("applying {revision}: {error:#}"));
                     }
@@ -361,8 +360,14 @@ fn fast_rescale_conf() -> Vec<(String, String)> {
             "jobmanager.adaptive-scheduler.executing.cooldown-after-rescaling",
             "5s",
         ),
-        ("jobmanager.adaptive-scheduler.rescale-trigger.max-delay", "10s"),
-        ("jobmanager.adaptive-scheduler.resource-stabilization-timeout", "5s"),
+        (
+            "jobmanager.adaptive-scheduler.rescale-trigger.max-delay",
+            "10s",
+        ),
+        (
+            "jobmanager.adaptive-scheduler.resource-stabilization-timeout",
+            "5s",
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))

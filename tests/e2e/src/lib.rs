@@ -6,8 +6,8 @@
 
 pub mod autoscaler;
 pub mod database;
-pub mod flink;
 pub mod engines;
+pub mod flink;
 pub mod gitops;
 pub mod load;
 pub mod process;

@@ -47,7 +47,9 @@ async fn adaptive_scheduler_rescales_in_place() {
 }
 
 async fn run(path: FlinkPath) {
-    let stack = FlinkStack::start(path).await.expect("the Flink stack starts");
+    let stack = FlinkStack::start(path)
+        .await
+        .expect("the Flink stack starts");
     if let Err(error) = scenario(&stack).await {
         // A panic keeps the processes' logs (see `FlinkStack`'s drop) for whoever reads the failure.
         panic!("{error:#}");
@@ -154,7 +156,11 @@ fn decision_age(decision: &Decision) -> Duration {
         .created_at
         .as_deref()
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .and_then(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).to_std().ok())
+        .and_then(|t| {
+            (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+                .to_std()
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -190,7 +196,8 @@ async fn scenario(stack: &FlinkStack) -> anyhow::Result<()> {
 
     // The input rises above what scale 1 can move: the backlog grows until a rule fires.
     stack.probe.set_rate(high)?;
-    let (up, up_timing) = follow_rescale(stack, 0, "a scale-up applied", Decision::scales_up).await?;
+    let (up, up_timing) =
+        follow_rescale(stack, 0, "a scale-up applied", Decision::scales_up).await?;
     anyhow::ensure!(
         ["lag_increasing", "lag_above_threshold"].contains(&up.rule.as_str()),
         "a lag rule fired, not {}",
@@ -198,10 +205,7 @@ async fn scenario(stack: &FlinkStack) -> anyhow::Result<()> {
     );
     anyhow::ensure!(up.from_scale == Some(1), "from scale 1: {up:#?}");
     let up_to = up.to_scale.expect("an applied decision has a scale") as u32;
-    anyhow::ensure!(
-        (2..=path.max_scale()).contains(&up_to),
-        "scaled to {up_to}"
-    );
+    anyhow::ensure!((2..=path.max_scale()).contains(&up_to), "scaled to {up_to}");
 
     // Git holds the change, made by the autoscaler, and Argo CD applied that very commit.
     let history = stack.repo.history()?;
