@@ -108,6 +108,8 @@ pub struct FlinkCluster {
     task_managers: Vec<TaskManager>,
     started_task_managers: u32,
     http: reqwest::Client,
+    /// Keep the work directory (its logs) when dropped: start-up failed.
+    keep_dir: bool,
     // Declared last: dropped (killed) after the TaskManagers.
     jobmanager: Option<Process>,
 }
@@ -176,19 +178,27 @@ impl FlinkCluster {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()?,
+            keep_dir: false,
             jobmanager: None,
         };
-        cluster.write_config()?;
-        cluster.start_jobmanager()?;
-        until_ok("the JobManager's REST API", START_DEADLINE, || async {
-            cluster.overview().await.map(|_| ())
-        })
-        .await
-        .with_context(|| cluster.logs_hint())?;
-        for _ in 0..cluster.options.task_managers {
-            cluster.start_task_manager().await?;
+        if let Err(error) = cluster.boot().await {
+            cluster.keep_dir = true;
+            return Err(error.context(cluster.logs_hint()));
         }
         Ok(cluster)
+    }
+
+    async fn boot(&mut self) -> anyhow::Result<()> {
+        self.write_config()?;
+        self.start_jobmanager()?;
+        until_ok("the JobManager's REST API", START_DEADLINE, || async {
+            self.overview().await.map(|_| ())
+        })
+        .await?;
+        for _ in 0..self.options.task_managers {
+            self.start_task_manager().await?;
+        }
+        Ok(())
     }
 
     pub fn rest_url(&self) -> String {
@@ -486,12 +496,14 @@ impl FlinkCluster {
             }
             Some(application) => {
                 let mut command = self.script("standalone-job.sh");
+                // `--jars` takes every value up to the next option it knows, so it goes first: after
+                // it, the class name ends the list and the program's own arguments follow.
                 command
                     .arg("start-foreground")
-                    .arg("--job-classname")
-                    .arg(&application.program.entry_class)
                     .arg("--jars")
                     .arg(format!("file://{}", application.jar.display()))
+                    .arg("--job-classname")
+                    .arg(&application.program.entry_class)
                     .args(&application.program.args);
                 command
             }
@@ -535,7 +547,7 @@ impl Drop for FlinkCluster {
         self.task_managers.clear();
         self.jobmanager = None;
         let Some(dir) = self.dir.take() else { return };
-        if std::thread::panicking() {
+        if self.keep_dir || std::thread::panicking() {
             eprintln!("flink: the cluster's logs stay in {}", dir.display());
         } else {
             let _ = std::fs::remove_dir_all(&dir);

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use test_support::flink_cluster::{FlinkCluster, FlinkOptions};
+use test_support::flink_cluster::{Application, FlinkCluster, FlinkOptions, Scheduler};
+use test_support::flink_probe::{self, ProbeJob};
 use test_support::prometheus::{Prometheus, ScrapeJob};
 use test_support::wait::until_some;
 
@@ -89,4 +90,40 @@ async fn a_session_cluster_grows_and_shrinks_is_scraped_and_dies_with_its_handle
         );
     }
     assert!(!dir.exists(), "the work directory is removed");
+}
+
+/// Reactive mode: the application cluster runs its one job at every slot it has, so a TaskManager
+/// more or less rescales it (Flink's fast-rescale settings, as the end-to-end test uses them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reactive_cluster_runs_its_job_at_every_slot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let probe = ProbeJob::new("reactive-probe", dir.path()).expect("probe");
+    probe.set_rate(50).expect("rate");
+    let conf = [
+        ("jobmanager.adaptive-scheduler.executing.resource-stabilization-timeout", "5s"),
+        ("jobmanager.adaptive-scheduler.executing.cooldown-after-rescaling", "5s"),
+        ("jobmanager.adaptive-scheduler.resource-stabilization-timeout", "5s"),
+    ];
+    let mut cluster = FlinkCluster::start(FlinkOptions {
+        scheduler: Scheduler::Reactive,
+        slots_per_task_manager: 2,
+        task_managers: 1,
+        conf: conf.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        application: Some(Application {
+            jar: flink_probe::jar().expect("the probe jar"),
+            program: probe.program(),
+        }),
+    })
+    .await
+    .expect("a reactive cluster starts");
+    let deadline = Duration::from_secs(120);
+    let job = cluster
+        .running_job("reactive-probe", deadline)
+        .await
+        .expect("the application runs");
+    cluster.wait_running(&job, 2, deadline).await.expect("at 2");
+    cluster.start_task_manager().await.expect("a second TaskManager");
+    cluster.wait_running(&job, 4, deadline).await.expect("at 4");
+    cluster.stop_task_manager().await.expect("back to one");
+    cluster.wait_running(&job, 2, deadline).await.expect("at 2 again");
 }
