@@ -305,9 +305,28 @@ fn the_flink_subscription_matches_the_job_the_scale_file_and_the_application() {
         problems.check(spec.scales_reactively(), || {
             format!("{at}: target.reactive is not true: the operator redeploys the job, the autoscaler must not restart it")
         });
-        problems.check(target.flink.is_none() && target.control_url.is_none(), || {
-            format!("{at}: target.flink or target.control_url is set, but the operator restarts the job")
-        });
+        // The job's REST API (the operator's `<name>-rest` Service) only confirms the new parallelism:
+        // the decision is applied once the redeployed job runs at it. Nothing is resubmitted.
+        if let Some(flink) = &target.flink {
+            let name = job_name(&value, &conf);
+            problems.check(flink.job_name == name, || {
+                format!(
+                    "{at}: target.flink.job_name is {:?}, the job is {name:?}",
+                    flink.job_name
+                )
+            });
+            problems.check(flink.jar_id.is_empty(), || {
+                format!("{at}: target.flink.jar_id is set, but the operator deploys the jar")
+            });
+            let deployment = value["metadata"]["name"].as_str().unwrap_or_default();
+            let namespace = installation.namespace.clone().unwrap_or_default();
+            let port = setting(&conf, &["rest.port"]).unwrap_or("8081");
+            let rest = format!("http://{deployment}-rest.{namespace}.svc:{port}/");
+            problems.check(
+                target.control_url.as_ref().map(|u| u.as_str()) == Some(rest.as_str()),
+                || format!("{at}: target.control_url must be the operator's REST Service {rest}"),
+            );
+        }
 
         // The unit of the number in Git, and the key the operator reads it from.
         let mode = value["spec"]["mode"].as_str().unwrap_or("native");

@@ -9,7 +9,13 @@ use anyhow::Context;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::database::Database;
 use crate::process::{Process, binary, free_port};
+
+pub const API_TOKEN: &str = "e2e-api-token-0123456789";
+pub const ENGINE_TOKEN: &str = "e2e-engine-token-0123456789";
+/// The Argo CD test server's token; the subscriptions name it as `{"env": "E2E_ARGOCD_TOKEN"}`.
+pub const ARGOCD_TOKEN: &str = "e2e-argocd-token-0123456789";
 
 /// How the test tunes the service: every setting is a documented environment variable.
 pub struct AutoscalerSettings<'a> {
@@ -106,6 +112,21 @@ impl Autoscaler {
         })
         .await?;
         Ok(autoscaler)
+    }
+
+    /// The stack's autoscaler: its tokens, the Argo CD token as the secret the subscriptions name, and
+    /// `database` (which it creates).
+    pub async fn start_for_stack(dir: &Path, database: &Database) -> anyhow::Result<Self> {
+        Self::start(
+            dir,
+            &AutoscalerSettings {
+                database_url: &database.url(),
+                api_token: API_TOKEN,
+                engine_token: ENGINE_TOKEN,
+                secrets: &[("E2E_ARGOCD_TOKEN", ARGOCD_TOKEN)],
+            },
+        )
+        .await
     }
 
     /// `POST /api/v1/clusters`: answers the error body when the service refuses the spec.

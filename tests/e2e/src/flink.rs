@@ -22,7 +22,7 @@ use test_support::flink_probe::{self, ProbeJob};
 use test_support::prometheus::{Prometheus, ScrapeJob, write_targets_file};
 use tokio::sync::Mutex;
 
-use crate::autoscaler::{Autoscaler, AutoscalerSettings};
+use crate::autoscaler::{ARGOCD_TOKEN, Autoscaler};
 use crate::database::Database;
 use crate::gitops::{self, Repository, ScaleFile};
 use crate::{log, process};
@@ -40,10 +40,6 @@ const SPLITS: u32 = 8;
 pub const SLEEP_US: u64 = 5_000;
 /// Short checkpoints: the sink flushes at each, so the test sees records within a second.
 const CHECKPOINT_MS: u64 = 1_000;
-
-const API_TOKEN: &str = "e2e-api-token-0123456789";
-const ENGINE_TOKEN: &str = "e2e-engine-token-0123456789";
-const ARGOCD_TOKEN: &str = "e2e-argocd-token-0123456789";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlinkPath {
@@ -215,16 +211,7 @@ impl FlinkStack {
         }
 
         let database = Database::new("e2e_flink");
-        let autoscaler = Autoscaler::start(
-            dir.path(),
-            &AutoscalerSettings {
-                database_url: &database.url(),
-                api_token: API_TOKEN,
-                engine_token: ENGINE_TOKEN,
-                secrets: &[("E2E_ARGOCD_TOKEN", ARGOCD_TOKEN)],
-            },
-        )
-        .await?;
+        let autoscaler = Autoscaler::start_for_stack(dir.path(), &database).await?;
         let stack = Self {
             path,
             autoscaler,
@@ -260,6 +247,7 @@ impl FlinkStack {
             flink["jar_id"] = jar_id.into();
             flink["entry_class"] = PROBE_ENTRY_CLASS.into();
             flink["program_args"] = self.probe.args().into();
+            flink["adaptive_scheduler"] = (self.path == FlinkPath::Adaptive).into();
         }
         let scale = self.repo.scale;
         json!({

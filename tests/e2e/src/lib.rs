@@ -21,7 +21,7 @@ use test_support::argocd::{App, ArgoCdServer};
 use test_support::es::{EsServer, EsServerOptions, Faults};
 use test_support::kafka::MockBroker;
 
-use autoscaler::{Autoscaler, AutoscalerSettings};
+use autoscaler::{ARGOCD_TOKEN, Autoscaler, ENGINE_TOKEN};
 use database::Database;
 use engines::{EngineSettings, Engines};
 use gitops::Repository;
@@ -40,10 +40,6 @@ pub const MAX_SCALE: u32 = 4;
 pub const ES_REQUEST_MS: u64 = 100;
 pub const ES_CONCURRENT_REQUESTS: u64 = 4;
 pub const BATCH_DOCS: u32 = 100;
-
-const API_TOKEN: &str = "e2e-api-token-0123456789";
-const ENGINE_TOKEN: &str = "e2e-engine-token-0123456789";
-const ARGOCD_TOKEN: &str = "e2e-argocd-token-0123456789";
 
 pub struct Stack {
     pub autoscaler: Autoscaler,
@@ -85,16 +81,7 @@ impl Stack {
 
         // The autoscaler creates its database; the guard drops it again, also when start-up fails.
         let database = Database::new("e2e");
-        let autoscaler = Autoscaler::start(
-            dir.path(),
-            &AutoscalerSettings {
-                database_url: &database.url(),
-                api_token: API_TOKEN,
-                engine_token: ENGINE_TOKEN,
-                secrets: &[("E2E_ARGOCD_TOKEN", ARGOCD_TOKEN)],
-            },
-        )
-        .await?;
+        let autoscaler = Autoscaler::start_for_stack(dir.path(), &database).await?;
 
         let engines = Engines::new(
             EngineSettings {

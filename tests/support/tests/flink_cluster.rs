@@ -100,15 +100,27 @@ async fn a_reactive_cluster_runs_its_job_at_every_slot() {
     let probe = ProbeJob::new("reactive-probe", dir.path()).expect("probe");
     probe.set_rate(50).expect("rate");
     let conf = [
-        ("jobmanager.adaptive-scheduler.executing.resource-stabilization-timeout", "5s"),
-        ("jobmanager.adaptive-scheduler.executing.cooldown-after-rescaling", "5s"),
-        ("jobmanager.adaptive-scheduler.resource-stabilization-timeout", "5s"),
+        (
+            "jobmanager.adaptive-scheduler.executing.resource-stabilization-timeout",
+            "5s",
+        ),
+        (
+            "jobmanager.adaptive-scheduler.executing.cooldown-after-rescaling",
+            "5s",
+        ),
+        (
+            "jobmanager.adaptive-scheduler.resource-stabilization-timeout",
+            "5s",
+        ),
     ];
     let mut cluster = FlinkCluster::start(FlinkOptions {
         scheduler: Scheduler::Reactive,
         slots_per_task_manager: 2,
         task_managers: 1,
-        conf: conf.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        conf: conf
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         application: Some(Application {
             jar: flink_probe::jar().expect("the probe jar"),
             program: probe.program(),
@@ -122,8 +134,14 @@ async fn a_reactive_cluster_runs_its_job_at_every_slot() {
         .await
         .expect("the application runs");
     cluster.wait_running(&job, 2, deadline).await.expect("at 2");
-    cluster.start_task_manager().await.expect("a second TaskManager");
+    cluster
+        .start_task_manager()
+        .await
+        .expect("a second TaskManager");
     cluster.wait_running(&job, 4, deadline).await.expect("at 4");
     cluster.stop_task_manager().await.expect("back to one");
-    cluster.wait_running(&job, 2, deadline).await.expect("at 2 again");
+    cluster
+        .wait_running(&job, 2, deadline)
+        .await
+        .expect("at 2 again");
 }
