@@ -17,6 +17,9 @@ use e2e::wait::until_some;
 
 /// Each stage of the loop gets this long.
 const STAGE: Duration = Duration::from_secs(300);
+/// The scale-down waits for the forecast (the mean input over the last hour when no trend fits, so it
+/// remembers the burst) to fall below what one step down carries; a TaskManager is a coarse step.
+const SCALE_DOWN_STAGE: Duration = Duration::from_secs(600);
 /// Polls of the job and the sink while a rescale is under way.
 const POLL: Duration = Duration::from_millis(250);
 
@@ -25,7 +28,7 @@ const POLL: Duration = Duration::from_millis(250);
 fn rates(path: FlinkPath) -> (u64, u64, u64) {
     match path {
         // Scale 1 is one TaskManager: two `burn` subtasks, about 400 records per second.
-        FlinkPath::Reactive => (100, 900, 30),
+        FlinkPath::Reactive => (100, 900, 10),
         // Scale 1 is parallelism 1: about 200 records per second.
         FlinkPath::Savepoint | FlinkPath::Adaptive => (60, 500, 20),
     }
@@ -72,8 +75,9 @@ async fn follow_rescale(
     after: i64,
     what: &str,
     wanted: fn(&Decision) -> bool,
+    stage: Duration,
 ) -> anyhow::Result<(Decision, RescaleTiming)> {
-    let deadline = Instant::now() + STAGE;
+    let deadline = Instant::now() + stage;
     let mut last_count = stack.probe.sink_coverage()?.distinct();
     let mut last_growth = Instant::now();
     let mut longest_silence = Duration::ZERO;
@@ -197,7 +201,7 @@ async fn scenario(stack: &FlinkStack) -> anyhow::Result<()> {
     // The input rises above what scale 1 can move: the backlog grows until a rule fires.
     stack.probe.set_rate(high)?;
     let (up, up_timing) =
-        follow_rescale(stack, 0, "a scale-up applied", Decision::scales_up).await?;
+        follow_rescale(stack, 0, "a scale-up applied", Decision::scales_up, STAGE).await?;
     anyhow::ensure!(
         ["lag_increasing", "lag_above_threshold"].contains(&up.rule.as_str()),
         "a lag rule fired, not {}",
@@ -246,8 +250,14 @@ async fn scenario(stack: &FlinkStack) -> anyhow::Result<()> {
     .await?;
     let scale_before = stack.repo.scale_at(BRANCH)?;
     stack.probe.set_rate(fallen)?;
-    let (down, down_timing) =
-        follow_rescale(stack, before, "a scale-down applied", Decision::scales_down).await?;
+    let (down, down_timing) = follow_rescale(
+        stack,
+        before,
+        "a scale-down applied",
+        Decision::scales_down,
+        SCALE_DOWN_STAGE,
+    )
+    .await?;
     anyhow::ensure!(
         down.rule == "sustained_low_load",
         "the low-load rule, not {}",
