@@ -269,14 +269,6 @@ impl FlinkStack {
         })
     }
 
-    /// The job running now (its id changes with every resubmission).
-    pub async fn job(&self) -> anyhow::Result<(String, JobDetails)> {
-        let flink = self.flink.lock().await;
-        let id = flink.running_job(JOB_NAME, Duration::from_secs(60)).await?;
-        let details = flink.job(&id).await?;
-        Ok((id, details))
-    }
-
     /// The job's parallelism when it and all its tasks run, from Flink's REST API.
     pub async fn running_parallelism(&self) -> anyhow::Result<Option<u32>> {
         let jobs: Value = self
@@ -316,10 +308,6 @@ impl FlinkStack {
                 JOB_NAME.replace('-', "_")
             ))
             .await
-    }
-
-    pub fn logs_dir(&self) -> &Path {
-        self.dir.as_ref().map_or(Path::new("."), |d| d.path())
     }
 }
 
