@@ -26,7 +26,7 @@ pub fn preset(kind: TargetKind, metric: Metric, labels: &[String]) -> Option<Str
     Some(query)
 }
 
-// Flink's Prometheus reporter names (checked against a real Flink 2.3: `../shared/flink/FACTS.md` and
+// Flink's Prometheus reporter names (checked against a real Flink 2.3 by
 // `services/tests/flink_metrics.rs`). Every query reads per-task or per-operator series of the
 // TaskManagers, which carry `job_name`, `job_id` and the scrape target's labels; of the JobManager's only
 // the job's uptime (matched on `job_id`). The JVM's CPU and the TaskManager count carry no job.

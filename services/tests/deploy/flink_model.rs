@@ -82,7 +82,7 @@ pub fn setting<'a>(conf: &'a BTreeMap<String, String>, keys: &[&str]) -> Option<
 }
 
 /// A label value as Flink's Prometheus reporter exports it: every character outside
-/// `[a-zA-Z0-9:_]` becomes `_` (FACTS.md, "Metrics": `probe-adaptive` is `probe_adaptive`).
+/// `[a-zA-Z0-9:_]` becomes `_` (on a real Flink 2.3, the job `probe-adaptive` is `probe_adaptive`).
 pub fn reporter_label_value(value: &str) -> String {
     value
         .chars()

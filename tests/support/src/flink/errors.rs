@@ -1,4 +1,4 @@
-//! Flink's REST error responses, in the shapes a real Flink 2.3 sends (FACTS.md #1, #2):
+//! Flink's REST error responses, in the shapes a real Flink 2.3 sends (as captured from one):
 //! - a 5xx: `{"errors": ["Internal server error.", "<Exception on server side:\n<class>: <message>\n\tat …
 //!   \n\nEnd of exception on server side>"]}`;
 //! - a 4xx from a handler: `{"errors": ["<class>: <message>\n\tat …\nCaused by: <class>: <message>…"]}`;

@@ -1,6 +1,5 @@
-//! A Flink REST API test server for rescaling, faithful to what a real Flink 2.3 answers
-//! (`/work/shared/flink/FACTS.md`; the contract tests in `tests/flink_contract.rs` run the same checks
-//! against both). It exists for what a real Flink cannot be made to show on demand: a savepoint
+//! A Flink REST API test server for rescaling, faithful to what a real Flink 2.3 answers (the contract
+//! tests in `tests/flink_contract/` run the same checks against both). It exists for what a real Flink cannot be made to show on demand: a savepoint
 //! that fails, a submission that fails with a chosen status, a program that pins its parallelism,
 //! exact control of timing.
 //!
