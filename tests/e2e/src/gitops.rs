@@ -129,3 +129,16 @@ impl Repository {
             .collect()
     }
 }
+
+/// The one commit in `history` that carries `decision`'s trailer; an error when none or several do.
+pub fn commit_of(history: &[Commit], decision: i64) -> anyhow::Result<Commit> {
+    let commits: Vec<&Commit> = history
+        .iter()
+        .filter(|c| c.decision == Some(decision))
+        .collect();
+    anyhow::ensure!(
+        commits.len() == 1,
+        "exactly one commit carries decision {decision}: {history:#?}"
+    );
+    Ok(commits[0].clone())
+}

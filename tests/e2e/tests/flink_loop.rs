@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use e2e::autoscaler::Decision;
 use e2e::flink::{CLUSTER, FlinkPath, FlinkStack};
-use e2e::gitops::{BRANCH, Commit};
+use e2e::gitops::{BRANCH, commit_of};
 use e2e::wait::until_some;
 
 /// Each stage of the loop gets this long.
@@ -168,20 +168,6 @@ fn decision_age(decision: &Decision) -> Duration {
         .unwrap_or_default()
 }
 
-/// The commit the decision wrote, found by its trailer.
-fn commit_of(history: &[Commit], decision: &Decision) -> anyhow::Result<Commit> {
-    let commits: Vec<&Commit> = history
-        .iter()
-        .filter(|c| c.decision == Some(decision.id))
-        .collect();
-    anyhow::ensure!(
-        commits.len() == 1,
-        "exactly one commit carries decision {}: {history:#?}",
-        decision.id
-    );
-    Ok(commits[0].clone())
-}
-
 async fn scenario(stack: &FlinkStack) -> anyhow::Result<()> {
     let path = stack.path;
     let (low, high, fallen) = rates(path);
@@ -213,7 +199,7 @@ async fn scenario(stack: &FlinkStack) -> anyhow::Result<()> {
 
     // Git holds the change, made by the autoscaler, and Argo CD applied that very commit.
     let history = stack.repo.history()?;
-    let up_commit = commit_of(&history, &up)?;
+    let up_commit = commit_of(&history, up.id)?;
     anyhow::ensure!(up_commit.scale == up_to, "the commit holds {up_to}");
     anyhow::ensure!(
         history[0].sha == up_commit.sha,
@@ -267,7 +253,7 @@ async fn scenario(stack: &FlinkStack) -> anyhow::Result<()> {
     let down_to = down.to_scale.expect("an applied decision has a scale") as u32;
     anyhow::ensure!(down_to < scale_before && down_to >= 1, "{down:#?}");
     let history = stack.repo.history()?;
-    let down_commit = commit_of(&history, &down)?;
+    let down_commit = commit_of(&history, down.id)?;
     anyhow::ensure!(down_commit.scale == down_to, "the commit holds {down_to}");
     eprintln!(
         "flink-e2e {path:?} scale-down {scale_before} -> {down_to}: rule to running at parallelism \

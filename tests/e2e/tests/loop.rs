@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use e2e::autoscaler::Decision;
-use e2e::gitops::Commit;
+use e2e::gitops::commit_of;
 use e2e::wait::until_some;
 use e2e::{CLUSTER, Stack};
 
@@ -49,21 +49,6 @@ async fn applied_change(
     .await
 }
 
-/// The commit the decision wrote, found by its trailer.
-fn commit_of(history: &[Commit], decision: &Decision) -> Commit {
-    let commits: Vec<&Commit> = history
-        .iter()
-        .filter(|c| c.decision == Some(decision.id))
-        .collect();
-    assert_eq!(
-        commits.len(),
-        1,
-        "exactly one commit carries decision {}: {history:#?}",
-        decision.id
-    );
-    commits[0].clone()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn load_scales_the_pipeline_up_through_git_and_back_down() {
     let stack = Stack::start().await.expect("the stack starts");
@@ -102,7 +87,7 @@ async fn scenario(stack: &Stack) -> anyhow::Result<()> {
 
     // Git holds the change, made by the autoscaler, and Argo CD applied that very commit.
     let history = stack.repo.history()?;
-    let up_commit = commit_of(&history, &up);
+    let up_commit = commit_of(&history, up.id)?;
     assert_eq!(up_commit.scale, up_to);
     assert_eq!(
         history[0].sha, up_commit.sha,
@@ -151,7 +136,7 @@ async fn scenario(stack: &Stack) -> anyhow::Result<()> {
         "scaled down to {down_to} from {scale_before}"
     );
     let history = stack.repo.history()?;
-    let down_commit = commit_of(&history, &down);
+    let down_commit = commit_of(&history, down.id)?;
     assert_eq!(down_commit.scale, down_to);
     let position = |sha: &str| history.iter().position(|c| c.sha == sha);
     assert!(
