@@ -4,14 +4,19 @@
 //! Capacity is learned by a linear regression (smartcore) of processed throughput against scale, over the
 //! samples where the job was saturated (a backlog waited, so what it processed was all it could). Where
 //! that model is not trustworthy yet, a proportional estimate stands in, and the estimate says which and why.
+//! Samples taken just after the scale changed are no evidence of capacity: the job was restarting, or
+//! its rate meters were still ramping up (Flink's take about 70 s), so a stalled restart would otherwise
+//! read as a worker that moves nothing.
 
 mod check;
+mod forecast;
 mod plan;
 mod regression;
 
 use serde::Serialize;
 
 pub use check::{CheckOutcome, PreviousChange, post_check};
+pub use forecast::{Smoothed, smooth};
 pub use plan::{Plan, plan};
 pub use regression::{LineFit, fit_line};
 
@@ -30,6 +35,8 @@ const MAX_PLAUSIBLE_SCALE: f64 = 1_000_000.0;
 const NEWEST_RATE_SAMPLES: usize = 3;
 /// The proportional estimate averages this many of the newest samples.
 const PER_WORKER_SAMPLES: usize = 5;
+/// After the scale metric changes, samples are no evidence of capacity for this long.
+const SETTLE_SECONDS: f64 = 120.0;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "method", rename_all = "snake_case")]
@@ -90,13 +97,14 @@ pub fn estimate(history: &[Sample], policy: &Policy) -> Result<Estimate, Estimat
     let required_throughput =
         (forecast_input + lag_records / f64::from(policy.catch_up_seconds.max(1))) * HEADROOM;
 
-    let (method, scale) = match capacity_model(history, policy) {
+    let settled = settled(history);
+    let (method, scale) = match capacity_model(&settled, policy) {
         Ok(fit) => {
             let scale = (required_throughput - fit.intercept) / fit.slope;
             (Method::Regression { fit }, scale)
         }
         Err(reason) => {
-            let per_worker = per_worker_throughput(history, policy, scale_now)?;
+            let per_worker = per_worker_throughput(history, &settled, policy, scale_now)?;
             let scale = required_throughput / per_worker;
             (Method::Proportional { reason, per_worker }, scale)
         }
@@ -110,10 +118,9 @@ pub fn estimate(history: &[Sample], policy: &Policy) -> Result<Estimate, Estimat
     })
 }
 
-/// The input rate a horizon ahead: the trend of the arrival rate over the history when it explains the
-/// data, else the recent mean. Never below the newest observed rate (the mean of the newest
-/// `NEWEST_RATE_SAMPLES`, so that one noisy scrape does not decide), so a falling forecast cannot starve
-/// a backlog.
+/// The input rate a horizon ahead: the arrival rate smoothed with its trend, old samples fading (see
+/// `forecast`). Never below the newest observed rate (the mean of the newest `NEWEST_RATE_SAMPLES`, so
+/// that one noisy scrape does not decide), so a falling forecast cannot starve a backlog.
 ///
 /// `records_in` is what the job consumed; what arrived is that plus the lag's growth between scrapes
 /// (a saturated job consumes only what it can, and the rest shows up as lag).
@@ -140,16 +147,13 @@ fn forecast_input(history: &[Sample]) -> Result<f64, EstimateError> {
             points.push((at, (consumed + growth).max(0.0)));
         }
     }
-    let Some(&(last_at, _)) = points.last() else {
-        return Err(EstimateError::MissingMetric("records_in"));
-    };
+    let smoothed = smooth(&points).ok_or(EstimateError::MissingMetric("records_in"))?;
     let newest = &points[points.len().saturating_sub(NEWEST_RATE_SAMPLES)..];
     let last_rate = newest.iter().map(|(_, r)| r).sum::<f64>() / newest.len() as f64;
-    let mean = points.iter().map(|(_, r)| r).sum::<f64>() / points.len() as f64;
-    let trend = fit_line(&points)
-        .filter(|fit| fit.r2 >= MIN_R2)
-        .map(|fit| fit.at(last_at + FORECAST_HORIZON_SECONDS));
-    Ok(trend.unwrap_or(mean).max(last_rate).max(0.0))
+    Ok(smoothed
+        .at(FORECAST_HORIZON_SECONDS)
+        .max(last_rate)
+        .max(0.0))
 }
 
 /// A sample where a backlog waited, so the job processed all it could.
@@ -160,15 +164,34 @@ fn saturated(sample: &Sample, policy: &Policy) -> bool {
         || sample.cpu_load.is_some_and(|cpu| cpu >= policy.cpu_high)
 }
 
-fn capacity_model(history: &[Sample], policy: &Policy) -> Result<LineFit, String> {
-    let points: Vec<(f64, f64)> = history
+/// The samples that can speak for capacity: taken at least `SETTLE_SECONDS` after the scale metric last
+/// changed (a change before the history began is unknown, so the oldest samples count).
+fn settled(history: &[Sample]) -> Vec<&Sample> {
+    let mut known: Option<f64> = None;
+    let mut changed_at = None;
+    history
+        .iter()
+        .filter(|sample| {
+            if let Some(scale) = sample.scale.filter(|v| v.is_finite()).map(f64::round) {
+                if known.is_some_and(|before| before != scale) {
+                    changed_at = Some(sample.sampled_at);
+                }
+                known = Some(scale);
+            }
+            changed_at.is_none_or(|at| (sample.sampled_at - at).as_seconds_f64() >= SETTLE_SECONDS)
+        })
+        .collect()
+}
+
+fn capacity_model(settled: &[&Sample], policy: &Policy) -> Result<LineFit, String> {
+    let points: Vec<(f64, f64)> = settled
         .iter()
         .filter(|s| saturated(s, policy))
         .filter_map(|s| Some((s.scale?.round(), s.records_out.filter(|v| v.is_finite())?)))
         .collect();
     if points.len() < MIN_POINTS {
         return Err(format!(
-            "{} saturated samples, need {MIN_POINTS}",
+            "{} settled saturated samples, need {MIN_POINTS}",
             points.len()
         ));
     }
@@ -194,22 +217,26 @@ fn capacity_model(history: &[Sample], policy: &Policy) -> Result<LineFit, String
     Ok(fit)
 }
 
-/// What one worker processes: the output rate over the scale, scaled up by CPU headroom when the job was
-/// not saturated (at 40 % CPU a worker could do about 2.5 times its output), but never above what a worker
-/// was seen to move while saturated. Taken over the newest
-/// `PER_WORKER_SAMPLES` samples at the current scale, so that one noisy scrape does not size the job.
+/// What one worker processes. Measured where the history shows it: what a worker moved while a backlog
+/// waited (the median of such samples, never above the most ever seen). Else, and as long as it stays
+/// within those bounds, the output rate over the scale scaled up by CPU headroom (at 40 % CPU a worker
+/// could do about 2.5 times its output). Taken over the newest `PER_WORKER_SAMPLES` settled samples at
+/// the current scale, so that one noisy scrape does not size the job.
+///
+/// Both bounds matter. A job held back by its sink (a slow Elasticsearch) idles at low CPU while a
+/// backlog waits: what a worker moved then is all it can do, whatever its CPU said. And a nearly idle job
+/// (a JVM's own CPU dwarfs 10 records per second) would read as workers that can do almost nothing.
 fn per_worker_throughput(
     history: &[Sample],
+    settled: &[&Sample],
     policy: &Policy,
     scale_now: f64,
 ) -> Result<f64, EstimateError> {
-    let recent: Vec<&Sample> = history
-        .iter()
-        .rev()
-        .filter(|s| s.records_out.is_some_and(f64::is_finite))
-        .take_while(|s| s.scale.is_none_or(|scale| scale.round() == scale_now))
-        .take(PER_WORKER_SAMPLES)
-        .collect();
+    let mut recent = newest_at_scale(settled.iter().rev().copied(), scale_now);
+    if recent.is_empty() {
+        // Only just changed: what the job does now is all there is to go on.
+        recent = newest_at_scale(history.iter().rev(), scale_now);
+    }
     if recent.is_empty() {
         return Err(EstimateError::MissingMetric("records_out"));
     }
@@ -223,19 +250,33 @@ fn per_worker_throughput(
         out += sample.records_out.unwrap_or_default().max(1.0);
         busy += scale_now * utilisation;
     }
-    let per_worker = out / busy;
-    // CPU headroom says what a worker could do only if CPU is what limits it. A job held back by its
-    // sink (a slow Elasticsearch) idles at low CPU while a backlog waits; what a worker moved with a
-    // backlog waiting is then all it can do, whatever its CPU said.
-    Ok(match saturated_ceiling(history, policy) {
-        Some(ceiling) => per_worker.min(ceiling),
-        None => per_worker,
+    let observed = out / busy;
+    Ok(match saturated_per_worker(settled, policy) {
+        Some(Bounds { typical, most }) => observed.max(typical).min(most),
+        None => observed,
     })
 }
 
-/// The most one worker was seen to move while a backlog waited, if the history holds such a time.
-fn saturated_ceiling(history: &[Sample], policy: &Policy) -> Option<f64> {
-    history
+/// Up to `PER_WORKER_SAMPLES` samples with an output rate, from `newest_first` while they are at `scale`.
+fn newest_at_scale<'a>(
+    newest_first: impl Iterator<Item = &'a Sample>,
+    scale: f64,
+) -> Vec<&'a Sample> {
+    newest_first
+        .filter(|s| s.records_out.is_some_and(f64::is_finite))
+        .take_while(|s| s.scale.is_none_or(|v| v.round() == scale))
+        .take(PER_WORKER_SAMPLES)
+        .collect()
+}
+
+/// What one worker moved while a backlog waited.
+struct Bounds {
+    typical: f64,
+    most: f64,
+}
+
+fn saturated_per_worker(settled: &[&Sample], policy: &Policy) -> Option<Bounds> {
+    let mut rates: Vec<f64> = settled
         .iter()
         .filter(|s| saturated(s, policy))
         .filter_map(|s| {
@@ -243,7 +284,12 @@ fn saturated_ceiling(history: &[Sample], policy: &Policy) -> Option<f64> {
             let out = s.records_out.filter(|v| v.is_finite() && *v > 0.0)?;
             Some(out / scale)
         })
-        .max_by(f64::total_cmp)
+        .collect();
+    rates.sort_unstable_by(f64::total_cmp);
+    Some(Bounds {
+        typical: *rates.get(rates.len() / 2)?,
+        most: *rates.last()?,
+    })
 }
 
 #[cfg(test)]

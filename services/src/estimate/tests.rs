@@ -17,13 +17,17 @@ fn now() -> DateTime<Utc> {
         .expect("time")
 }
 
+/// Seconds between two samples of the helpers' histories: longer than the settling time after a change
+/// of scale, so that every sample counts as evidence.
+const SPACING: i64 = 150;
+
 /// A job whose workers each process `per_worker` records/s, saturated (lag waiting) at every scale.
 fn saturated_history(per_worker: f64, scales: &[f64], input: f64, lag_records: f64) -> Vec<Sample> {
     scales
         .iter()
         .enumerate()
         .map(|(i, scale)| Sample {
-            sampled_at: now() - Duration::seconds(30 * (scales.len() - 1 - i) as i64),
+            sampled_at: now() - Duration::seconds(SPACING * (scales.len() - 1 - i) as i64),
             cpu_load: Some(0.95),
             lag_records: Some(lag_records),
             lag_seconds: Some(600.0),
@@ -90,7 +94,7 @@ fn cpu_headroom_never_exceeds_what_a_saturated_worker_moved() {
     for (i, s) in calm.iter_mut().enumerate() {
         s.cpu_load = Some(0.02);
         s.lag_seconds = Some(0.5);
-        s.sampled_at = now() + Duration::seconds(30 * (i as i64 + 1));
+        s.sampled_at = now() + Duration::seconds(SPACING * (i as i64 + 1));
     }
     history.extend(calm);
     let estimate = estimate(&history, &policy(serde_json::json!({}))).expect("estimate");
@@ -110,12 +114,12 @@ fn cpu_headroom_never_exceeds_what_a_saturated_worker_moved() {
 fn a_rising_input_is_forecast_ahead() {
     let mut history = saturated_history(1000.0, &[4.0; 11], 0.0, 0.0);
     for (i, s) in history.iter_mut().enumerate() {
-        s.records_in = Some(1000.0 + 10.0 * 30.0 * i as f64); // +10 records/s every second
+        s.records_in = Some(1000.0 + 2.0 * (SPACING * i as i64) as f64); // +2 records/s every second
     }
     let estimate = estimate(&history, &policy(serde_json::json!({}))).expect("estimate");
-    // Newest is 4000 at t = 300 s; 300 s later the trend says 7000.
+    // Newest is 4000 at t = 1500 s; 300 s later the trend says 4600.
     assert!(
-        (estimate.forecast_input - 7000.0).abs() < 1.0,
+        (estimate.forecast_input - 4600.0).abs() < 1.0,
         "{estimate:?}"
     );
 }
@@ -236,7 +240,10 @@ fn a_plan_without_an_estimate_is_a_veto_naming_the_missing_metric() {
 
 #[test]
 fn noisy_throughput_is_not_trusted_and_the_fallback_says_so() {
-    let scales = [2.0, 3.0, 4.0, 2.0, 3.0, 4.0, 2.0, 3.0, 4.0, 4.0];
+    // Each scale held for two samples: the first after a change is still settling.
+    let scales = [
+        2.0, 2.0, 3.0, 3.0, 4.0, 4.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0, 2.0, 2.0, 3.0, 3.0,
+    ];
     let mut history = saturated_history(1000.0, &scales, 6000.0, 0.0);
     // Output unrelated to scale: a random-looking spread of ±2000 around 3000.
     for (i, s) in history.iter_mut().enumerate() {
@@ -292,4 +299,54 @@ fn a_stalled_job_or_a_broken_scale_metric_cannot_ask_for_the_moon() {
         estimate(&history, &policy(serde_json::json!({}))),
         Err(EstimateError::ImplausibleScale(4e9))
     );
+}
+
+/// What a reactive Flink job showed: a burst at one worker (about 400 records/s each), a restart at three
+/// (nothing comes out while the backlog grows), the backlog drains, the input falls to almost nothing.
+fn burst_then_idle() -> Vec<Sample> {
+    let mut lag: f64 = 0.0;
+    (0..120)
+        .map(|i| {
+            let (scale, capacity, input) = match i {
+                0..40 => (1.0, 400.0, 100.0),
+                40..60 => (1.0, 400.0, 900.0),
+                60..64 => (3.0, 0.0, 900.0),
+                64..80 => (3.0, 1200.0, 900.0),
+                _ => (3.0, 1200.0, 10.0),
+            };
+            let out = f64::min(capacity, input + lag / 15.0);
+            lag = (lag + (input - out) * 15.0).max(0.0);
+            Sample {
+                sampled_at: now() - Duration::seconds(15 * (119 - i)),
+                cpu_load: Some(if capacity > 0.0 {
+                    (out / capacity).max(0.02)
+                } else {
+                    0.05
+                }),
+                lag_records: Some(lag),
+                lag_seconds: Some(if lag > 0.0 { lag / input } else { 0.0 }),
+                records_in: Some(out),
+                records_out: Some(out),
+                scale: Some(scale),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn after_a_burst_and_a_restart_an_idle_job_is_sized_for_its_input() {
+    let estimate = estimate(&burst_then_idle(), &policy(serde_json::json!({}))).expect("estimate");
+    // Ten minutes after the burst the forecast has forgotten it, and a worker is known to move about 400
+    // records/s (not the 33 its idle CPU would suggest, nor the 0 of the restart).
+    assert!(estimate.forecast_input < 50.0, "{estimate:?}");
+    assert_eq!(estimate.scale, 1, "{estimate:?}");
+}
+
+#[test]
+fn samples_just_after_a_change_of_scale_are_not_evidence_of_capacity() {
+    let history = burst_then_idle();
+    let settled = settled(&history);
+    // The four restart samples and the four after them (two minutes at 15 s) are left out.
+    assert_eq!(settled.len(), history.len() - 8);
+    assert!(settled.iter().all(|s| s.records_out != Some(0.0)));
 }

@@ -1,0 +1,100 @@
+//! The input rate a few minutes ahead, by double exponential smoothing (Holt's level and trend) on
+//! irregularly spaced samples. Old samples fade with a half-life, so a burst that ended is forgotten in
+//! minutes, not remembered for the whole history window as a plain mean would.
+
+use serde::Serialize;
+
+/// The level forgets half of what it knew in this long.
+const LEVEL_HALF_LIFE_SECONDS: f64 = 180.0;
+/// The trend changes more slowly than the level, so one noisy scrape does not tilt it.
+const TREND_HALF_LIFE_SECONDS: f64 = 600.0;
+
+/// The smoothed state after the newest point.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Smoothed {
+    /// Records per second at the newest point.
+    pub level: f64,
+    /// Change of the rate, records per second per second.
+    pub trend: f64,
+}
+
+impl Smoothed {
+    /// The rate `seconds` after the newest point.
+    pub fn at(&self, seconds: f64) -> f64 {
+        self.level + self.trend * seconds
+    }
+}
+
+/// Smooths `(seconds, rate)` points, in time order. `None` without a point. The first two points set the
+/// starting trend, so a steady ramp is followed exactly from the start.
+pub fn smooth(points: &[(f64, f64)]) -> Option<Smoothed> {
+    let (&(first_at, first_rate), rest) = points.split_first()?;
+    let mut state = Smoothed {
+        level: first_rate,
+        trend: match rest.first() {
+            Some(&(at, rate)) if at > first_at => (rate - first_rate) / (at - first_at),
+            _ => 0.0,
+        },
+    };
+    let mut then = first_at;
+    for &(at, rate) in rest {
+        let elapsed = at - then;
+        if elapsed <= 0.0 {
+            continue;
+        }
+        let level_weight = 1.0 - (-elapsed / LEVEL_HALF_LIFE_SECONDS).exp2();
+        let trend_weight = 1.0 - (-elapsed / TREND_HALF_LIFE_SECONDS).exp2();
+        let predicted = state.at(elapsed);
+        let level = predicted + level_weight * (rate - predicted);
+        let trend = state.trend + trend_weight * ((level - state.level) / elapsed - state.trend);
+        state = Smoothed { level, trend };
+        then = at;
+    }
+    Some(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_steady_ramp_is_followed_exactly() {
+        let points: Vec<(f64, f64)> = (0..11)
+            .map(|i| (30.0 * f64::from(i), 1000.0 + 300.0 * f64::from(i)))
+            .collect();
+        let smoothed = smooth(&points).expect("points");
+        assert!((smoothed.level - 4000.0).abs() < 1e-6, "{smoothed:?}");
+        assert!((smoothed.at(300.0) - 7000.0).abs() < 1e-6, "{smoothed:?}");
+    }
+
+    #[test]
+    fn a_burst_that_ended_is_forgotten_within_minutes() {
+        // An hour at 100 records/s, ten minutes at 900, then ten minutes at 10, a point every 15 s.
+        let rate = |i: u32| match i {
+            0..240 => 100.0,
+            240..280 => 900.0,
+            _ => 10.0,
+        };
+        let points: Vec<(f64, f64)> = (0..320).map(|i| (15.0 * f64::from(i), rate(i))).collect();
+        let smoothed = smooth(&points).expect("points");
+        // A plain mean of the last hour would still say about 190.
+        assert!(smoothed.level < 100.0, "{smoothed:?}");
+        assert!(smoothed.at(300.0) < 50.0, "{smoothed:?}");
+    }
+
+    #[test]
+    fn one_outlier_barely_moves_the_trend() {
+        let mut points: Vec<(f64, f64)> = (0..40).map(|i| (15.0 * f64::from(i), 500.0)).collect();
+        points[30].1 = 5000.0;
+        let smoothed = smooth(&points).expect("points");
+        assert!(smoothed.trend.abs() < 1.0, "{smoothed:?}");
+        assert!((smoothed.level - 500.0).abs() < 200.0, "{smoothed:?}");
+    }
+
+    #[test]
+    fn no_points_no_forecast_and_repeated_times_are_skipped() {
+        assert_eq!(smooth(&[]), None);
+        let smoothed = smooth(&[(0.0, 10.0), (0.0, 99.0), (30.0, 10.0)]).expect("points");
+        assert!((smoothed.level - 10.0).abs() < 1e-9, "{smoothed:?}");
+    }
+}
