@@ -17,8 +17,8 @@ use e2e::wait::until_some;
 
 /// Each stage of the loop gets this long.
 const STAGE: Duration = Duration::from_secs(300);
-/// The scale-down waits for the forecast (the mean input over the last hour when no trend fits, so it
-/// remembers the burst) to fall below what one step down carries; a TaskManager is a coarse step.
+/// The scale-down waits for the low-load rule's window and for the forecast to forget the burst (a few
+/// minutes); a generous deadline, since a slow machine stretches both.
 const SCALE_DOWN_STAGE: Duration = Duration::from_secs(600);
 /// Polls of the job and the sink while a rescale is under way.
 const POLL: Duration = Duration::from_millis(250);
