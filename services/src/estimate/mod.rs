@@ -9,16 +9,20 @@
 //! read as a worker that moves nothing.
 
 mod check;
+mod effectiveness;
 mod forecast;
 mod plan;
 mod regression;
+mod runs;
 
 use serde::Serialize;
 
 pub use check::{CheckOutcome, PreviousChange, post_check};
+pub use effectiveness::{ScaleUpEffect, last_scale_up};
 pub use forecast::{Smoothed, smooth};
 pub use plan::{Plan, plan};
 pub use regression::{LineFit, fit_line};
+use runs::settled;
 
 use crate::{cluster::Policy, storage::Sample};
 
@@ -35,8 +39,6 @@ const MAX_PLAUSIBLE_SCALE: f64 = 1_000_000.0;
 const NEWEST_RATE_SAMPLES: usize = 3;
 /// The proportional estimate averages this many of the newest samples.
 const PER_WORKER_SAMPLES: usize = 5;
-/// After the scale metric changes, samples are no evidence of capacity for this long.
-const SETTLE_SECONDS: f64 = 120.0;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "method", rename_all = "snake_case")]
@@ -162,25 +164,6 @@ fn saturated(sample: &Sample, policy: &Policy) -> bool {
         .lag_seconds
         .is_some_and(|lag| lag > policy.lag_seconds_low)
         || sample.cpu_load.is_some_and(|cpu| cpu >= policy.cpu_high)
-}
-
-/// The samples that can speak for capacity: taken at least `SETTLE_SECONDS` after the scale metric last
-/// changed (a change before the history began is unknown, so the oldest samples count).
-fn settled(history: &[Sample]) -> Vec<&Sample> {
-    let mut known: Option<f64> = None;
-    let mut changed_at = None;
-    history
-        .iter()
-        .filter(|sample| {
-            if let Some(scale) = sample.scale.filter(|v| v.is_finite()).map(f64::round) {
-                if known.is_some_and(|before| before != scale) {
-                    changed_at = Some(sample.sampled_at);
-                }
-                known = Some(scale);
-            }
-            changed_at.is_none_or(|at| (sample.sampled_at - at).as_seconds_f64() >= SETTLE_SECONDS)
-        })
-        .collect()
 }
 
 fn capacity_model(settled: &[&Sample], policy: &Policy) -> Result<LineFit, String> {

@@ -4,7 +4,10 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{CheckOutcome, Estimate, Method, PreviousChange, estimate, post_check};
+use super::{
+    CheckOutcome, Estimate, Method, PreviousChange, ScaleUpEffect, estimate, last_scale_up,
+    post_check,
+};
 use crate::{cluster::Policy, rules::Direction, storage::Sample};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -12,6 +15,8 @@ pub struct Plan {
     /// `None` when the history could not support an estimate; `outcome` then says why.
     pub estimate: Option<Estimate>,
     pub outcome: CheckOutcome,
+    /// What the newest scale-up in the history gained, where a backlog on both sides tells.
+    pub last_scale_up: Option<ScaleUpEffect>,
 }
 
 /// The new scale must carry the forecast input with CPU this far below `cpu_high`, or the CPU rule would
@@ -42,6 +47,7 @@ pub fn plan(
     previous: Option<PreviousChange>,
     now: DateTime<Utc>,
 ) -> Plan {
+    let last_scale_up = last_scale_up(history, policy);
     let estimate = match estimate(history, policy) {
         Ok(estimate) => estimate,
         Err(error) => {
@@ -50,9 +56,20 @@ pub fn plan(
                 outcome: CheckOutcome::Veto {
                     reason: format!("cannot estimate: {error}"),
                 },
+                last_scale_up,
             };
         }
     };
+    let ineffective = last_scale_up.as_ref().filter(|effect| !effect.effective);
+    if let (Direction::Up, Some(effect)) = (direction, ineffective) {
+        return Plan {
+            estimate: Some(estimate),
+            outcome: CheckOutcome::Veto {
+                reason: effect.block_reason(),
+            },
+            last_scale_up,
+        };
+    }
     let lag_seconds_now = history
         .iter()
         .rev()
@@ -79,8 +96,12 @@ pub fn plan(
             ),
         );
     }
+    if let (Some(effect), CheckOutcome::Apply { notes, .. }) = (ineffective, &mut outcome) {
+        notes.push(effect.block_reason());
+    }
     Plan {
         estimate: Some(estimate),
         outcome,
+        last_scale_up,
     }
 }

@@ -350,3 +350,73 @@ fn samples_just_after_a_change_of_scale_are_not_evidence_of_capacity() {
     assert_eq!(settled.len(), history.len() - 8);
     assert!(settled.iter().all(|s| s.records_out != Some(0.0)));
 }
+
+/// Twenty minutes at `from` workers, then twenty at `to`, a sample every 30 s, a backlog waiting
+/// throughout; `out(scale)` is what the job moved at that scale.
+fn scale_up_history(from: f64, to: f64, out: fn(f64) -> f64) -> Vec<Sample> {
+    (0..80)
+        .map(|i| {
+            let scale = if i < 40 { from } else { to };
+            Sample {
+                sampled_at: now() - Duration::seconds(30 * (79 - i)),
+                cpu_load: Some(0.5),
+                lag_records: Some(1_000_000.0),
+                lag_seconds: Some(900.0),
+                records_in: Some(out(scale)),
+                records_out: Some(out(scale)),
+                scale: Some(scale),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn a_scale_up_that_gained_nothing_blocks_the_next_one_and_says_why() {
+    // A sink that takes 14000 records/s at most: 12 → 18 workers gained 2000 of the 6000 promised.
+    let history = scale_up_history(12.0, 18.0, |scale| (1000.0 * scale).min(14_000.0));
+    let p = policy(serde_json::json!({}));
+    let effect = last_scale_up(&history, &p).expect("a measurable scale-up");
+    assert_eq!((effect.from_scale, effect.to_scale), (12, 18));
+    assert!(
+        (effect.share_of_expected - 1.0 / 3.0).abs() < 0.01,
+        "{effect:?}"
+    );
+    assert!(!effect.effective);
+
+    let up = plan(&history, &p, Direction::Up, None, now());
+    let CheckOutcome::Veto { reason } = &up.outcome else {
+        panic!("expected the block, got {up:?}");
+    };
+    assert!(
+        reason.contains("from 12 to 18") && reason.contains("33 %"),
+        "{reason}"
+    );
+    assert_eq!(up.last_scale_up.as_ref(), Some(&effect));
+}
+
+#[test]
+fn diminishing_returns_are_not_an_ineffective_scale_up() {
+    // Capacity growing as scale^0.85: doubling gives 80 % of what linear scaling promised.
+    let history = scale_up_history(5.0, 10.0, |scale| 1000.0 * f64::powf(scale, 0.85));
+    let p = policy(serde_json::json!({}));
+    let effect = last_scale_up(&history, &p).expect("a measurable scale-up");
+    assert!(effect.effective, "{effect:?}");
+    assert!(!matches!(
+        plan(&history, &p, Direction::Up, None, now()).outcome,
+        CheckOutcome::Veto { .. }
+    ));
+}
+
+#[test]
+fn without_a_backlog_on_both_sides_a_scale_up_proves_nothing() {
+    let mut history = scale_up_history(12.0, 18.0, |scale| (1000.0 * scale).min(14_000.0));
+    // After the change the job keeps up: what it moves is its input, not its capacity.
+    for s in history.iter_mut().skip(40) {
+        s.lag_seconds = Some(1.0);
+        s.cpu_load = Some(0.3);
+    }
+    assert_eq!(
+        last_scale_up(&history, &policy(serde_json::json!({}))),
+        None
+    );
+}
