@@ -13,6 +13,8 @@ mod hpa;
 mod keda;
 mod oracle;
 mod ours;
+#[cfg(test)]
+mod tests;
 
 use chrono::{DateTime, Utc};
 
