@@ -119,7 +119,14 @@ async fn main() -> anyhow::Result<()> {
     }
     eprintln!("subscribed {clusters} clusters with history");
 
-    let client = PrometheusClient::new(std::time::Duration::from_secs(20))?;
+    let client = PrometheusClient::new(
+        std::time::Duration::from_secs(20),
+        &std::sync::Arc::new(
+            test_support::OUTBOUND_ALLOW_LOCAL
+                .parse()
+                .expect("allow-list"),
+        ),
+    )?;
     let manager = Manager::new(storage.clone(), client, Arc::new(Metrics::default()), 30);
     for round in 0..3 {
         let (cpu0, wall0) = (cpu_seconds(), Instant::now());

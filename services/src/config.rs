@@ -72,6 +72,13 @@ pub struct CommonConfig {
     )]
     pub api_tokens: Vec<String>,
 
+    /// Where a spec's URLs may point: comma-separated `*` (any destination not refused by default),
+    /// addresses or networks, host names or `*.domain`, and `file` for local Git remotes. Without it,
+    /// loopback, link-local (cloud metadata), unspecified, multicast and reserved addresses and local
+    /// Git remotes are refused, and the rest allowed.
+    #[arg(long, env = "AUTOSCALER_OUTBOUND_ALLOW", global = true)]
+    pub outbound_allow: Option<crate::outbound::OutboundPolicy>,
+
     /// Directory that `{"file": ...}` secret references resolve under.
     #[arg(long, env = "AUTOSCALER_SECRETS_DIR", global = true)]
     pub secrets_dir: Option<PathBuf>,

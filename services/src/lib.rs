@@ -10,6 +10,7 @@ pub mod github;
 pub mod gitops;
 pub mod manager;
 pub mod metrics;
+pub mod outbound;
 pub mod queue;
 pub mod rescale;
 pub mod roles;

@@ -143,7 +143,15 @@ async fn each_flink_metric_is_the_jobs_true_value_also_across_a_resubmission() {
             .await
             .expect("running");
     }
-    let client = PrometheusClient::new(Duration::from_secs(10)).expect("client");
+    let client = PrometheusClient::new(
+        Duration::from_secs(10),
+        &std::sync::Arc::new(
+            test_support::OUTBOUND_ALLOW_LOCAL
+                .parse()
+                .expect("allow-list"),
+        ),
+    )
+    .expect("client");
     let records: Vec<ClusterRecord> = jobs.iter().map(|j| j.record.clone()).collect();
 
     // Steady: a job's load is there once it has run a minute, and the flooded job's sink needs 40 s

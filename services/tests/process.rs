@@ -32,6 +32,10 @@ impl Service {
             .env("DATABASE_URL", database_url)
             .env("AUTOSCALER_LISTEN", "127.0.0.1:0")
             .env("AUTOSCALER_API_TOKENS", TOKEN)
+            .env(
+                "AUTOSCALER_OUTBOUND_ALLOW",
+                test_support::OUTBOUND_ALLOW_LOCAL,
+            )
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stderr(Stdio::piped())

@@ -108,7 +108,7 @@ fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
 }
 
 fn validated(state: &AppState, spec: ClusterSpec) -> Result<ClusterSpec, ApiError> {
-    spec.validate(state.validation)
+    spec.validate(&state.validation)
         .map_err(ApiError::Validation)?;
     Ok(spec.with_resolved_defaults())
 }

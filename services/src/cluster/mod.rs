@@ -7,7 +7,7 @@ mod validate;
 
 pub use secret::SecretRef;
 pub use spec::{
-    ArgoCdApp, ClusterSpec, FlinkJobSpec, GitLocation, MetricQueries, MetricsSource, Policy,
-    ScaleUnit, Target, TargetKind, WriteBack,
+    ArgoCdApp, ClusterSpec, Destination, FlinkJobSpec, GitLocation, MetricQueries, MetricsSource,
+    Policy, ScaleUnit, Target, TargetKind, WriteBack,
 };
 pub use validate::{FieldProblem, ValidationContext};

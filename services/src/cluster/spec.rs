@@ -344,7 +344,37 @@ fn default_catch_up() -> u32 {
     600
 }
 
+/// A place the service connects to on a spec's behalf.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Destination<'a> {
+    Http(&'a Url),
+    Git(&'a str),
+}
+
 impl ClusterSpec {
+    /// Every destination the spec names, with the field that names it.
+    pub fn destinations(&self) -> Vec<(&'static str, Destination<'_>)> {
+        let mut found = vec![
+            (
+                "metrics.prometheus_url",
+                Destination::Http(&self.metrics.prometheus_url),
+            ),
+            ("git.repository", Destination::Git(&self.git.repository)),
+            ("argocd.server", Destination::Http(&self.argocd.server)),
+        ];
+        if let Some(url) = &self.target.control_url {
+            found.push(("target.control_url", Destination::Http(url)));
+        }
+        if let WriteBack::PullRequest {
+            github_api_url: Some(url),
+            ..
+        } = &self.write_back
+        {
+            found.push(("write_back.github_api_url", Destination::Http(url)));
+        }
+        found
+    }
+
     /// Fills the defaults that depend on other fields, so what is stored and returned is explicit.
     pub fn with_resolved_defaults(mut self) -> Self {
         self.target.reactive = Some(

@@ -1,11 +1,14 @@
 //! The checks a spec passes before it is stored. Each problem names the field (as a JSON path) and says
 //! what is wrong, so a client can fix every problem in one go.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use url::Url;
 use utoipa::ToSchema;
 
-use super::{ClusterSpec, Policy, ScaleUnit, SecretRef, TargetKind, WriteBack};
+use super::{ClusterSpec, Destination, Policy, ScaleUnit, SecretRef, TargetKind, WriteBack};
+use crate::outbound::OutboundPolicy;
 
 /// One thing wrong with a request, and where.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -25,10 +28,12 @@ impl FieldProblem {
 }
 
 /// What validation needs to know about the service's configuration.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ValidationContext {
     /// File secrets resolve under the secrets directory; without one they cannot be read.
     pub secrets_dir_configured: bool,
+    /// Where a spec's URLs may point.
+    pub outbound: Arc<OutboundPolicy>,
 }
 
 const MAX_QUERY_LEN: usize = 4096;
@@ -52,7 +57,7 @@ impl Problems {
 
 impl ClusterSpec {
     /// Every problem with the spec, or nothing.
-    pub fn validate(&self, ctx: ValidationContext) -> Result<(), Vec<FieldProblem>> {
+    pub fn validate(&self, ctx: &ValidationContext) -> Result<(), Vec<FieldProblem>> {
         let mut problems = Problems::default();
         problems.check("name", check_dns_label(&self.name));
         self.validate_target(ctx, &mut problems);
@@ -66,6 +71,20 @@ impl ClusterSpec {
         let bounds_in_partitions =
             !matches!(self.target.scale_unit, Some(ScaleUnit::TaskManagers { .. }));
         validate_policy(&self.policy, bounds_in_partitions, &mut problems);
+        // Only where the field itself is well-formed: one problem per field is enough.
+        for (field, destination) in self.destinations() {
+            if problems.0.iter().any(|p| p.field == field) {
+                continue;
+            }
+            let checked = match destination {
+                Destination::Http(url) => ctx.outbound.check_url(url),
+                Destination::Git(remote) => ctx.outbound.check_git_remote(remote),
+            };
+            problems.check(
+                field,
+                checked.map_err(|refusal| format!("is refused by the outbound policy: {refusal}")),
+            );
+        }
         if problems.0.is_empty() {
             Ok(())
         } else {
@@ -73,7 +92,7 @@ impl ClusterSpec {
         }
     }
 
-    fn validate_target(&self, ctx: ValidationContext, problems: &mut Problems) {
+    fn validate_target(&self, ctx: &ValidationContext, problems: &mut Problems) {
         let target = &self.target;
         if let Some(url) = &target.control_url {
             problems.check("target.control_url", check_http_url(url));
@@ -218,7 +237,7 @@ impl ClusterSpec {
         }
     }
 
-    fn validate_git(&self, ctx: ValidationContext, problems: &mut Problems) {
+    fn validate_git(&self, ctx: &ValidationContext, problems: &mut Problems) {
         let git = &self.git;
         problems.check("git.repository", check_git_remote(&git.repository));
         problems.check("git.branch", check_branch(&git.branch));
@@ -229,7 +248,7 @@ impl ClusterSpec {
         }
     }
 
-    fn validate_write_back(&self, ctx: ValidationContext, problems: &mut Problems) {
+    fn validate_write_back(&self, ctx: &ValidationContext, problems: &mut Problems) {
         if let WriteBack::PullRequest {
             github_repository,
             github_api_url,
@@ -251,7 +270,7 @@ impl ClusterSpec {
         }
     }
 
-    fn validate_argocd(&self, ctx: ValidationContext, problems: &mut Problems) {
+    fn validate_argocd(&self, ctx: &ValidationContext, problems: &mut Problems) {
         let argocd = &self.argocd;
         problems.check("argocd.server", check_http_url(&argocd.server));
         problems.check(
@@ -523,7 +542,7 @@ fn check_label(label: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_secret(secret: &SecretRef, ctx: ValidationContext) -> Result<(), String> {
+fn check_secret(secret: &SecretRef, ctx: &ValidationContext) -> Result<(), String> {
     match secret {
         SecretRef::Env(name) => {
             let mut chars = name.chars();

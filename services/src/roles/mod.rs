@@ -45,7 +45,8 @@ pub async fn run(
     }
 
     let metrics = Arc::new(Metrics::default());
-    let prometheus = PrometheusClient::new(config.prometheus_timeout)
+    let outbound = Arc::new(config.outbound_allow.clone().unwrap_or_default());
+    let prometheus = PrometheusClient::new(config.prometheus_timeout, &outbound)
         .context("cannot build the Prometheus HTTP client")?;
     let scrape_interval_seconds =
         u32::try_from(config.scrape_interval.as_secs()).unwrap_or(u32::MAX);
@@ -60,6 +61,7 @@ pub async fn run(
         tokens: Arc::new(ApiTokens::new(&config.api_tokens)),
         validation: ValidationContext {
             secrets_dir_configured: config.secrets_dir.is_some(),
+            outbound: outbound.clone(),
         },
         metrics,
         max_body_bytes: config.max_body_bytes,
@@ -102,6 +104,7 @@ pub async fn run(
                 public_url: config.public_url.clone(),
                 heartbeat_timeout: config.engine_heartbeat_timeout,
                 rescale: RescaleSettings::default(),
+                outbound: outbound.clone(),
             },
         )
         .context("cannot set up the worker")?;

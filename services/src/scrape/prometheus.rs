@@ -1,12 +1,17 @@
 //! The one real `InstantQuery`: Prometheus' HTTP API through prometheus-http-query.
 
-use std::{collections::HashMap, sync::Mutex, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 use prometheus_http_query::{Client, response::Data};
 use url::Url;
 
 use super::InstantQuery;
+use crate::outbound::{OutboundPolicy, Refusal, guard};
 
 /// One series of an instant vector.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,20 +28,25 @@ pub enum QueryError {
     Transport(String),
     #[error("the query returned a {0}, not an instant vector or scalar")]
     UnexpectedShape(&'static str),
+    #[error("the Prometheus URL is refused by the outbound policy: {0}")]
+    Outbound(#[source] Refusal),
 }
 
 /// Clients per Prometheus server, sharing one connection pool.
 pub struct PrometheusClient {
     http: reqwest::Client,
+    outbound: Arc<OutboundPolicy>,
     timeout: Duration,
     clients: Mutex<HashMap<Url, Client>>,
 }
 
 impl PrometheusClient {
-    pub fn new(timeout: Duration) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder().timeout(timeout).build()?;
+    /// Connections obey `outbound`: a Prometheus URL cannot lead to a refused address.
+    pub fn new(timeout: Duration, outbound: &Arc<OutboundPolicy>) -> Result<Self, reqwest::Error> {
+        let http = guard::client_builder(outbound).timeout(timeout).build()?;
         Ok(Self {
             http,
+            outbound: Arc::clone(outbound),
             timeout,
             clients: Mutex::new(HashMap::new()),
         })
@@ -51,6 +61,10 @@ impl PrometheusClient {
         if let Some(client) = clients.get(server) {
             return Ok(client.clone());
         }
+        // Names are checked as they resolve; an address in the URL never goes through the resolver.
+        self.outbound
+            .check_url(server)
+            .map_err(QueryError::Outbound)?;
         let client = Client::from(self.http.clone(), server.as_str())
             .map_err(|e| QueryError::Transport(e.to_string()))?;
         clients.insert(server.clone(), client.clone());

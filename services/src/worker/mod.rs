@@ -19,6 +19,8 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use url::Url;
 
+use crate::outbound::{OutboundPolicy, Refusal, guard};
+
 pub use explain::Explanation;
 pub use queue::{RetrySettings, run_queue};
 pub use secrets::{SecretError, SecretResolver};
@@ -57,6 +59,12 @@ pub enum WorkError {
     CapacityNotUp { live: usize, wanted: usize },
     #[error("restarting the job: {0}")]
     Rescale(Box<RescaleError>),
+    #[error("{field} is refused by the outbound policy: {refusal}")]
+    Outbound {
+        field: &'static str,
+        #[source]
+        refusal: Refusal,
+    },
 }
 
 impl WorkError {
@@ -94,6 +102,8 @@ pub struct WorkerSettings {
     pub heartbeat_timeout: Duration,
     /// Waits while restarting a target without reactive scaling.
     pub rescale: RescaleSettings,
+    /// Where a spec's URLs may point, checked again on every connection.
+    pub outbound: Arc<OutboundPolicy>,
 }
 
 /// Carries out decisions; cheap to share between tasks.
@@ -113,7 +123,7 @@ impl Worker {
         secrets: SecretResolver,
         settings: WorkerSettings,
     ) -> anyhow::Result<Arc<Self>> {
-        let http = reqwest::Client::builder()
+        let http = crate::outbound::guard::client_builder(&settings.outbound)
             .user_agent(concat!("autoscaler/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             .build()?;
@@ -125,6 +135,16 @@ impl Worker {
             http,
             settings,
         }))
+    }
+
+    /// Every destination of `spec` against the outbound policy as it is now.
+    async fn check_destinations(&self, spec: &ClusterSpec) -> Result<(), WorkError> {
+        for (field, destination) in spec.destinations() {
+            guard::check_before_use(&self.settings.outbound, destination)
+                .await
+                .map_err(|refusal| WorkError::Outbound { field, refusal })?;
+        }
+        Ok(())
     }
 
     pub fn storage(&self) -> &Storage {

@@ -30,6 +30,7 @@ impl Worker {
                 .await?;
         }
         let direction = direction_of(decision)?;
+        self.check_destinations(spec).await?;
         let credential = self.git_credential(spec).await?;
         let base = Remote {
             url: &spec.git.repository,

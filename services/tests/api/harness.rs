@@ -23,8 +23,17 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// A server whose specs may name the tests' loopback servers and local Git remotes.
     pub async fn spawn() -> Self {
-        Self::spawn_with(ValidationContext::default()).await
+        Self::spawn_with(ValidationContext {
+            outbound: Arc::new(
+                test_support::OUTBOUND_ALLOW_LOCAL
+                    .parse()
+                    .expect("the tests' allow-list"),
+            ),
+            ..ValidationContext::default()
+        })
+        .await
     }
 
     pub async fn spawn_with(validation: ValidationContext) -> Self {

@@ -512,7 +512,7 @@ fn compose_load_generator_topic_and_subscription_match_the_engines() {
     let file = PathBuf::from("deploy/compose/subscription.json");
     match serde_json::from_str::<ClusterSpec>(&read(&file)) {
         Ok(spec) => {
-            if let Err(fields) = spec.validate(ValidationContext::default()) {
+            if let Err(fields) = spec.validate(&ValidationContext::default()) {
                 for f in fields {
                     problems.add(format!("{}: {}: {}", file.display(), f.field, f.problem));
                 }

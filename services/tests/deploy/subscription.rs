@@ -45,8 +45,9 @@ pub fn pipeline_subscription(dir: &Path, problems: &mut Problems) -> Option<(Str
             return None;
         }
     };
-    if let Err(fields) = spec.validate(ValidationContext {
+    if let Err(fields) = spec.validate(&ValidationContext {
         secrets_dir_configured: true,
+        ..ValidationContext::default()
     }) {
         for f in fields {
             problems.add(format!("{at}: {}: {}", f.field, f.problem));

@@ -200,7 +200,15 @@ async fn setup() -> Setup {
 }
 
 fn manager(storage: &Storage) -> Manager<PrometheusClient> {
-    let client = PrometheusClient::new(StdDuration::from_secs(5)).expect("client");
+    let client = PrometheusClient::new(
+        StdDuration::from_secs(5),
+        &std::sync::Arc::new(
+            test_support::OUTBOUND_ALLOW_LOCAL
+                .parse()
+                .expect("allow-list"),
+        ),
+    )
+    .expect("client");
     Manager::new(storage.clone(), client, Arc::new(Metrics::default()), 30)
 }
 
@@ -369,7 +377,15 @@ async fn a_prometheus_that_never_answers_times_out_and_leaves_the_metrics_missin
         .insert_cluster(&cluster_spec("stuck", &url, None))
         .await
         .expect("subscribe");
-    let client = PrometheusClient::new(StdDuration::from_millis(500)).expect("client");
+    let client = PrometheusClient::new(
+        StdDuration::from_millis(500),
+        &std::sync::Arc::new(
+            test_support::OUTBOUND_ALLOW_LOCAL
+                .parse()
+                .expect("allow-list"),
+        ),
+    )
+    .expect("client");
     let manager = Manager::new(storage.clone(), client, Arc::new(Metrics::default()), 30);
 
     // Without the query timeout this would never return.

@@ -140,6 +140,11 @@ impl World {
                     max_attempts: 4,
                 },
                 public_url: Some("https://autoscaler.example.com".parse().expect("url")),
+                outbound: Arc::new(
+                    test_support::OUTBOUND_ALLOW_LOCAL
+                        .parse()
+                        .expect("the tests' allow-list"),
+                ),
                 heartbeat_timeout: Duration::from_secs(60),
                 rescale: autoscaler::rescale::RescaleSettings {
                     poll_interval: Duration::from_millis(20),

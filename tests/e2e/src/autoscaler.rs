@@ -79,6 +79,10 @@ impl Autoscaler {
             .env("AUTOSCALER_LISTEN", format!("127.0.0.1:{port}"))
             .env("AUTOSCALER_PUBLIC_URL", &url)
             .env("AUTOSCALER_API_TOKENS", settings.api_token)
+            .env(
+                "AUTOSCALER_OUTBOUND_ALLOW",
+                test_support::OUTBOUND_ALLOW_LOCAL,
+            )
             .env("AUTOSCALER_ENGINE_TOKENS", settings.engine_token)
             .env("AUTOSCALER_WORK_DIR", &work)
             // Faster than production so that the loop runs in minutes: the shortest scrape interval

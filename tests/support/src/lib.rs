@@ -25,3 +25,7 @@ pub mod process;
 pub mod prometheus;
 mod serve;
 pub mod wait;
+
+/// The outbound allow-list (`AUTOSCALER_OUTBOUND_ALLOW`) for tests: their servers listen on loopback and
+/// their Git remotes are bare repositories on disk, both refused by default.
+pub const OUTBOUND_ALLOW_LOCAL: &str = "*,127.0.0.0/8,::1,file";

@@ -14,13 +14,13 @@ fn valid() -> serde_json::Value {
     })
 }
 
-fn problems_of(value: serde_json::Value, ctx: ValidationContext) -> Vec<FieldProblem> {
+fn problems_of(value: serde_json::Value, ctx: &ValidationContext) -> Vec<FieldProblem> {
     let spec: ClusterSpec = serde_json::from_value(value).expect("fixture deserializes");
     spec.validate(ctx).err().unwrap_or_default()
 }
 
 fn fields_of(value: serde_json::Value) -> Vec<String> {
-    problems_of(value, ValidationContext::default())
+    problems_of(value, &ValidationContext::default())
         .into_iter()
         .map(|p| p.field)
         .collect()
@@ -82,7 +82,7 @@ fn flink_defaults_to_non_reactive_and_then_needs_a_control_url_and_a_job() {
 fn a_flink_target_must_say_its_scale_unit_and_no_other_kind_may() {
     let flink = with(valid(), "/target/kind", json!("flink"));
     let flink = with(flink, "/target/reactive", json!(true));
-    let problems = problems_of(flink.clone(), ValidationContext::default());
+    let problems = problems_of(flink.clone(), &ValidationContext::default());
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].field, "target.scale_unit");
     assert!(
@@ -136,7 +136,7 @@ fn with_task_managers_the_bounds_are_compared_with_partitions_per_task_manager()
     let spec = with(spec, "/policy/max_scale", json!(3));
     assert_eq!(fields_of(spec.clone()), Vec::<String>::new());
     let spec = with(spec, "/policy/max_scale", json!(4));
-    let problems = problems_of(spec, ValidationContext::default());
+    let problems = problems_of(spec, &ValidationContext::default());
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].field, "policy.max_scale");
     assert!(
@@ -188,7 +188,7 @@ fn names_that_are_not_dns_labels_are_refused() {
 #[test]
 fn min_above_max_is_refused_and_names_both_bounds() {
     let spec = with(valid(), "/policy/min_scale", json!(9));
-    let problems = problems_of(spec, ValidationContext::default());
+    let problems = problems_of(spec, &ValidationContext::default());
     assert_eq!(problems.len(), 1);
     assert_eq!(problems[0].field, "policy.min_scale");
     assert!(
@@ -267,11 +267,7 @@ fn urls_must_be_http_and_carry_no_credentials() {
             "{url}"
         );
     }
-    for remote in [
-        "git@github.com:o/r.git",
-        "ssh://git@host/r.git",
-        "file:///srv/git/r.git",
-    ] {
+    for remote in ["git@github.com:o/r.git", "ssh://git@host/r.git"] {
         assert_eq!(
             fields_of(with(valid(), "/git/repository", json!(remote))),
             Vec::<String>::new(),
@@ -306,14 +302,15 @@ fn file_secrets_need_a_secrets_directory_and_stay_inside_it() {
     assert_eq!(fields_of(spec.clone()), ["git.credentials"]);
     let ctx = ValidationContext {
         secrets_dir_configured: true,
+        ..ValidationContext::default()
     };
-    assert!(problems_of(spec, ctx).is_empty());
+    assert!(problems_of(spec, &ctx).is_empty());
     let escaping = with(
         valid(),
         "/git/credentials",
         json!({"file": "../../etc/shadow"}),
     );
-    assert_eq!(problems_of(escaping, ctx).len(), 1);
+    assert_eq!(problems_of(escaping, &ctx).len(), 1);
     let bad_env = with(valid(), "/argocd/token", json!({"env": "NOT-A-NAME"}));
     assert_eq!(fields_of(bad_env), ["argocd.token"]);
 }
@@ -326,7 +323,7 @@ fn a_selector_is_needed_unless_every_metric_has_a_query() {
         .expect("object")
         .remove("selector");
     spec["metrics"]["queries"] = json!({"cpu_load": "avg(rate(process_cpu_seconds_total[1m]))"});
-    let problems = problems_of(spec, ValidationContext::default());
+    let problems = problems_of(spec, &ValidationContext::default());
     assert_eq!(problems.len(), 1);
     assert_eq!(problems[0].field, "metrics.selector");
     assert!(
@@ -346,4 +343,43 @@ fn pull_request_mode_needs_an_owner_and_name() {
         json!({"mode": "pull_request", "github_repository": "just-a-name", "token": {"env": "GITHUB_TOKEN"}}),
     );
     assert_eq!(fields_of(spec), ["write_back.github_repository"]);
+}
+
+#[test]
+fn urls_the_outbound_policy_refuses_are_refused_naming_the_field() {
+    let cases = [
+        (
+            "/metrics/prometheus_url",
+            "http://169.254.169.254/latest/",
+            "metrics.prometheus_url",
+        ),
+        ("/argocd/server", "http://127.0.0.1:8080", "argocd.server"),
+        ("/git/repository", "file:///srv/git/r.git", "git.repository"),
+        (
+            "/target/control_url",
+            "http://localhost:9000",
+            "target.control_url",
+        ),
+    ];
+    for (pointer, url, field) in cases {
+        let problems = problems_of(
+            with(valid(), pointer, json!(url)),
+            &ValidationContext::default(),
+        );
+        assert_eq!(problems.len(), 1, "{url}: {problems:?}");
+        assert_eq!(problems[0].field, field);
+        assert!(
+            problems[0].problem.contains("outbound policy"),
+            "{:?}",
+            problems[0]
+        );
+    }
+    // An operator who means it allows them.
+    let ctx = ValidationContext {
+        outbound: std::sync::Arc::new("*,127.0.0.0/8,file".parse().expect("allow-list")),
+        ..ValidationContext::default()
+    };
+    let local = with(valid(), "/git/repository", json!("file:///srv/git/r.git"));
+    let local = with(local, "/argocd/server", json!("http://127.0.0.1:8080"));
+    assert_eq!(problems_of(local, &ctx), Vec::<FieldProblem>::new());
 }
