@@ -251,3 +251,60 @@ fn bad_configuration_stops_start_up_naming_the_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("sink.in_flight"), "{err}");
 }
+
+/// Produces `records` to `partition` with librdkafka's producer compressing batches with `codec`.
+fn produce_compressed(bootstrap: &str, topic: &str, codec: &str, records: &[Vec<u8>]) {
+    use rdkafka::ClientConfig;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("compression.codec", codec)
+        .set("linger.ms", "50")
+        .create()
+        .expect("create producer");
+    for r in records {
+        p.send(
+            BaseRecord::<(), [u8]>::to(topic)
+                .partition(0)
+                .payload(&r[..]),
+        )
+        .map_err(|(e, _)| e)
+        .expect("enqueue");
+    }
+    p.flush(Duration::from_secs(30)).expect("flush");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn zstd_lz4_snappy_and_gzip_compressed_batches_are_read() {
+    let broker = MockBroker::start(&[("app", 1)]);
+    let es = EsServer::start(EsServerOptions::default())
+        .await
+        .expect("es");
+    let codecs = ["zstd", "lz4", "snappy", "gzip"];
+    for (c, codec) in codecs.iter().enumerate() {
+        let lines: Vec<Vec<u8>> = (c * 100..(c + 1) * 100).map(log_line).collect();
+        produce_compressed(&broker.bootstrap, "app", codec, &lines);
+    }
+    let engine = Engine::start(&EngineOpts::new(
+        &broker.bootstrap,
+        &es.url(),
+        "app",
+        "g-codecs",
+    ));
+    let expected = expected_ids("app", 1, &[400]);
+    wait::until("records of every codec indexed", DEADLINE, POLL, || {
+        (es.ids().is_superset(&expected)).then_some(())
+    })
+    .await;
+    let m = engine.metrics().await;
+    assert_eq!(
+        metric(&m, "engine_records_out_total", "pipeline=\"test\""),
+        Some(400.0),
+        "{m}"
+    );
+    assert!(
+        !engine.logs().contains("Decompression"),
+        "no decompression error: {}",
+        engine.logs()
+    );
+}
