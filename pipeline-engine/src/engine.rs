@@ -127,6 +127,7 @@ pub async fn run(
                 &config.kafka.brokers,
                 config.dead_letter_topic(),
                 config.pipeline.name.clone(),
+                config.dead_letter.max_record_bytes,
                 &extra,
             )?)
         }
