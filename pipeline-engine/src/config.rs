@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::route::IndexPattern;
+use crate::transform::route::IndexPattern;
 
 /// Prefix of environment overrides; `__` separates path segments (`ENGINE__KAFKA__BROKERS`).
 pub const ENV_PREFIX: &str = "ENGINE__";

@@ -15,7 +15,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use serde::Serialize;
 
-use crate::record::DeadLetter;
+use crate::transform::record::DeadLetter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeadLetterError {
@@ -270,7 +270,7 @@ impl DeadLetterSink for FileDeadLetter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{DeadLetterReason, Position, SourceRecord};
+    use crate::transform::record::{DeadLetterReason, Position, SourceRecord};
     use bytes::Bytes;
 
     fn entry(payload: &'static [u8]) -> DeadLetter {
