@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  cmake libcurl4-openssl-dev libssl-dev libsasl2-dev zlib1g-dev libzstd-dev pkg-config # rdkafka's cmake-build
+  cmake libcurl4-openssl-dev libssl-dev libsasl2-dev zlib1g-dev libzstd-dev pkg-config # rdkafka's cmake-build (libzstd-dev: its zstd-pkg-config feature)
   prometheus # the real server, started by the manager's tests
   kcat       # a real Kafka client for scripts and benchmarks
   openjdk-17-jdk-headless unzip # Apache Flink's JVM, javac for the probe job, unzip for Flink's wheels

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::route::IndexPattern;
+use crate::transform::route::IndexPattern;
 
 /// Prefix of environment overrides; `__` separates path segments (`ENGINE__KAFKA__BROKERS`).
 pub const ENV_PREFIX: &str = "ENGINE__";
@@ -290,6 +290,10 @@ pub struct DeadLetterConfig {
     /// JSON-lines file, for `kind: file`.
     #[serde(default)]
     pub path: Option<PathBuf>,
+    /// The dead-letter producer's `message.max.bytes`; a larger dead letter is written as a truncated
+    /// copy (headers keep its original size and position), so it never stalls its partition.
+    #[serde(default = "d_dead_letter_max_record_bytes")]
+    pub max_record_bytes: usize,
 }
 impl Default for DeadLetterConfig {
     fn default() -> Self {
@@ -297,6 +301,7 @@ impl Default for DeadLetterConfig {
             kind: DeadLetterKind::Kafka,
             topic: None,
             path: None,
+            max_record_bytes: d_dead_letter_max_record_bytes(),
         }
     }
 }
@@ -385,6 +390,10 @@ fn d_commit_interval() -> u64 {
 }
 fn d_max_record_bytes() -> usize {
     1024 * 1024
+}
+/// librdkafka's default `message.max.bytes`, below a Kafka broker's default limit (1,048,588).
+fn d_dead_letter_max_record_bytes() -> usize {
+    1_000_000
 }
 fn d_fetch_batch() -> usize {
     500
@@ -652,6 +661,7 @@ impl Config {
             }
             _ => {}
         }
+        self.validate_record_limits()?;
         positive("control.drain_deadline_ms", self.control.drain_deadline_ms)?;
         positive(
             "announce.heartbeat_interval_ms",
@@ -668,6 +678,49 @@ impl Config {
         Ok(())
     }
 }
+
+impl Config {
+    /// The size limits must agree: a record the consumer accepts fits in one `_bulk` request, and the
+    /// dead-letter producer has one limit, room for the headers, and it is within librdkafka's range.
+    fn validate_record_limits(&self) -> Result<(), ConfigError> {
+        if self.kafka.max_record_bytes > self.sink.batch_max_bytes {
+            return Err(ConfigError::key(
+                "kafka.max_record_bytes",
+                format!(
+                    "{} is larger than sink.batch_max_bytes ({}): such a record could never be sent",
+                    self.kafka.max_record_bytes, self.sink.batch_max_bytes
+                ),
+            ));
+        }
+        let dl = self.dead_letter.max_record_bytes;
+        if !(MIN_DEAD_LETTER_BYTES..=MAX_MESSAGE_BYTES).contains(&dl) {
+            return Err(ConfigError::key(
+                "dead_letter.max_record_bytes",
+                format!(
+                    "{dl} is outside {MIN_DEAD_LETTER_BYTES}..={MAX_MESSAGE_BYTES} (room for the \
+                     dead-letter headers; librdkafka's message.max.bytes range)"
+                ),
+            ));
+        }
+        if let Some(v) = self.kafka.properties.get("message.max.bytes")
+            && v.parse::<usize>().ok() != Some(dl)
+        {
+            return Err(ConfigError::key(
+                "kafka.properties.message.max.bytes",
+                format!(
+                    "`{v}` disagrees with dead_letter.max_record_bytes ({dl}), which sets the \
+                     dead-letter producer's limit; set that key instead"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Smallest dead-letter record size allowed: the headers alone take a few hundred bytes.
+const MIN_DEAD_LETTER_BYTES: usize = 4096;
+/// librdkafka's upper bound for `message.max.bytes`.
+const MAX_MESSAGE_BYTES: usize = 1_000_000_000;
 
 /// Applies `ENGINE__A__B=value` as `a.b: value` (value parsed as a YAML scalar or flow collection).
 fn apply_env(
@@ -743,6 +796,8 @@ elasticsearch: {urls: ['http://127.0.0.1:9200']}
         assert_eq!(c.elasticsearch.action, BulkAction::Create);
         assert_eq!(c.dead_letter.kind, DeadLetterKind::Kafka);
         assert_eq!(c.dead_letter_topic(), "logs-dead-letter");
+        assert_eq!(c.dead_letter.max_record_bytes, 1_000_000);
+        assert_eq!(c.kafka.max_record_bytes, 1_048_576);
     }
 
     #[test]
@@ -827,6 +882,21 @@ elasticsearch: {urls: ['http://127.0.0.1:9200']}
                 "ENGINE__KAFKA__AUTO_OFFSET_RESET",
                 "middle",
                 "kafka.auto_offset_reset",
+            ),
+            (
+                "ENGINE__KAFKA__MAX_RECORD_BYTES",
+                "10000000",
+                "kafka.max_record_bytes",
+            ),
+            (
+                "ENGINE__DEAD_LETTER__MAX_RECORD_BYTES",
+                "100",
+                "dead_letter.max_record_bytes",
+            ),
+            (
+                "ENGINE__KAFKA__PROPERTIES__MESSAGE.MAX.BYTES",
+                "2000000",
+                "kafka.properties.message.max.bytes",
             ),
         ];
         for (var, value, key) in cases {

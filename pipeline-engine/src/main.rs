@@ -61,7 +61,7 @@ fn main() -> ExitCode {
             }
             signals.cancel();
         });
-        pipeline_engine::engine::run(config, shutdown, |_| {}).await
+        pipeline_engine::supervisor::run(config, shutdown, |_| {}).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

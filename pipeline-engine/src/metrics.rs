@@ -159,7 +159,7 @@ impl Metrics {
         out
     }
 
-    pub fn retry(&self, reason: crate::bulk::RetryReason, n: u64) {
+    pub fn retry(&self, reason: crate::sink::bulk::RetryReason, n: u64) {
         self.retries
             .get_or_create(&ReasonLabels {
                 reason: reason.as_str(),
@@ -167,7 +167,7 @@ impl Metrics {
             .inc_by(n);
     }
 
-    pub fn dead_letter(&self, reason: crate::record::DeadLetterReason) {
+    pub fn dead_letter(&self, reason: crate::transform::record::DeadLetterReason) {
         self.dead_letters
             .get_or_create(&ReasonLabels {
                 reason: reason.as_str(),
@@ -259,8 +259,8 @@ mod tests {
             })
             .set(1.5);
         m.fill("process", 1, 4);
-        m.retry(crate::bulk::RetryReason::TooManyRequests, 2);
-        m.dead_letter(crate::record::DeadLetterReason::InvalidJson);
+        m.retry(crate::sink::bulk::RetryReason::TooManyRequests, 2);
+        m.dead_letter(crate::transform::record::DeadLetterReason::InvalidJson);
         m.bulk_duration.observe(0.01);
         let text = m.encode();
         for needle in [

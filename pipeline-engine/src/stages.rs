@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
-use crate::completion::Completion;
-use crate::process::run_process_task;
-use crate::record::{Document, SourceRecord};
-use crate::sink::{BulkClient, SinkSettings, run_sink_task};
-use crate::transform::Transform;
+use crate::sink::client::BulkClient;
+use crate::sink::stage::{SinkSettings, run_sink_task};
+use crate::source::completion::Completion;
+use crate::transform::apply::Transform;
+use crate::transform::process::run_process_task;
+use crate::transform::record::{Document, SourceRecord};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Parallelism {

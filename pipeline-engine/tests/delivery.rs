@@ -251,3 +251,140 @@ fn bad_configuration_stops_start_up_naming_the_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("sink.in_flight"), "{err}");
 }
+
+/// Produces `records` to `partition` with librdkafka's producer compressing batches with `codec`.
+fn produce_compressed(bootstrap: &str, topic: &str, codec: &str, records: &[Vec<u8>]) {
+    use rdkafka::ClientConfig;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("compression.codec", codec)
+        .set("linger.ms", "50")
+        .create()
+        .expect("create producer");
+    for r in records {
+        p.send(
+            BaseRecord::<(), [u8]>::to(topic)
+                .partition(0)
+                .payload(&r[..]),
+        )
+        .map_err(|(e, _)| e)
+        .expect("enqueue");
+    }
+    p.flush(Duration::from_secs(30)).expect("flush");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn zstd_lz4_snappy_and_gzip_compressed_batches_are_read() {
+    let broker = MockBroker::start(&[("app", 1)]);
+    let es = EsServer::start(EsServerOptions::default())
+        .await
+        .expect("es");
+    let codecs = ["zstd", "lz4", "snappy", "gzip"];
+    for (c, codec) in codecs.iter().enumerate() {
+        let lines: Vec<Vec<u8>> = (c * 100..(c + 1) * 100).map(log_line).collect();
+        produce_compressed(&broker.bootstrap, "app", codec, &lines);
+    }
+    let engine = Engine::start(&EngineOpts::new(
+        &broker.bootstrap,
+        &es.url(),
+        "app",
+        "g-codecs",
+    ));
+    let expected = expected_ids("app", 1, &[400]);
+    wait::until("records of every codec indexed", DEADLINE, POLL, || {
+        (es.ids().is_superset(&expected)).then_some(())
+    })
+    .await;
+    let m = engine.metrics().await;
+    assert_eq!(
+        metric(&m, "engine_records_out_total", "pipeline=\"test\""),
+        Some(400.0),
+        "{m}"
+    );
+    assert!(
+        !engine.logs().contains("Decompression"),
+        "no decompression error: {}",
+        engine.logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_over_a_megabyte_is_dead_lettered_truncated_and_its_partition_moves_on() {
+    let broker = MockBroker::start(&[("app", 1), ("test-dead-letter", 1)]);
+    let es = EsServer::start(EsServerOptions::default())
+        .await
+        .expect("es");
+    // 1.1 MB: over the default kafka.max_record_bytes (1 MiB) and over what a Kafka producer sends by
+    // default (message.max.bytes 1,000,000), so the dead letter cannot be a whole copy.
+    let big = format!(
+        "{{\"service\":\"svc0\",\"m\":\"{}\"}}",
+        "x".repeat(1_100_000 - 25)
+    )
+    .into_bytes();
+    assert_eq!(big.len(), 1_100_000);
+    {
+        use rdkafka::ClientConfig;
+        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+        let p: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &broker.bootstrap)
+            .set("message.max.bytes", "2000000")
+            .create()
+            .expect("create producer");
+        p.send(
+            BaseRecord::<(), [u8]>::to("app")
+                .partition(0)
+                .payload(&big[..]),
+        )
+        .map_err(|(e, _)| e)
+        .expect("enqueue");
+        p.flush(Duration::from_secs(30)).expect("flush");
+    }
+    let counts = produce_valid(&broker.bootstrap, "app", 1, 0, 100);
+    // Default limits: nothing about record sizes is configured.
+    let engine = Engine::start(&EngineOpts::new(
+        &broker.bootstrap,
+        &es.url(),
+        "app",
+        "g-big",
+    ));
+    // The valid records sit behind the big one (offsets 1..=100).
+    let expected: std::collections::HashSet<String> =
+        (1..=counts[0]).map(|o| format!("app-0-{o}")).collect();
+    wait::until("records behind the big one indexed", DEADLINE, POLL, || {
+        (es.ids().is_superset(&expected)).then_some(())
+    })
+    .await;
+    let b = broker.bootstrap.clone();
+    tokio::task::spawn_blocking(move || {
+        wait::until_blocking("offsets committed past it", DEADLINE, POLL, || {
+            (committed(&b, "g-big", "app", 1) == vec![Some(101)]).then_some(())
+        })
+    })
+    .await
+    .expect("committed");
+    let dead = tokio::task::spawn_blocking({
+        let b = broker.bootstrap.clone();
+        move || read_topic(&b, "test-dead-letter", 1, 1, Duration::from_secs(20))
+    })
+    .await
+    .expect("read dead letters");
+    assert_eq!(dead.len(), 1, "one dead letter; logs:\n{}", engine.logs());
+    let h = |k: &str| {
+        dead[0]
+            .headers
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(h("dead_letter.reason").as_deref(), Some("oversized"));
+    assert_eq!(h("dead_letter.offset").as_deref(), Some("0"));
+    assert_eq!(h("dead_letter.original_size").as_deref(), Some("1100000"));
+    assert_eq!(h("dead_letter.truncated").as_deref(), Some("true"));
+    let kept = dead[0].payload.len();
+    assert!(
+        kept > 0 && kept < 1_000_000,
+        "a truncated copy that a default producer accepts, got {kept} bytes"
+    );
+    assert_eq!(&dead[0].payload[..], &big[..kept], "a prefix of the record");
+}

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::completion::Completion;
-use crate::record::{DeadLetter, Document, SourceRecord};
-use crate::transform::Transform;
+use crate::source::completion::Completion;
+use crate::transform::apply::Transform;
+use crate::transform::record::{DeadLetter, Document, SourceRecord};
 
 /// Room reserved per record for the action line and the added fields, on top of the payload.
 const OVERHEAD_PER_RECORD: usize = 160;

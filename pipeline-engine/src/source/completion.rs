@@ -4,11 +4,11 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::bulk::backoff;
-use crate::deadletter::DeadLetterSink;
 use crate::metrics::Metrics;
-use crate::offsets::{Ack, OffsetTracker, TopicPartition};
-use crate::record::{DeadLetter, Position};
+use crate::sink::dead_letter::DeadLetterSink;
+use crate::sink::retry::backoff;
+use crate::source::offsets::{Ack, OffsetTracker, TopicPartition};
+use crate::transform::record::{DeadLetter, Position};
 
 pub struct Completion {
     tracker: Mutex<OffsetTracker>,

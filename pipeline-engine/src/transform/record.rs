@@ -49,9 +49,9 @@ impl Document {
         lines.extend_from_slice(b"{\"");
         lines.extend_from_slice(action.as_bytes());
         lines.extend_from_slice(b"\":{\"_index\":");
-        crate::json::write_str(&mut lines, index);
+        crate::transform::parse::write_str(&mut lines, index);
         lines.extend_from_slice(b",\"_id\":");
-        crate::json::write_str(&mut lines, id);
+        crate::transform::parse::write_str(&mut lines, id);
         lines.extend_from_slice(b"}}\n");
         lines.extend_from_slice(body);
         lines.push(b'\n');

@@ -14,12 +14,12 @@ use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 
-use crate::completion::Completion;
 use crate::config::KafkaConfig;
 use crate::metrics::PartitionLabels;
-use crate::offsets::TopicPartition;
-use crate::record::{Position, SourceRecord};
+use crate::source::completion::Completion;
+use crate::source::offsets::TopicPartition;
 use crate::status::{AssignedPartition, StatusBoard};
+use crate::transform::record::{Position, SourceRecord};
 
 /// Batches waiting for the process stage before the consumer stops taking records.
 const PAUSE_AFTER_HELD_BATCHES: usize = 4;

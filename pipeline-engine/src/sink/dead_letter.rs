@@ -12,9 +12,10 @@ use futures::future::BoxFuture;
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
 use serde::Serialize;
 
-use crate::record::DeadLetter;
+use crate::transform::record::DeadLetter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeadLetterError {
@@ -42,12 +43,26 @@ pub mod headers {
     pub const REASON: &str = "dead_letter.reason";
     pub const ERROR: &str = "dead_letter.error";
     pub const PIPELINE: &str = "dead_letter.pipeline";
+    /// Size in bytes of the original payload, always present.
+    pub const ORIGINAL_SIZE: &str = "dead_letter.original_size";
+    /// `true` when the value is only a prefix of the original payload (it did not fit the producer's
+    /// `message.max.bytes`), else `false`.
+    pub const TRUNCATED: &str = "dead_letter.truncated";
+}
+
+/// Bytes a dead-letter record may spend on its value, given the producer's `message.max.bytes`, the
+/// key and the headers. The margin covers librdkafka's per-record and per-batch framing.
+fn value_budget(max_message_bytes: usize, key: usize, headers: usize) -> usize {
+    const FRAMING: usize = 512;
+    max_message_bytes.saturating_sub(key + headers + FRAMING)
 }
 
 pub struct KafkaDeadLetter {
     producer: FutureProducer,
     topic: String,
     pipeline: String,
+    /// The producer's `message.max.bytes`: larger values are written truncated instead of refused.
+    max_message_bytes: usize,
 }
 
 impl KafkaDeadLetter {
@@ -55,6 +70,7 @@ impl KafkaDeadLetter {
         brokers: &str,
         topic: String,
         pipeline: String,
+        max_message_bytes: usize,
         extra: &[(String, String)],
     ) -> Result<Self, DeadLetterError> {
         let mut cfg = ClientConfig::new();
@@ -66,11 +82,81 @@ impl KafkaDeadLetter {
         for (k, v) in extra {
             cfg.set(k, v);
         }
+        // After the extra properties: the configuration check makes sure they agree with it.
+        cfg.set("message.max.bytes", max_message_bytes.to_string());
         Ok(Self {
             producer: cfg.create()?,
             topic,
             pipeline,
+            max_message_bytes,
         })
+    }
+
+    /// Sends one entry. A value over the budget is cut to a prefix; a broker that still refuses the
+    /// size (its own limit may be lower) gets ever shorter prefixes down to an empty value, so a
+    /// record that cannot be written whole never holds its partition back.
+    async fn send(&self, e: &DeadLetter) -> Result<(), DeadLetterError> {
+        let p = &e.record.position;
+        let (partition, offset) = (p.partition.to_string(), p.offset.to_string());
+        let original_size = e.record.payload.len().to_string();
+        let key = e.record.key.as_deref().unwrap_or_default();
+        let fixed = [
+            (headers::TOPIC, p.topic.as_bytes()),
+            (headers::PARTITION, partition.as_bytes()),
+            (headers::OFFSET, offset.as_bytes()),
+            (headers::REASON, e.reason.as_str().as_bytes()),
+            (headers::ERROR, e.detail.as_bytes()),
+            (headers::PIPELINE, self.pipeline.as_bytes()),
+            (headers::ORIGINAL_SIZE, original_size.as_bytes()),
+        ];
+        let header_bytes: usize = fixed
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 16)
+            .sum::<usize>()
+            + headers::TRUNCATED.len()
+            + 24;
+        // A key too large to leave room for the headers is cut as well (rare: keys are small).
+        let key = &key[..key.len().min(self.max_message_bytes / 4)];
+        let mut budget = value_budget(self.max_message_bytes, key.len(), header_bytes);
+        loop {
+            let value = &e.record.payload[..e.record.payload.len().min(budget)];
+            let truncated = value.len() < e.record.payload.len()
+                || key.len() < e.record.key.as_ref().map_or(0, |k| k.len());
+            let mut hdrs = OwnedHeaders::new_with_capacity(fixed.len() + 1);
+            for (k, v) in fixed {
+                hdrs = hdrs.insert(Header {
+                    key: k,
+                    value: Some(v),
+                });
+            }
+            hdrs = hdrs.insert(Header {
+                key: headers::TRUNCATED,
+                value: Some(if truncated {
+                    &b"true"[..]
+                } else {
+                    &b"false"[..]
+                }),
+            });
+            let mut rec: FutureRecord<'_, [u8], [u8]> =
+                FutureRecord::to(&self.topic).payload(value).headers(hdrs);
+            if e.record.key.is_some() {
+                rec = rec.key(key);
+            }
+            match self.producer.send(rec, Duration::from_secs(30)).await {
+                Ok(_) => return Ok(()),
+                Err((err, _))
+                    if err.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge)
+                        && budget > 0 =>
+                {
+                    tracing::warn!(
+                        topic = %p.topic, partition = p.partition, offset = p.offset, bytes = value.len(),
+                        "dead-letter record refused as too large; writing a shorter prefix"
+                    );
+                    budget = value.len() / 2;
+                }
+                Err((err, _)) => return Err(err.into()),
+            }
+        }
     }
 }
 
@@ -80,44 +166,8 @@ impl DeadLetterSink for KafkaDeadLetter {
         entries: &'a [DeadLetter],
     ) -> BoxFuture<'a, Result<(), DeadLetterError>> {
         Box::pin(async move {
-            let sends = entries.iter().map(|e| {
-                let p = &e.record.position;
-                let (partition, offset) = (p.partition.to_string(), p.offset.to_string());
-                let hdrs = OwnedHeaders::new()
-                    .insert(Header {
-                        key: headers::TOPIC,
-                        value: Some(p.topic.as_bytes()),
-                    })
-                    .insert(Header {
-                        key: headers::PARTITION,
-                        value: Some(partition.as_bytes()),
-                    })
-                    .insert(Header {
-                        key: headers::OFFSET,
-                        value: Some(offset.as_bytes()),
-                    })
-                    .insert(Header {
-                        key: headers::REASON,
-                        value: Some(e.reason.as_str().as_bytes()),
-                    })
-                    .insert(Header {
-                        key: headers::ERROR,
-                        value: Some(e.detail.as_bytes()),
-                    })
-                    .insert(Header {
-                        key: headers::PIPELINE,
-                        value: Some(self.pipeline.as_bytes()),
-                    });
-                let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.topic)
-                    .payload(&e.record.payload[..])
-                    .headers(hdrs);
-                if let Some(k) = &e.record.key {
-                    rec = rec.key(&k[..]);
-                }
-                self.producer.send(rec, Duration::from_secs(30))
-            });
-            for result in futures::future::join_all(sends).await {
-                result.map_err(|(err, _)| err)?;
+            for result in futures::future::join_all(entries.iter().map(|e| self.send(e))).await {
+                result?;
             }
             Ok(())
         })
@@ -220,7 +270,7 @@ impl DeadLetterSink for FileDeadLetter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{DeadLetterReason, Position, SourceRecord};
+    use crate::transform::record::{DeadLetterReason, Position, SourceRecord};
     use bytes::Bytes;
 
     fn entry(payload: &'static [u8]) -> DeadLetter {
@@ -264,6 +314,12 @@ mod tests {
         assert_eq!(lines[0]["key_base64"], "aw==");
         assert!(lines[1].get("record").is_none());
         assert_eq!(lines[1]["record_base64"], "//4=");
+    }
+
+    #[test]
+    fn value_budget_leaves_room_for_key_headers_and_framing() {
+        assert_eq!(value_budget(1_000_000, 10, 300), 1_000_000 - 10 - 300 - 512);
+        assert_eq!(value_budget(100, 10, 300), 0, "never negative");
     }
 
     #[tokio::test]

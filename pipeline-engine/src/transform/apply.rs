@@ -1,7 +1,7 @@
 //! Parse a record and apply the configured transform, writing the document's two `_bulk` lines
 //! (action and source) straight into a buffer. Pure: no I/O.
 //!
-//! The record is parsed into its top-level fields with values kept as raw JSON text (`crate::json`),
+//! The record is parsed into its top-level fields with values kept as raw JSON text (`crate::transform::parse`),
 //! so a document costs one validation pass and one copy, not a tree of allocations. Only the event
 //! time and the routing fields are decoded.
 
@@ -11,9 +11,9 @@ use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, TimeZone, Timelike, U
 use serde_json::Value;
 
 use crate::config::{BulkAction, IndexConfig, TransformConfig};
-use crate::json::{self, Fields};
-use crate::record::{DeadLetter, DeadLetterReason, Document, SourceRecord};
-use crate::route::IndexPattern;
+use crate::transform::parse::{self, Fields};
+use crate::transform::record::{DeadLetter, DeadLetterReason, Document, SourceRecord};
+use crate::transform::route::IndexPattern;
 
 /// The transform, compiled once from configuration and shared by the process tasks.
 #[derive(Debug, Clone)]
@@ -50,7 +50,7 @@ impl Transform {
         index: &IndexConfig,
         max_record_bytes: usize,
         action: BulkAction,
-    ) -> Result<Self, crate::route::PatternError> {
+    ) -> Result<Self, crate::transform::route::PatternError> {
         let needs_escape = |name: &str| name.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
         let escape_names = t.add.keys().any(|k| needs_escape(k))
             || t.rename.values().any(|k| needs_escape(k))
@@ -161,7 +161,7 @@ impl Transform {
             .render_into(lookup, time, &self.missing_value, out);
         out.extend_from_slice(b"\",\"_id\":\"");
         let p = &record.position;
-        json::write_str_content(out, &p.topic);
+        parse::write_str_content(out, &p.topic);
         {
             use std::io::Write as _;
             // Writing to a Vec cannot fail.
@@ -183,7 +183,7 @@ impl Transform {
                     out.extend_from_slice(b"\":");
                 }
                 _ => {
-                    json::write_key(out, k);
+                    parse::write_key(out, k);
                     out.push(b':');
                 }
             }
@@ -227,7 +227,7 @@ fn set<'a>(doc: &mut Vec<(Cow<'a, str>, Val<'a>)>, name: &'a str, v: Val<'a>) {
 /// A scalar field value as text for index routing (`None` for objects, arrays and null).
 fn route_value(raw: &str) -> Option<Cow<'_, str>> {
     match raw.as_bytes().first()? {
-        b'"' => json::raw_str(raw),
+        b'"' => parse::raw_str(raw),
         b't' | b'f' => Some(Cow::Borrowed(raw)),
         b'-' | b'0'..=b'9' => match serde_json::from_str::<Value>(raw).ok()? {
             Value::Number(n) => Some(Cow::Owned(n.to_string())),
@@ -240,7 +240,7 @@ fn route_value(raw: &str) -> Option<Cow<'_, str>> {
 /// Event time from a raw field value: an RFC 3339 string or epoch milliseconds.
 fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
     if raw.starts_with('"') {
-        let s = json::raw_str(raw)?;
+        let s = parse::raw_str(raw)?;
         parse_canonical(&s).or_else(|| {
             DateTime::parse_from_rfc3339(&s)
                 .ok()
@@ -335,7 +335,7 @@ fn kind(v: &Value) -> &'static str {
 mod tests {
     use super::*;
     use crate::config::TimestampConfig;
-    use crate::record::Position;
+    use crate::transform::record::Position;
     use bytes::Bytes;
     use serde_json::json;
 

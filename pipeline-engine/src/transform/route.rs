@@ -142,7 +142,7 @@ impl IndexPattern {
         {
             let name = String::from_utf8_lossy(&out[start..]).into_owned();
             out.truncate(start);
-            crate::json::write_str_content(out, &name);
+            crate::transform::parse::write_str_content(out, &name);
         }
     }
 }
