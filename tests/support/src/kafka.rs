@@ -14,26 +14,11 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::{Offset, TopicPartitionList};
 
-/// Locates a binary of this workspace next to the running test executable (target/<profile>/), building
-/// the test-support binaries first if a partial build left them out.
+/// Locates a binary of this workspace next to the running executable (see [`crate::binaries`]),
+/// building it first if a partial build left it out.
 pub fn bin_path(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    // target/<profile>/deps/<test-binary> → target/<profile>/<name>
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target profile dir")
-        .to_path_buf();
-    let path = dir.join(name);
-    if !path.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "test-support", "--bins"])
-            .status()
-            .expect("run cargo build for test-support binaries");
-        assert!(status.success(), "building test-support binaries failed");
-    }
-    assert!(path.exists(), "{} not found", path.display());
-    path
+    crate::binaries::binary("test-support", name)
+        .unwrap_or_else(|error| panic!("locating {name}: {error:#}"))
 }
 
 /// A mock-cluster broker process; killed when dropped.

@@ -11,9 +11,11 @@
 //! - [`process`]: child processes that log to a file and are killed when dropped;
 //! - [`flink_probe`]: the probe job (`tests/flink-probe/`): its jar, arguments, rate schedule and
 //!   the ground truth it gives (records produced at any instant, and what the sink wrote);
+//! - [`binaries`]: the workspace's binaries, found next to whichever executable is running;
 //! - [`git`]: the git CLI helpers those servers use, and that tests use to make bare repositories.
 
 pub mod argocd;
+pub mod binaries;
 pub mod es;
 pub mod flink;
 pub mod flink_cluster;
