@@ -8,6 +8,7 @@ pub mod config;
 pub mod estimate;
 pub mod github;
 pub mod gitops;
+pub mod lifecycle;
 pub mod manager;
 pub mod metrics;
 pub mod outbound;

@@ -4,60 +4,7 @@ use sqlx::{AssertSqlSafe, types::Json};
 use utoipa::ToSchema;
 
 use super::{Storage, StorageError, conflict_on_unique};
-
-/// Where a decision stands. The in-flight ones (pending to syncing) are at most one per cluster: a unique
-/// index in the schema guarantees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type, ToSchema)]
-#[sqlx(type_name = "text", rename_all = "snake_case")]
-#[serde(rename_all = "snake_case")]
-pub enum DecisionStatus {
-    Pending,
-    Running,
-    Vetoed,
-    Skipped,
-    Committed,
-    PrOpen,
-    Merged,
-    Rejected,
-    Syncing,
-    Synced,
-    Applied,
-    Failed,
-    /// A newer decision replaced it in the same pull request.
-    Superseded,
-}
-
-impl DecisionStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Running => "running",
-            Self::Vetoed => "vetoed",
-            Self::Skipped => "skipped",
-            Self::Committed => "committed",
-            Self::PrOpen => "pr_open",
-            Self::Merged => "merged",
-            Self::Rejected => "rejected",
-            Self::Syncing => "syncing",
-            Self::Synced => "synced",
-            Self::Applied => "applied",
-            Self::Failed => "failed",
-            Self::Superseded => "superseded",
-        }
-    }
-
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            Self::Vetoed
-                | Self::Skipped
-                | Self::Rejected
-                | Self::Applied
-                | Self::Failed
-                | Self::Superseded
-        )
-    }
-}
+pub use crate::lifecycle::DecisionStatus;
 
 /// One entry of the audit trail: why the autoscaler acted (or did not), and what came of it.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
@@ -146,7 +93,9 @@ impl Storage {
         Ok(rows)
     }
 
-    /// Ends a decision with its final status and the reason.
+    /// Ends a decision with a final status whatever its status was: a fixture for tests of what reads
+    /// decisions. The service itself moves decisions only with `transition`.
+    #[doc(hidden)]
     pub async fn finish_decision(
         &self,
         id: i64,

@@ -16,7 +16,7 @@ use sqlx::{
 
 pub use clusters::{ClusterRecord, ClusterStatusCounts, DecisionFacts};
 pub use decisions::{DecisionRecord, DecisionStatus, NewDecision};
-pub use progress::{DecisionLock, HumanChange, PreviousDecision};
+pub use progress::{DecisionLock, HumanChange, PreviousDecision, Transition};
 pub use samples::Sample;
 pub use webhooks::{DeliverySource, Merge};
 
@@ -35,6 +35,15 @@ pub enum StorageError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A compare-and-set of a decision's status found another status: someone else moved it first.
+    #[error("decision {id} is {found}, not {expected}: another actor moved it first")]
+    LostRace {
+        id: i64,
+        expected: crate::lifecycle::DecisionStatus,
+        found: crate::lifecycle::DecisionStatus,
+    },
+    #[error(transparent)]
+    IllegalTransition(#[from] crate::lifecycle::IllegalTransition),
     #[error("job queue setup failed: {0}")]
     Queue(#[from] apalis_postgres::Error),
 }

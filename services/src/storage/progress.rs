@@ -23,6 +23,53 @@ impl DecisionLock {
     }
 }
 
+/// One move of a decision's status, with what it records on the way.
+#[derive(Debug, Clone, Copy)]
+pub struct Transition<'a> {
+    pub from: DecisionStatus,
+    pub to: DecisionStatus,
+    /// Merged into the stored `write_back` object.
+    pub write_back: Option<&'a serde_json::Value>,
+    /// Replaces the stored `sync`.
+    pub sync: Option<&'a serde_json::Value>,
+    pub reason: Option<&'a str>,
+    /// A step appended to the decision's steps in the same write.
+    pub step: Option<(&'a str, &'a serde_json::Value)>,
+}
+
+impl<'a> Transition<'a> {
+    pub fn new(from: DecisionStatus, to: DecisionStatus) -> Self {
+        Self {
+            from,
+            to,
+            write_back: None,
+            sync: None,
+            reason: None,
+            step: None,
+        }
+    }
+
+    pub fn write_back(mut self, write_back: &'a serde_json::Value) -> Self {
+        self.write_back = Some(write_back);
+        self
+    }
+
+    pub fn sync(mut self, sync: &'a serde_json::Value) -> Self {
+        self.sync = Some(sync);
+        self
+    }
+
+    pub fn reason(mut self, reason: &'a str) -> Self {
+        self.reason = Some(reason);
+        self
+    }
+
+    pub fn step(mut self, name: &'a str, detail: &'a serde_json::Value) -> Self {
+        self.step = Some((name, detail));
+        self
+    }
+}
+
 /// The last change that took effect (or is taking effect) before a decision.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct PreviousDecision {
@@ -71,35 +118,47 @@ impl Storage {
         .ok_or(StorageError::NotFound)
     }
 
-    /// Moves a decision on. `write_back` and `sync` replace the stored values when given; a final status
-    /// sets `finished_at`.
-    pub async fn advance_decision(
-        &self,
-        id: i64,
-        status: DecisionStatus,
-        write_back: Option<&serde_json::Value>,
-        sync: Option<&serde_json::Value>,
-        reason: Option<&str>,
-    ) -> Result<(), StorageError> {
-        let result = sqlx::query(
-            "update decisions set status = $2, \
-             write_back = coalesce($3, write_back), sync = coalesce($4, sync), \
-             reason = coalesce($5, reason), updated_at = now(), \
-             finished_at = case when $6 then now() else finished_at end \
-             where id = $1",
+    /// Moves a decision from `change.from` to `change.to`, a compare-and-set: `LostRace` (naming the
+    /// status found) when the decision is no longer in `from`, `IllegalTransition` for a move the
+    /// lifecycle does not have. The step, when given, is appended in the same statement.
+    pub async fn transition(&self, id: i64, change: &Transition<'_>) -> Result<(), StorageError> {
+        crate::lifecycle::check(change.from, change.to)?;
+        let step = change.step.map(|(name, _)| name);
+        let detail = change.step.map(|(_, detail)| Json(detail));
+        // Both subqueries see the statement's snapshot: `moved` is the write, `found` what was there.
+        let (moved, found): (Option<DecisionStatus>, Option<DecisionStatus>) = sqlx::query_as(
+            "with moved as ( \
+                 update decisions set status = $3, \
+                     write_back = case when $4::jsonb is null then write_back \
+                         else coalesce(write_back, '{}'::jsonb) || $4 end, \
+                     sync = case when $5::jsonb is null then sync else $5 end, \
+                     reason = coalesce($6, reason), updated_at = now(), \
+                     finished_at = case when $7 then now() else finished_at end, \
+                     steps = case when $8::text is null then steps else steps || jsonb_build_array( \
+                         jsonb_build_object('at', now(), 'step', $8::text, 'detail', $9::jsonb)) end \
+                 where id = $1 and status = $2 returning status) \
+             select (select status from moved), (select status from decisions where id = $1)",
         )
         .bind(id)
-        .bind(status)
-        .bind(write_back.map(Json))
-        .bind(sync.map(Json))
-        .bind(reason)
-        .bind(status.is_final())
-        .execute(self.pool())
+        .bind(change.from)
+        .bind(change.to)
+        .bind(change.write_back.map(Json))
+        .bind(change.sync.map(Json))
+        .bind(change.reason)
+        .bind(change.to.is_final())
+        .bind(step)
+        .bind(detail)
+        .fetch_one(self.pool())
         .await?;
-        if result.rows_affected() == 0 {
-            return Err(StorageError::NotFound);
+        match (moved, found) {
+            (Some(_), _) => Ok(()),
+            (None, Some(found)) => Err(StorageError::LostRace {
+                id,
+                expected: change.from,
+                found,
+            }),
+            (None, None) => Err(StorageError::NotFound),
         }
-        Ok(())
     }
 
     /// Stores the estimate and the checked scale.
@@ -112,7 +171,7 @@ impl Storage {
     ) -> Result<(), StorageError> {
         sqlx::query(
             "update decisions set estimate = $2, from_scale = coalesce($3, from_scale), \
-             to_scale = $4, updated_at = now() where id = $1",
+             to_scale = $4, updated_at = now() where id = $1 and status = 'running'",
         )
         .bind(id)
         .bind(Json(estimate))

@@ -91,8 +91,12 @@ impl Storage {
     }
 
     /// Marks the decision merged, ready for a worker to sync. A decision the manager enqueued for the
-    /// cluster meanwhile steps aside: the reviewed change goes first.
+    /// cluster meanwhile steps aside: the reviewed change goes first. `LostRace` (and nothing written)
+    /// when the decision is no longer waiting in its pull request.
     pub async fn merge_pull_request_decision(&self, merge: &Merge<'_>) -> Result<(), StorageError> {
+        use crate::lifecycle::{DecisionStatus, check};
+        check(DecisionStatus::PrOpen, DecisionStatus::Merged)?;
+        check(DecisionStatus::Pending, DecisionStatus::Skipped)?;
         let mut transaction = self.pool().begin().await?;
         sqlx::query(
             "update decisions set status = 'skipped', \
@@ -104,19 +108,32 @@ impl Storage {
         .bind(merge.decision_id)
         .execute(&mut *transaction)
         .await?;
-        sqlx::query(
-            "update decisions set status = 'merged', \
-             write_back = write_back || $2, updated_at = now(), \
-             steps = steps || jsonb_build_array(jsonb_build_object('at', now(), 'step', 'merged', 'detail', $2)) \
-             where id = $1 and status = 'pr_open'",
+        let (merged, found): (Option<DecisionStatus>, Option<DecisionStatus>) = sqlx::query_as(
+            "with moved as ( \
+                 update decisions set status = 'merged', \
+                 write_back = write_back || $2, updated_at = now(), \
+                 steps = steps || jsonb_build_array(jsonb_build_object('at', now(), 'step', 'merged', 'detail', $2)) \
+                 where id = $1 and status = 'pr_open' returning status) \
+             select (select status from moved), (select status from decisions where id = $1)",
         )
         .bind(merge.decision_id)
         .bind(Json(serde_json::json!({
             "merge_commit": merge.merge_commit,
             "merged_by": merge.merged_by,
         })))
-        .execute(&mut *transaction)
+        .fetch_one(&mut *transaction)
         .await?;
+        match (merged, found) {
+            (Some(_), _) => {}
+            (None, Some(found)) => {
+                return Err(StorageError::LostRace {
+                    id: merge.decision_id,
+                    expected: DecisionStatus::PrOpen,
+                    found,
+                });
+            }
+            (None, None) => return Err(StorageError::NotFound),
+        }
         transaction.commit().await?;
         Ok(())
     }

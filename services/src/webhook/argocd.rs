@@ -11,7 +11,7 @@ use super::{Receipt, WebhookState, authorised, parse_json, read_body};
 use crate::{
     api::ApiError,
     queue::ScalingTask,
-    storage::{DecisionStatus, DeliverySource},
+    storage::{DecisionStatus, DeliverySource, StorageError, Transition},
 };
 
 #[derive(Debug, Deserialize)]
@@ -112,23 +112,29 @@ async fn accept(
             .storage
             .add_step(decision.id, "argocd_sync_failed", &detail)
             .await?;
-        if !decision.status.is_final() {
+        // Only a sync still in the works is failed by a notification: a decision the worker saw
+        // applied (synced, applied) or ended keeps its status, and a race with the worker is lost by
+        // whoever writes second, never overwritten.
+        if matches!(
+            decision.status,
+            DecisionStatus::Committed | DecisionStatus::Merged | DecisionStatus::Syncing
+        ) {
             let reason = format!(
                 "Argo CD reported the sync {phase}: {}",
                 notification.message.as_deref().unwrap_or("no message")
             );
-            state
-                .storage
-                .advance_decision(
-                    decision.id,
-                    DecisionStatus::Failed,
-                    None,
-                    None,
-                    Some(&reason),
-                )
-                .await?;
+            let failed = Transition::new(decision.status, DecisionStatus::Failed).reason(&reason);
+            match state.storage.transition(decision.id, &failed).await {
+                Ok(()) => "the sync failed; the decision is failed",
+                Err(StorageError::LostRace { found, .. }) => {
+                    tracing::info!(decision = decision.id, %found, "the decision moved on before the failed sync was recorded");
+                    "the sync failed; the decision had already moved on and keeps its status"
+                }
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            "the sync failed; recorded on a decision that is past its sync"
         }
-        "the sync failed; the decision is failed"
     } else if health == "Degraded" {
         state
             .storage

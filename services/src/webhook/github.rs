@@ -8,7 +8,7 @@ use super::{Receipt, WebhookState, parse_json, read_body};
 use crate::{
     api::ApiError,
     queue::ScalingTask,
-    storage::{DecisionStatus, DeliverySource, Merge},
+    storage::{DecisionStatus, DeliverySource, Merge, StorageError, Transition},
 };
 
 #[derive(Debug, Deserialize)]
@@ -165,7 +165,7 @@ async fn handle(
             ));
         };
         let cluster_id = decision.cluster_id.unwrap_or_default();
-        state
+        let merged = state
             .storage
             .merge_pull_request_decision(&Merge {
                 decision_id: decision.id,
@@ -173,7 +173,20 @@ async fn handle(
                 merge_commit,
                 merged_by: by,
             })
-            .await?;
+            .await;
+        match merged {
+            Ok(()) => {}
+            Err(StorageError::LostRace { found, .. }) => {
+                return Ok((
+                    Receipt::ignored(format!(
+                        "decision {} is {found} now; the merge changes nothing",
+                        decision.id
+                    )),
+                    Some(decision.id),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
         // The worker syncs Argo CD; a failed push leaves the decision merged for a redelivery.
         state
             .queue
@@ -197,16 +210,21 @@ async fn handle(
             "pull request #{} closed without merging by {by}; the cluster keeps its scale",
             payload.number
         );
-        state
-            .storage
-            .advance_decision(
-                decision.id,
-                DecisionStatus::Rejected,
-                None,
-                None,
-                Some(&reason),
-            )
-            .await?;
+        let rejected =
+            Transition::new(DecisionStatus::PrOpen, DecisionStatus::Rejected).reason(&reason);
+        match state.storage.transition(decision.id, &rejected).await {
+            Ok(()) => {}
+            Err(StorageError::LostRace { found, .. }) => {
+                return Ok((
+                    Receipt::ignored(format!(
+                        "decision {} is {found} now; the close changes nothing",
+                        decision.id
+                    )),
+                    Some(decision.id),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
         tracing::info!(cluster = %decision.cluster_name, decision = decision.id, pull_request = payload.number, by, "pull request rejected");
         Ok((Receipt::recorded(decision.id, reason), Some(decision.id)))
     }

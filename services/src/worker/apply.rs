@@ -8,7 +8,7 @@ use super::{WorkError, Worker};
 use crate::{
     cluster::{ClusterSpec, TargetKind},
     rescale::{FlinkJob, Recorded, RescaleMethod, RescaleTarget, rescale},
-    storage::{ClusterRecord, DecisionRecord, DecisionStatus},
+    storage::{ClusterRecord, DecisionRecord, DecisionStatus, Transition},
 };
 
 impl Worker {
@@ -54,13 +54,11 @@ impl Worker {
             return Err(WorkError::CapacityNotUp { live, wanted });
         }
         let detail = json!({"live_instances": reports.then_some(live), "scale": wanted});
-        self.storage
-            .add_step(decision.id, "applied", &detail)
-            .await?;
-        self.finish(
+        self.move_on(
             decision.id,
-            DecisionStatus::Applied,
-            "the new scale is in effect",
+            Transition::new(DecisionStatus::Synced, DecisionStatus::Applied)
+                .reason("the new scale is in effect")
+                .step("applied", &detail),
         )
         .await
     }
@@ -162,10 +160,13 @@ impl Worker {
                 format!("restarted at parallelism {parallelism}"),
             ),
         };
-        self.storage
-            .add_step(decision.id, step, &json!(rescaled))
-            .await?;
-        self.finish(decision.id, DecisionStatus::Applied, &reason)
-            .await
+        let detail = json!(rescaled);
+        self.move_on(
+            decision.id,
+            Transition::new(DecisionStatus::Synced, DecisionStatus::Applied)
+                .reason(&reason)
+                .step(step, &detail),
+        )
+        .await
     }
 }

@@ -32,7 +32,7 @@ use crate::{
     gitops::{Credential, GitError, GitWriter},
     metrics::{Metrics, OutcomeLabels},
     rescale::{RescaleError, RescaleSettings},
-    storage::{ClusterRecord, DecisionRecord, DecisionStatus, Storage, StorageError},
+    storage::{ClusterRecord, DecisionRecord, DecisionStatus, Storage, StorageError, Transition},
 };
 
 /// The history the estimator learns from: the longest rule window, and at least this.
@@ -88,6 +88,12 @@ pub enum Progress {
     Reached(DecisionStatus),
     /// Another worker holds the decision right now.
     Busy,
+    /// Someone else (a webhook, the reconciler) moved the decision while this task worked on it; the
+    /// task stopped rather than overwrite `found`.
+    LostRace {
+        expected: DecisionStatus,
+        found: DecisionStatus,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -172,7 +178,7 @@ impl Worker {
         if let Err(e) = lock.release().await {
             tracing::warn!(decision = decision_id, error = %e, "cannot release the decision lock");
         }
-        result
+        lost_race_is_progress(decision_id, result)
     }
 
     async fn execute_locked(
@@ -215,22 +221,26 @@ impl Worker {
         Ok(Progress::Reached(status))
     }
 
-    /// Ends the decision as failed with `reason`, for a failure that retrying will not cure.
+    /// Ends the decision as failed with `reason`, for a failure that retrying will not cure. A decision
+    /// that ended meanwhile keeps its end; one moved on meanwhile is a lost race, reported as such.
     pub async fn fail(&self, decision_id: i64, reason: &str) -> Result<Progress, WorkError> {
+        let current = self.storage.get_decision(decision_id).await?.status;
+        if current.is_final() {
+            return Ok(Progress::Reached(current));
+        }
         tracing::warn!(decision = decision_id, reason, "decision failed");
-        self.storage
-            .advance_decision(
-                decision_id,
-                DecisionStatus::Failed,
-                None,
-                None,
-                Some(reason),
-            )
-            .await?;
-        self.storage
-            .add_step(decision_id, "failed", &json!({"reason": reason}))
-            .await?;
-        Ok(Progress::Reached(DecisionStatus::Failed))
+        let detail = json!({"reason": reason});
+        let failed = Transition::new(current, DecisionStatus::Failed)
+            .reason(reason)
+            .step("failed", &detail);
+        lost_race_is_progress(
+            decision_id,
+            self.storage
+                .transition(decision_id, &failed)
+                .await
+                .map(|()| Progress::Reached(DecisionStatus::Failed))
+                .map_err(WorkError::from),
+        )
     }
 
     async fn cluster_of(
@@ -245,17 +255,24 @@ impl Worker {
         }
     }
 
+    /// Ends the decision, from the status this task left it in, as `status` with `reason`.
     async fn finish(
         &self,
         id: i64,
+        from: DecisionStatus,
         status: DecisionStatus,
         reason: &str,
     ) -> Result<DecisionStatus, WorkError> {
-        tracing::info!(decision = id, ?status, reason, "decision ended");
-        self.storage
-            .advance_decision(id, status, None, None, Some(reason))
+        self.move_on(id, Transition::new(from, status).reason(reason))
             .await?;
+        tracing::info!(decision = id, ?status, reason, "decision ended");
         Ok(status)
+    }
+
+    /// One step of the lifecycle, a compare-and-set from the status this task left the decision in.
+    async fn move_on(&self, id: i64, change: Transition<'_>) -> Result<DecisionStatus, WorkError> {
+        self.storage.transition(id, &change).await?;
+        Ok(change.to)
     }
 
     async fn git_credential(&self, spec: &ClusterSpec) -> Result<Option<Credential>, WorkError> {
@@ -284,6 +301,27 @@ impl Worker {
             &id.to_string(),
         ]);
         Some(url.to_string())
+    }
+}
+
+/// A lost compare-and-set is an answer, not a failure: the task stops and says what it found.
+fn lost_race_is_progress(
+    decision_id: i64,
+    result: Result<Progress, WorkError>,
+) -> Result<Progress, WorkError> {
+    match result {
+        Err(WorkError::Storage(StorageError::LostRace {
+            expected, found, ..
+        })) => {
+            tracing::warn!(
+                decision = decision_id,
+                %expected,
+                %found,
+                "the decision was moved by someone else; this task stops"
+            );
+            Ok(Progress::LostRace { expected, found })
+        }
+        other => other,
     }
 }
 

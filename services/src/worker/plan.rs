@@ -13,7 +13,7 @@ use crate::{
     github::GitHubClient,
     gitops::Remote,
     rules::Direction,
-    storage::{ClusterRecord, DecisionRecord, DecisionStatus, HumanChange, Sample},
+    storage::{ClusterRecord, DecisionRecord, DecisionStatus, HumanChange, Sample, Transition},
 };
 
 impl Worker {
@@ -25,9 +25,11 @@ impl Worker {
     ) -> Result<DecisionStatus, WorkError> {
         let spec = &cluster.spec;
         if decision.status == DecisionStatus::Pending {
-            self.storage
-                .advance_decision(decision.id, DecisionStatus::Running, None, None, None)
-                .await?;
+            self.move_on(
+                decision.id,
+                Transition::new(DecisionStatus::Pending, DecisionStatus::Running),
+            )
+            .await?;
         }
         let direction = direction_of(decision)?;
         self.check_destinations(spec).await?;
@@ -77,7 +79,12 @@ impl Worker {
                     cooldown_ends.to_rfc3339()
                 );
                 return self
-                    .finish(decision.id, DecisionStatus::Vetoed, &reason)
+                    .finish(
+                        decision.id,
+                        DecisionStatus::Running,
+                        DecisionStatus::Vetoed,
+                        &reason,
+                    )
                     .await;
             }
         }
@@ -112,12 +119,22 @@ impl Worker {
         let (to, notes) = match &planned.outcome {
             CheckOutcome::Veto { reason } => {
                 return self
-                    .finish(decision.id, DecisionStatus::Vetoed, reason)
+                    .finish(
+                        decision.id,
+                        DecisionStatus::Running,
+                        DecisionStatus::Vetoed,
+                        reason,
+                    )
                     .await;
             }
             CheckOutcome::Skip { reason } => {
                 return self
-                    .finish(decision.id, DecisionStatus::Skipped, reason)
+                    .finish(
+                        decision.id,
+                        DecisionStatus::Running,
+                        DecisionStatus::Skipped,
+                        reason,
+                    )
                     .await;
             }
             CheckOutcome::Apply { to, notes } => (u64::from(*to), notes.clone()),
@@ -125,7 +142,12 @@ impl Worker {
         if to == from {
             let reason = format!("Git already holds {to}");
             return self
-                .finish(decision.id, DecisionStatus::Skipped, &reason)
+                .finish(
+                    decision.id,
+                    DecisionStatus::Running,
+                    DecisionStatus::Skipped,
+                    &reason,
+                )
                 .await;
         }
 

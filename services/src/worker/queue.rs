@@ -37,6 +37,7 @@ impl Worker {
         self.count(match progress {
             Progress::Reached(status) => status.as_str(),
             Progress::Busy => "busy",
+            Progress::LostRace { .. } => "lost_race",
         });
         progress
     }

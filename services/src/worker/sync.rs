@@ -8,7 +8,7 @@ use crate::{
     argocd::ArgoCdClient,
     cluster::ClusterSpec,
     gitops::Remote,
-    storage::{DecisionRecord, DecisionStatus},
+    storage::{DecisionRecord, DecisionStatus, Transition},
 };
 
 impl Worker {
@@ -31,18 +31,13 @@ impl Worker {
         };
         if decision.status != DecisionStatus::Syncing {
             let started = json!({"application": argocd.application, "commit": commit});
-            self.storage
-                .advance_decision(
-                    decision.id,
-                    DecisionStatus::Syncing,
-                    None,
-                    Some(&started),
-                    None,
-                )
-                .await?;
-            self.storage
-                .add_step(decision.id, "sync_started", &started)
-                .await?;
+            self.move_on(
+                decision.id,
+                Transition::new(decision.status, DecisionStatus::Syncing)
+                    .sync(&started)
+                    .step("sync_started", &started),
+            )
+            .await?;
         }
         let client = ArgoCdClient::new(
             self.http.clone(),
@@ -84,18 +79,13 @@ impl Worker {
         match result {
             Ok(applied) => {
                 let detail = json!({"application": argocd.application, "commit": commit, "applied": applied});
-                self.storage
-                    .advance_decision(
-                        decision.id,
-                        DecisionStatus::Synced,
-                        None,
-                        Some(&detail),
-                        None,
-                    )
-                    .await?;
-                self.storage
-                    .add_step(decision.id, "synced", &detail)
-                    .await?;
+                self.move_on(
+                    decision.id,
+                    Transition::new(DecisionStatus::Syncing, DecisionStatus::Synced)
+                        .sync(&detail)
+                        .step("synced", &detail),
+                )
+                .await?;
                 tracing::info!(
                     decision = decision.id,
                     revision = applied.revision,
@@ -110,9 +100,13 @@ impl Worker {
                     short(&commit),
                     argocd.application
                 );
-                self.fail(decision.id, &reason)
-                    .await
-                    .map(|_| DecisionStatus::Failed)
+                self.move_on(
+                    decision.id,
+                    Transition::new(DecisionStatus::Syncing, DecisionStatus::Failed)
+                        .reason(&reason)
+                        .step("failed", &json!({"reason": reason})),
+                )
+                .await
             }
         }
     }

@@ -7,7 +7,7 @@ use crate::{
     cluster::ClusterSpec,
     github::{GitHubClient, PullRequestContent},
     gitops::{Remote, ScaleChange, WriteOutcome},
-    storage::{ClusterRecord, DecisionRecord, DecisionStatus},
+    storage::{ClusterRecord, DecisionRecord, DecisionStatus, Transition},
 };
 
 impl Worker {
@@ -38,7 +38,12 @@ impl Worker {
             WriteOutcome::Unchanged => {
                 let reason = format!("Git already holds {}", explanation.to);
                 return self
-                    .finish(decision.id, DecisionStatus::Skipped, &reason)
+                    .finish(
+                        decision.id,
+                        DecisionStatus::Running,
+                        DecisionStatus::Skipped,
+                        &reason,
+                    )
                     .await;
             }
         };
@@ -49,18 +54,13 @@ impl Worker {
             "path": spec.git.path,
             "commit": commit,
         });
-        self.storage
-            .advance_decision(
-                decision.id,
-                DecisionStatus::Committed,
-                Some(&write_back),
-                None,
-                None,
-            )
-            .await?;
-        self.storage
-            .add_step(decision.id, "committed", &write_back)
-            .await?;
+        self.move_on(
+            decision.id,
+            Transition::new(DecisionStatus::Running, DecisionStatus::Committed)
+                .write_back(&write_back)
+                .step("committed", &write_back),
+        )
+        .await?;
         tracing::info!(decision = decision.id, commit, "committed");
         Ok(DecisionStatus::Committed)
     }
@@ -96,7 +96,12 @@ impl Worker {
             WriteOutcome::Unchanged => {
                 let reason = format!("{} already holds {}", spec.git.branch, explanation.to);
                 return self
-                    .finish(decision.id, DecisionStatus::Skipped, &reason)
+                    .finish(
+                        decision.id,
+                        DecisionStatus::Running,
+                        DecisionStatus::Skipped,
+                        &reason,
+                    )
                     .await;
             }
         };
@@ -125,23 +130,18 @@ impl Worker {
         self.storage
             .supersede_pull_request_decisions(cluster.id, decision.id)
             .await?;
-        self.storage
-            .advance_decision(
-                decision.id,
-                DecisionStatus::PrOpen,
-                Some(&write_back),
-                None,
-                None,
-            )
-            .await?;
         let step = if pull.created {
             "pull_request_opened"
         } else {
             "pull_request_updated"
         };
-        self.storage
-            .add_step(decision.id, step, &write_back)
-            .await?;
+        self.move_on(
+            decision.id,
+            Transition::new(DecisionStatus::Running, DecisionStatus::PrOpen)
+                .write_back(&write_back)
+                .step(step, &write_back),
+        )
+        .await?;
         tracing::info!(
             decision = decision.id,
             pull_request = pull.number,

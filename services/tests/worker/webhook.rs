@@ -22,12 +22,12 @@ use crate::{
 };
 
 const SECRET: &str = "github-webhook-secret-0123";
-const ARGOCD_HOOK_TOKEN: &str = "argocd-notifications-token-01";
+pub(crate) const ARGOCD_HOOK_TOKEN: &str = "argocd-notifications-token-01";
 const ENGINE_TOKEN: &str = "engine-announce-token-0123";
 const BODY_LIMIT: usize = 64 * 1024;
 
 /// The webhook role's router on a free loopback port.
-async fn serve(world: &World) -> String {
+pub(crate) async fn serve(world: &World) -> String {
     let state = WebhookState {
         storage: world.storage.clone(),
         queue: TaskQueue::new(world.storage.pool()),
@@ -222,7 +222,7 @@ async fn malformed_oversized_and_unknown_github_deliveries() {
     }
 }
 
-async fn notify(base: &str, auth: Option<(&str, &str)>, body: &Value) -> (u16, Value) {
+pub(crate) async fn notify(base: &str, auth: Option<(&str, &str)>, body: &Value) -> (u16, Value) {
     let mut request = reqwest::Client::new()
         .post(format!("{base}/webhooks/argocd"))
         .header("content-type", "application/json")
@@ -238,7 +238,13 @@ async fn notify(base: &str, auth: Option<(&str, &str)>, body: &Value) -> (u16, V
 }
 
 /// The body the `autoscaler-sync-event` template renders.
-fn sync_event(app: &str, phase: &str, health: &str, revision: &str, decision: &str) -> Value {
+pub(crate) fn sync_event(
+    app: &str,
+    phase: &str,
+    health: &str,
+    revision: &str,
+    decision: &str,
+) -> Value {
     json!({
         "app": app, "namespace": "argocd", "project": "default", "trigger": "on-sync-succeeded",
         "syncStatus": "Synced", "healthStatus": health, "phase": phase,
