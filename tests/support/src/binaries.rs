@@ -33,7 +33,10 @@ pub fn build(dir: &Path, binaries: &[(&str, &str)]) -> anyhow::Result<()> {
     let mut build = Command::new(option_env!("CARGO").unwrap_or("cargo"));
     build.arg("build").arg("--quiet");
     for (name, _) in std::env::vars_os() {
-        if name.to_str().is_some_and(set_by_cargo_for_the_running_crate) {
+        if name
+            .to_str()
+            .is_some_and(set_by_cargo_for_the_running_crate)
+        {
             build.env_remove(name);
         }
     }
@@ -101,17 +104,29 @@ mod tests {
         // The demo's case: `cargo run -p e2e --bin demo` runs target/debug/demo.
         let dir = profile_dir_of(Path::new("/w/target/debug/demo")).unwrap();
         assert_eq!(dir, Path::new("/w/target/debug"));
-        let dir = profile_dir_of(Path::new("/w/target/x86_64-unknown-linux-gnu/debug/demo")).unwrap();
+        let dir =
+            profile_dir_of(Path::new("/w/target/x86_64-unknown-linux-gnu/debug/demo")).unwrap();
         assert_eq!(dir, Path::new("/w/target/x86_64-unknown-linux-gnu/debug"));
     }
 
     #[test]
     fn the_running_crates_variables_are_not_passed_to_a_build() {
-        for name in ["CARGO_MANIFEST_DIR", "CARGO_MANIFEST_PATH", "CARGO_PKG_NAME", "CARGO_CRATE_NAME"] {
+        for name in [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_MANIFEST_PATH",
+            "CARGO_PKG_NAME",
+            "CARGO_CRATE_NAME",
+        ] {
             assert!(set_by_cargo_for_the_running_crate(name), "{name}");
         }
         // Those that say which cargo and where everything is stay.
-        for name in ["CARGO", "CARGO_HOME", "CARGO_TARGET_DIR", "RUSTUP_TOOLCHAIN", "PATH"] {
+        for name in [
+            "CARGO",
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "RUSTUP_TOOLCHAIN",
+            "PATH",
+        ] {
             assert!(!set_by_cargo_for_the_running_crate(name), "{name}");
         }
     }
