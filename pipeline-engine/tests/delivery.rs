@@ -24,7 +24,7 @@ async fn every_record_arrives_and_poison_records_are_dead_lettered_with_reasons(
         .push(("ENGINE__TRANSFORM__TIMESTAMP__SOURCE".into(), "ts".into()));
     // A dead webhook must not stop the engine.
     opts.extra_yaml =
-        "announce: {url: 'http://127.0.0.1:9/announce', heartbeat_interval_ms: 1000}\n".into();
+        "announce: {url: 'http://127.0.0.1:9/announce', heartbeat_interval: 1s}\n".into();
     let engine = Engine::start(&opts);
 
     let expected = expected_ids("app", 4, &counts);

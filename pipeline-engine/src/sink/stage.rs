@@ -36,9 +36,9 @@ impl SinkSettings {
             in_flight: cfg.in_flight,
             batch_max_docs: cfg.batch_max_docs,
             batch_max_bytes: cfg.batch_max_bytes,
-            linger: Duration::from_millis(cfg.linger_ms),
-            initial_backoff: Duration::from_millis(cfg.retry.initial_backoff_ms),
-            max_backoff: Duration::from_millis(cfg.retry.max_backoff_ms),
+            linger: cfg.linger,
+            initial_backoff: cfg.retry.initial_backoff,
+            max_backoff: cfg.retry.max_backoff,
             max_attempts: cfg.retry.max_attempts,
         }
     }

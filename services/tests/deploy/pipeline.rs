@@ -116,10 +116,10 @@ fn the_engine_config_loads_and_matches_its_pod() {
             let grace = pod_spec(deployment)["terminationGracePeriodSeconds"]
                 .as_u64()
                 .unwrap_or(30);
-            problems.check(config.control.drain_deadline_ms < grace * 1000, || {
+            problems.check(config.control.drain_deadline < std::time::Duration::from_secs(grace), || {
                 format!(
-                    "{at}: control.drain_deadline_ms {} is not shorter than terminationGracePeriodSeconds {grace}",
-                    config.control.drain_deadline_ms
+                    "{at}: control.drain_deadline {:?} is not shorter than terminationGracePeriodSeconds {grace}",
+                    config.control.drain_deadline
                 )
             });
         }
