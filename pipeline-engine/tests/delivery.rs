@@ -190,6 +190,14 @@ async fn faults_are_retried_until_every_record_arrives() {
         None,
         "nothing dead-lettered"
     );
+    // Every 409 the engine saw is a re-send it counts; a dropped connection may hide some 409s
+    // from it, never add any.
+    let resent = metric(&m, "engine_records_resent_total", "pipeline").unwrap_or(0.0);
+    assert!(
+        resent > 0.0 && resent <= stats.conflicts as f64,
+        "re-sends counted: {resent} of {} conflicts",
+        stats.conflicts
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -175,9 +175,14 @@ fn deliver(
             match outcome {
                 ResponseOutcome::Items(items) => {
                     let mut done = Vec::with_capacity(pending.len());
+                    let mut resent = 0;
                     for (d, o) in pending.into_iter().zip(items) {
                         match o {
                             ItemOutcome::Done => done.push(d),
+                            ItemOutcome::AlreadyWritten => {
+                                resent += 1;
+                                done.push(d);
+                            }
                             ItemOutcome::Retry(r) => {
                                 reasons.push(r);
                                 retry.push(d);
@@ -189,6 +194,7 @@ fn deliver(
                             }),
                         }
                     }
+                    c.metrics.records_resent.inc_by(resent);
                     c.done(done.iter().map(|d| &d.source.position), true);
                 }
                 ResponseOutcome::RetryAll(reason, msg) => {
