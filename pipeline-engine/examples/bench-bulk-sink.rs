@@ -15,7 +15,7 @@
 //! Usage: `bench-bulk-sink [--threads N]`; prints `http://127.0.0.1:<port>` on the first line.
 
 use std::collections::HashSet;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -50,9 +50,7 @@ impl Sink {
 
     /// True if the id is new.
     fn insert(&self, id: &str) -> bool {
-        let mut h = self.hasher.build_hasher();
-        id.hash(&mut h);
-        let shard = &self.ids[(h.finish() as usize) % SHARDS];
+        let shard = &self.ids[(self.hasher.hash_one(id) as usize) % SHARDS];
         shard
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
