@@ -33,7 +33,10 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 
 need=()
-for p in kcat rsyslog rsyslog-kafka rsyslog-elasticsearch bc curl python3; do
+wanted=(kcat bc curl python3)
+[ "${RSYSLOG:-1}" = 1 ] && wanted+=(rsyslog rsyslog-kafka rsyslog-elasticsearch)
+[ "${PROFILE:-0}" = 1 ] && wanted+=(linux-perf)
+for p in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if ((${#need[@]})); then
