@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use pipeline_engine::config::{Config, LogFormat};
+use pipeline_engine::config::{Config, Loaded, LogFormat};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -18,13 +18,14 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::load(cli.config.as_deref(), std::env::vars()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("pipeline-engine: configuration error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let Loaded { config, warnings } =
+        match Config::load_with_warnings(cli.config.as_deref(), std::env::vars()) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                eprintln!("pipeline-engine: configuration error: {e}");
+                return ExitCode::from(2);
+            }
+        };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -32,6 +33,9 @@ fn main() -> ExitCode {
     match config.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
+    }
+    for w in &warnings {
+        tracing::warn!("{w}");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

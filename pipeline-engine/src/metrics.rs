@@ -33,6 +33,7 @@ pub struct Metrics {
     registry: Registry,
     pub records_in: Counter,
     pub records_out: Counter,
+    pub records_resent: Counter,
     pub lag_records: Family<PartitionLabels, Gauge>,
     pub lag_seconds: Family<PartitionLabels, FloatGauge>,
     pub cpu_load: FloatGauge,
@@ -58,6 +59,7 @@ impl Metrics {
         let m = Self {
             records_in: Counter::default(),
             records_out: Counter::default(),
+            records_resent: Counter::default(),
             lag_records: Family::default(),
             lag_seconds: Family::default(),
             cpu_load: FloatGauge::default(),
@@ -83,6 +85,12 @@ impl Metrics {
             "engine_records_out",
             "Records acknowledged by Elasticsearch (including 409 replays of a create)",
             m.records_out.clone(),
+        );
+        registry.register(
+            "engine_records_resent",
+            "Records Elasticsearch already had (409 on create): re-sends after a crash, a rebalance \
+             or a lost response; divided by engine_records_out, re-sends per record",
+            m.records_resent.clone(),
         );
         registry.register(
             "engine_consumer_lag_records",
@@ -246,6 +254,7 @@ mod tests {
         let m = Metrics::new("logs", "i-1");
         m.records_in.inc();
         m.records_out.inc();
+        m.records_resent.inc();
         m.lag_records
             .get_or_create(&PartitionLabels {
                 topic: "t".into(),
@@ -266,6 +275,7 @@ mod tests {
         for needle in [
             "engine_records_in_total{pipeline=\"logs\",instance_id=\"i-1\"} 1",
             "engine_records_out_total{pipeline=\"logs\",instance_id=\"i-1\"} 1",
+            "engine_records_resent_total{pipeline=\"logs\",instance_id=\"i-1\"} 1",
             "engine_consumer_lag_records{pipeline=\"logs\",instance_id=\"i-1\",topic=\"t\",partition=\"0\"} 5",
             "engine_consumer_lag_seconds{pipeline=\"logs\",instance_id=\"i-1\",topic=\"t\",partition=\"0\"} 1.5",
             "engine_cpu_load{pipeline=\"logs\",instance_id=\"i-1\"}",

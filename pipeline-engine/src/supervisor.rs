@@ -205,6 +205,7 @@ impl Engine {
             sink_buffer: config.buffers.sink_batches,
         };
         let announcer = config.announce.url.clone().map(|url| {
+            let url = url.to_string();
             Arc::new(Announcer::new(
                 url,
                 config.announce.token.clone(),
@@ -214,7 +215,7 @@ impl Engine {
             ))
         });
         Ok(Self {
-            drain_deadline: Duration::from_millis(config.control.drain_deadline_ms),
+            drain_deadline: config.control.drain_deadline,
             config,
             instance_id,
             metrics,
@@ -260,7 +261,7 @@ impl Engine {
         if let Some(a) = &self.announcer {
             spawn_heartbeat(
                 a.clone(),
-                Duration::from_millis(self.config.announce.heartbeat_interval_ms),
+                self.config.announce.heartbeat_interval,
                 shutdown.clone(),
             );
         }

@@ -24,7 +24,7 @@ async fn every_record_arrives_and_poison_records_are_dead_lettered_with_reasons(
         .push(("ENGINE__TRANSFORM__TIMESTAMP__SOURCE".into(), "ts".into()));
     // A dead webhook must not stop the engine.
     opts.extra_yaml =
-        "announce: {url: 'http://127.0.0.1:9/announce', heartbeat_interval_ms: 1000}\n".into();
+        "announce: {url: 'http://127.0.0.1:9/announce', heartbeat_interval: 1s}\n".into();
     let engine = Engine::start(&opts);
 
     let expected = expected_ids("app", 4, &counts);
@@ -189,6 +189,14 @@ async fn faults_are_retried_until_every_record_arrives() {
         metric(&m, "engine_dead_letters_total", "pipeline"),
         None,
         "nothing dead-lettered"
+    );
+    // Every 409 the engine saw is a re-send it counts; a dropped connection may hide some 409s
+    // from it, never add any.
+    let resent = metric(&m, "engine_records_resent_total", "pipeline").unwrap_or(0.0);
+    assert!(
+        resent > 0.0 && resent <= stats.conflicts as f64,
+        "re-sends counted: {resent} of {} conflicts",
+        stats.conflicts
     );
 }
 

@@ -315,7 +315,7 @@ async fn sigterm_commits_done_work_and_unregisters() {
     let counts = produce_valid(&broker.bootstrap, "app", 2, 0, 1000);
     let mut opts = EngineOpts::new(&broker.bootstrap, &es.url(), "app", "g-term");
     opts.extra_yaml =
-        format!("announce: {{url: 'http://{hook}/announce', heartbeat_interval_ms: 60000}}\n");
+        format!("announce: {{url: 'http://{hook}/announce', heartbeat_interval: 60s}}\n");
     let mut engine = Engine::start(&opts);
     let expected = expected_ids("app", 2, &counts);
     wait::until("delivered", DEADLINE, POLL, || all_arrived(&es, &expected)).await;
@@ -354,17 +354,25 @@ async fn rescale_abandons_in_flight_work_at_the_deadline_and_loses_nothing() {
     let counts = produce_valid(&broker.bootstrap, "app", 2, 0, 3000);
     let mut opts = EngineOpts::new(&broker.bootstrap, &es.url(), "app", "g-abandon");
     opts.env.extend([
+        // The deprecated millisecond key, still accepted (with a warning) over the file's `3s`.
         (
             "ENGINE__CONTROL__DRAIN_DEADLINE_MS".to_string(),
             "500".to_string(),
         ),
         // Longer than the test: only the abandon path can end the held requests.
         (
-            "ENGINE__ELASTICSEARCH__REQUEST_TIMEOUT_MS".into(),
-            "600000".into(),
+            "ENGINE__ELASTICSEARCH__REQUEST_TIMEOUT".into(),
+            "10m".into(),
         ),
     ]);
     let engine = Engine::start(&opts);
+    assert!(
+        engine
+            .logs()
+            .contains("ENGINE__CONTROL__DRAIN_DEADLINE=500ms"),
+        "the deprecated key is named with its replacement: {}",
+        engine.logs()
+    );
     wait::until(
         "requests held by the stalled cluster",
         DEADLINE,

@@ -48,6 +48,8 @@ impl RetryReason {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ItemOutcome {
     Done,
+    /// Done, and a re-send: `create` answered 409 because the deterministic id already exists.
+    AlreadyWritten,
     Retry(RetryReason),
     DeadLetter(DeadLetterReason, String),
 }
@@ -78,7 +80,7 @@ pub fn classify_item(
     match status {
         200..=299 => ItemOutcome::Done,
         // A replay of a record that already made it: the deterministic id exists.
-        409 if action == BulkAction::Create => ItemOutcome::Done,
+        409 if action == BulkAction::Create => ItemOutcome::AlreadyWritten,
         408 => ItemOutcome::Retry(RetryReason::Timeout),
         429 => ItemOutcome::Retry(RetryReason::TooManyRequests),
         401 | 403 | 404 => ItemOutcome::Retry(RetryReason::Unavailable),
@@ -303,7 +305,8 @@ mod tests {
                 409,
                 Some("version_conflict_engine_exception")
             ),
-            Done
+            AlreadyWritten,
+            "done, counted as a re-send"
         );
         assert!(matches!(
             c(
@@ -373,7 +376,7 @@ mod tests {
             items[2],
             ItemOutcome::DeadLetter(DeadLetterReason::MappingError, _)
         ));
-        assert_eq!(items[3], ItemOutcome::Done);
+        assert_eq!(items[3], ItemOutcome::AlreadyWritten);
     }
 
     #[test]

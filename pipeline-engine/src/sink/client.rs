@@ -1,8 +1,6 @@
 //! The HTTP side of `_bulk`: a client trait (so tests and benchmarks can stand in) and its reqwest
 //! implementation with round-robin over the configured URLs.
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
@@ -31,7 +29,7 @@ impl HttpBulkClient {
     pub fn new(es: &crate::config::EsConfig) -> Result<Self, reqwest::Error> {
         use base64::Engine as _;
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(es.request_timeout_ms))
+            .timeout(es.request_timeout)
             .pool_max_idle_per_host(64)
             .build()?;
         let auth = match (&es.username, &es.password, &es.api_key) {

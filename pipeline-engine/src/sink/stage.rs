@@ -36,9 +36,9 @@ impl SinkSettings {
             in_flight: cfg.in_flight,
             batch_max_docs: cfg.batch_max_docs,
             batch_max_bytes: cfg.batch_max_bytes,
-            linger: Duration::from_millis(cfg.linger_ms),
-            initial_backoff: Duration::from_millis(cfg.retry.initial_backoff_ms),
-            max_backoff: Duration::from_millis(cfg.retry.max_backoff_ms),
+            linger: cfg.linger,
+            initial_backoff: cfg.retry.initial_backoff,
+            max_backoff: cfg.retry.max_backoff,
             max_attempts: cfg.retry.max_attempts,
         }
     }
@@ -175,9 +175,14 @@ fn deliver(
             match outcome {
                 ResponseOutcome::Items(items) => {
                     let mut done = Vec::with_capacity(pending.len());
+                    let mut resent = 0;
                     for (d, o) in pending.into_iter().zip(items) {
                         match o {
                             ItemOutcome::Done => done.push(d),
+                            ItemOutcome::AlreadyWritten => {
+                                resent += 1;
+                                done.push(d);
+                            }
                             ItemOutcome::Retry(r) => {
                                 reasons.push(r);
                                 retry.push(d);
@@ -189,6 +194,7 @@ fn deliver(
                             }),
                         }
                     }
+                    c.metrics.records_resent.inc_by(resent);
                     c.done(done.iter().map(|d| &d.source.position), true);
                 }
                 ResponseOutcome::RetryAll(reason, msg) => {

@@ -344,8 +344,11 @@ pub fn client_config(k: &KafkaConfig, instance_id: &str) -> ClientConfig {
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
-        .set("auto.offset.reset", &k.auto_offset_reset)
-        .set("session.timeout.ms", k.session_timeout_ms.to_string())
+        .set("auto.offset.reset", k.auto_offset_reset.as_str())
+        .set(
+            "session.timeout.ms",
+            k.session_timeout.as_millis().to_string(),
+        )
         .set("statistics.interval.ms", "1000")
         .set(
             "queued.max.messages.kbytes",
@@ -378,7 +381,7 @@ impl ConsumerThread {
             drain_deadline,
             reassigned: AtomicBool::new(false),
             unknown_high: Mutex::new(Vec::new()),
-            reset_latest: k.auto_offset_reset == "latest",
+            reset_latest: k.auto_offset_reset == crate::config::OffsetReset::Latest,
         };
         let consumer: BaseConsumer<EngineContext> =
             client_config(k, instance_id).create_with_context(ctx)?;
@@ -389,10 +392,10 @@ impl ConsumerThread {
             commands,
             topics: k.topics.iter().map(|t| Arc::from(t.as_str())).collect(),
             fetch_batch: k.fetch_batch,
-            commit_interval: Duration::from_millis(k.commit_interval_ms),
+            commit_interval: k.commit_interval,
             out: None,
             paused: false,
-            reset_latest: k.auto_offset_reset == "latest",
+            reset_latest: k.auto_offset_reset == crate::config::OffsetReset::Latest,
         })
     }
 

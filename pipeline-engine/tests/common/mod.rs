@@ -45,20 +45,20 @@ kafka:
   brokers: '{}'
   topics: [{}]
   group_id: {}
-  commit_interval_ms: 200
-  session_timeout_ms: 6000
+  commit_interval: 200ms
+  session_timeout: 6s
 elasticsearch:
   urls: ['{}']
-  request_timeout_ms: 5000
+  request_timeout: 5s
 sink:
-  linger_ms: 20
-  retry: {{initial_backoff_ms: 20, max_backoff_ms: 500}}
+  linger: 20ms
+  retry: {{initial_backoff: 20ms, max_backoff: 500ms}}
 index:
   pattern: 'logs-{{service}}-%Y.%m.%d'
 control:
   listen: 127.0.0.1:0
   token: secret
-  drain_deadline_ms: 3000
+  drain_deadline: 3s
 metrics:
   listen: 127.0.0.1:0
 log: {{format: json}}

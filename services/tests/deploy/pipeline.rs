@@ -116,10 +116,10 @@ fn the_engine_config_loads_and_matches_its_pod() {
             let grace = pod_spec(deployment)["terminationGracePeriodSeconds"]
                 .as_u64()
                 .unwrap_or(30);
-            problems.check(config.control.drain_deadline_ms < grace * 1000, || {
+            problems.check(config.control.drain_deadline < Duration::from_secs(grace), || {
                 format!(
-                    "{at}: control.drain_deadline_ms {} is not shorter than terminationGracePeriodSeconds {grace}",
-                    config.control.drain_deadline_ms
+                    "{at}: control.drain_deadline {:?} is not shorter than terminationGracePeriodSeconds {grace}",
+                    config.control.drain_deadline
                 )
             });
         }
@@ -274,11 +274,11 @@ async fn the_engine_announces_itself_to_the_webhook_service_with_an_accepted_tok
                 .filter(|p| matches!(p.role, Role::Worker | Role::Run))
             {
                 problems.check(
-                    Duration::from_millis(config.announce.heartbeat_interval_ms)
+                    config.announce.heartbeat_interval
                         < worker.config.engine_heartbeat_timeout,
                     || format!(
-                        "{at}: announce.heartbeat_interval_ms {} is not shorter than the worker's AUTOSCALER_ENGINE_HEARTBEAT_TIMEOUT {:?}",
-                        config.announce.heartbeat_interval_ms,
+                        "{at}: announce.heartbeat_interval {:?} is not shorter than the worker's AUTOSCALER_ENGINE_HEARTBEAT_TIMEOUT {:?}",
+                        config.announce.heartbeat_interval,
                         worker.config.engine_heartbeat_timeout
                     ),
                 );
