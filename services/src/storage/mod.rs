@@ -4,6 +4,7 @@ mod clusters;
 mod decisions;
 mod progress;
 mod samples;
+mod tasks;
 mod webhooks;
 
 use std::time::Duration;
@@ -18,6 +19,7 @@ pub use clusters::{ClusterRecord, ClusterStatusCounts, DecisionFacts};
 pub use decisions::{DecisionRecord, DecisionStatus, NewDecision};
 pub use progress::{DecisionLock, HumanChange, PreviousDecision, Transition};
 pub use samples::Sample;
+pub use tasks::scaling_queue_name;
 pub use webhooks::{DeliverySource, Merge};
 
 /// The autoscaler's own schema, from `migrations/`.

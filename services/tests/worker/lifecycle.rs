@@ -132,3 +132,134 @@ async fn a_late_failed_sync_notification_does_not_fail_a_decision_the_worker_saw
     assert_eq!(decision.status, DecisionStatus::Synced, "{receipt}");
     assert!(World::steps(&decision).contains(&"argocd_sync_failed".to_owned()));
 }
+
+/// Makes every insert into the job queue's table fail until `allow_tasks`: a queue that cannot take a
+/// task, at the worst moment.
+async fn refuse_tasks(world: &World) {
+    sqlx::query("alter table apalis.jobs add constraint refuse_tasks check (false) not valid")
+        .execute(world.storage.pool())
+        .await
+        .expect("constraint");
+}
+
+async fn allow_tasks(world: &World) {
+    sqlx::query("alter table apalis.jobs drop constraint refuse_tasks")
+        .execute(world.storage.pool())
+        .await
+        .expect("constraint dropped");
+}
+
+async fn tasks_of(world: &World, decision: i64) -> i64 {
+    let (count,): (i64,) = sqlx::query_as(
+        "select count(*) from apalis.jobs \
+         where convert_from(job, 'UTF8')::jsonb->>'decision_id' = $1::text",
+    )
+    .bind(decision)
+    .fetch_one(world.storage.pool())
+    .await
+    .expect("count");
+    count
+}
+
+#[tokio::test]
+async fn a_merge_whose_sync_task_cannot_be_queued_is_not_recorded_and_a_redelivery_records_both() {
+    use crate::{
+        pull_requests::pull_request_world,
+        webhook::{deliver_github, sign},
+    };
+    let (world, github) = pull_request_world().await;
+    let base = serve(&world).await;
+    let id = world.saturated_decision().await;
+    assert_eq!(
+        world.worker("host-a").run_task(id, World::retry()).await,
+        Progress::Reached(DecisionStatus::PrOpen)
+    );
+    let number = github.pulls("acme", "gitops")[0].number;
+    github.merge_pull("acme", "gitops", number).expect("merged");
+    let body = serde_json::to_vec(
+        &github
+            .webhook_payload("acme", "gitops", number)
+            .expect("payload"),
+    )
+    .expect("json");
+
+    refuse_tasks(&world).await;
+    let (status, receipt) = deliver_github(&base, "pull_request", "d-9", &body, &sign(&body)).await;
+    assert_eq!(status, 500, "{receipt}");
+    // Neither the merge nor the delivery is recorded, so GitHub's redelivery is handled afresh.
+    assert_eq!(world.decision(id).await.status, DecisionStatus::PrOpen);
+    assert_eq!(tasks_of(&world, id).await, 0);
+
+    allow_tasks(&world).await;
+    let (status, receipt) = deliver_github(&base, "pull_request", "d-9", &body, &sign(&body)).await;
+    assert_eq!(
+        (status, receipt["status"].as_str()),
+        (200, Some("recorded")),
+        "{receipt}"
+    );
+    assert_eq!(world.decision(id).await.status, DecisionStatus::Merged);
+    assert_eq!(tasks_of(&world, id).await, 1);
+}
+
+#[tokio::test]
+async fn a_failure_the_worker_cannot_record_leaves_the_task_in_the_queue_until_it_can() {
+    // The key is not in the file: the decision must fail.
+    let world = World::with_spec(|spec| spec["git"]["key"] = "engine.parallelism".into()).await;
+    let id = world.saturated_decision().await;
+    world
+        .storage
+        .push_task(&autoscaler::queue::ScalingTask {
+            decision_id: id,
+            cluster: "logs".to_owned(),
+        })
+        .await
+        .expect("pushed");
+    // The database refuses to record the failure, as if it went away at that moment.
+    sqlx::raw_sql(
+        "create function refuse_failed() returns trigger language plpgsql as $$ \
+         begin if new.status = 'failed' then raise exception 'the database is gone'; end if; \
+         return new; end $$; \
+         create trigger refuse_failed before update on decisions \
+         for each row execute function refuse_failed();",
+    )
+    .execute(world.storage.pool())
+    .await
+    .expect("trigger");
+
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let queue = tokio::spawn(autoscaler::worker::run_queue(
+        world.worker("host-a"),
+        world.storage.pool().clone(),
+        "worker-unrecorded".to_owned(),
+        1,
+        World::retry(),
+        shutdown.clone(),
+    ));
+    world::eventually(
+        "the queue to keep the task after the unrecorded failure",
+        Duration::from_secs(60),
+        || async {
+            let (status, attempts): (String, i32) =
+                sqlx::query_as("select status, attempts from apalis.jobs limit 1")
+                    .fetch_one(world.storage.pool())
+                    .await
+                    .expect("job");
+            status == "Failed" && attempts >= 1
+        },
+    )
+    .await;
+    assert_eq!(world.decision(id).await.status, DecisionStatus::Running);
+
+    sqlx::raw_sql("drop trigger refuse_failed on decisions")
+        .execute(world.storage.pool())
+        .await
+        .expect("trigger dropped");
+    world::eventually(
+        "the failure to be recorded by the task's next run",
+        Duration::from_secs(120),
+        || async { world.decision(id).await.status == DecisionStatus::Failed },
+    )
+    .await;
+    shutdown.cancel();
+    let _ = queue.await;
+}
