@@ -1,10 +1,14 @@
 //! The manager's cycle: scrape every cluster's metrics into Postgres, evaluate the rules over each
 //! cluster's window, and enqueue one scaling task where a rule fired and the safeguards allow it.
 
+mod reconcile;
+
 use std::{sync::Arc, time::Instant};
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
+
+pub use reconcile::{ReconcileReport, ReconcileSettings, Reconciler};
 
 use crate::{
     metrics::Metrics,
