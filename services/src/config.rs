@@ -133,6 +133,39 @@ pub struct CommonConfig {
     #[arg(long, env = "AUTOSCALER_ARGOCD_SYNC_TIMEOUT", default_value = "10m", value_parser = humantime::parse_duration, global = true)]
     pub argocd_sync_timeout: Duration,
 
+    /// How often the reconciler (led by one manager replica) looks for decisions stuck past a deadline.
+    #[arg(long, env = "AUTOSCALER_RECONCILE_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub reconcile_interval: Duration,
+
+    /// Re-drives of a stuck decision before the reconciler ends it as failed.
+    #[arg(
+        long,
+        env = "AUTOSCALER_RECONCILE_MAX_REDRIVES",
+        default_value_t = 3,
+        global = true
+    )]
+    pub reconcile_max_redrives: u32,
+
+    /// How long a decision may stay pending (waiting for a worker) before the reconciler acts.
+    #[arg(long, env = "AUTOSCALER_DEADLINE_PENDING", default_value = "5m", value_parser = humantime::parse_duration, global = true)]
+    pub deadline_pending: Duration,
+
+    /// How long a decision may stay running (planning, writing to Git) before the reconciler acts.
+    #[arg(long, env = "AUTOSCALER_DEADLINE_RUNNING", default_value = "10m", value_parser = humantime::parse_duration, global = true)]
+    pub deadline_running: Duration,
+
+    /// How long a committed or merged decision may wait for its sync to start.
+    #[arg(long, env = "AUTOSCALER_DEADLINE_COMMITTED", default_value = "5m", value_parser = humantime::parse_duration, global = true)]
+    pub deadline_committed: Duration,
+
+    /// How long a decision may stay syncing; longer than AUTOSCALER_ARGOCD_SYNC_TIMEOUT.
+    #[arg(long, env = "AUTOSCALER_DEADLINE_SYNCING", default_value = "20m", value_parser = humantime::parse_duration, global = true)]
+    pub deadline_syncing: Duration,
+
+    /// How long a synced decision may take to be applied (capacity up, or the job restarted).
+    #[arg(long, env = "AUTOSCALER_DEADLINE_SYNCED", default_value = "20m", value_parser = humantime::parse_duration, global = true)]
+    pub deadline_synced: Duration,
+
     /// How often the worker polls Argo CD while following a sync.
     #[arg(long, env = "AUTOSCALER_ARGOCD_POLL_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
     pub argocd_poll_interval: Duration,
@@ -201,6 +234,22 @@ pub struct ConfigError {
 const MIN_TOKEN_LEN: usize = 16;
 
 impl CommonConfig {
+    /// The reconciler's settings.
+    pub fn reconcile(&self) -> crate::manager::ReconcileSettings {
+        crate::manager::ReconcileSettings {
+            interval: self.reconcile_interval,
+            deadlines: crate::lifecycle::Deadlines {
+                pending: self.deadline_pending,
+                running: self.deadline_running,
+                committed: self.deadline_committed,
+                syncing: self.deadline_syncing,
+                synced: self.deadline_synced,
+            },
+            max_redrives: self.reconcile_max_redrives,
+            batch: 100,
+        }
+    }
+
     /// Checks what clap cannot: relations between settings and the ones a role needs.
     pub fn validate(&self, role: Role) -> Result<(), ConfigError> {
         let serves_api = matches!(role, Role::Run | Role::Manager);
@@ -283,6 +332,18 @@ impl CommonConfig {
             return Err(ConfigError {
                 setting: "AUTOSCALER_WORKER_ATTEMPTS",
                 problem: "must be between 1 and 20".to_owned(),
+            });
+        }
+        if self.deadline_syncing <= self.argocd_sync_timeout {
+            return Err(ConfigError {
+                setting: "AUTOSCALER_DEADLINE_SYNCING",
+                problem: "must be longer than AUTOSCALER_ARGOCD_SYNC_TIMEOUT, or the reconciler would re-drive syncs the worker still follows".to_owned(),
+            });
+        }
+        if self.reconcile_interval.is_zero() {
+            return Err(ConfigError {
+                setting: "AUTOSCALER_RECONCILE_INTERVAL",
+                problem: "must be more than zero".to_owned(),
             });
         }
         if self.argocd_poll_interval.is_zero()

@@ -67,6 +67,14 @@ pub struct Metrics {
     pub metric_missing: Family<MetricLabels, Counter>,
     pub worker_tasks: Family<OutcomeLabels, Counter>,
     pub webhook_deliveries: Family<DeliveryLabels, Counter>,
+    /// What the reconciler did with decisions stuck past their deadline: `redrive` or `fail`.
+    pub reconciler_actions: Family<ReconcileLabels, Counter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ReconcileLabels {
+    pub action: &'static str,
+    pub status: &'static str,
 }
 
 fn latency_histogram() -> Histogram {
@@ -90,6 +98,7 @@ impl Default for Metrics {
         let metric_missing = Family::<MetricLabels, Counter>::default();
         let worker_tasks = Family::<OutcomeLabels, Counter>::default();
         let webhook_deliveries = Family::<DeliveryLabels, Counter>::default();
+        let reconciler_actions = Family::<ReconcileLabels, Counter>::default();
 
         let mut registry = Registry::with_prefix("autoscaler");
         registry.register(
@@ -138,6 +147,11 @@ impl Default for Metrics {
             "Webhook deliveries by source and outcome (recorded, duplicate, ignored, or the refusal)",
             webhook_deliveries.clone(),
         );
+        registry.register(
+            "reconciler_actions",
+            "Decisions the reconciler found stuck past their deadline, by action (redrive, fail) and the status they sat in",
+            reconciler_actions.clone(),
+        );
 
         Self {
             registry,
@@ -151,6 +165,7 @@ impl Default for Metrics {
             metric_missing,
             worker_tasks,
             webhook_deliveries,
+            reconciler_actions,
         }
     }
 }

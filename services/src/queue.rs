@@ -1,9 +1,11 @@
-//! The scaling task queue (apalis on Postgres): the manager pushes, workers take.
+//! The scaling task queue (apalis on Postgres): the manager and the webhooks push, workers take. Tasks
+//! are written by our own storage, in the transaction of the decision they belong to where there is
+//! one (`storage/tasks.rs`); workers take them with apalis.
 
-use apalis::prelude::TaskSink;
-use apalis_postgres::PostgresStorage;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
+
+use crate::storage::Storage;
 
 /// One scaling task: the decision it carries out. Everything else (rule, window, policy) is on the
 /// decision row, so the task stays small and the audit trail is the single source.
@@ -15,25 +17,21 @@ pub struct ScalingTask {
 
 #[derive(Debug, thiserror::Error)]
 #[error("could not enqueue the scaling task: {0}")]
-pub struct EnqueueError(String);
+pub struct EnqueueError(#[source] crate::storage::StorageError);
 
 #[derive(Clone)]
 pub struct TaskQueue {
-    storage: PostgresStorage<ScalingTask>,
+    storage: Storage,
 }
 
 impl TaskQueue {
     pub fn new(pool: &PgPool) -> Self {
         Self {
-            storage: PostgresStorage::new(pool),
+            storage: Storage::from_pool(pool.clone()),
         }
     }
 
     pub async fn push(&self, task: ScalingTask) -> Result<(), EnqueueError> {
-        let mut storage = self.storage.clone();
-        storage
-            .push(task)
-            .await
-            .map_err(|e| EnqueueError(e.to_string()))
+        self.storage.push_task(&task).await.map_err(EnqueueError)
     }
 }

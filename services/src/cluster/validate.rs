@@ -482,14 +482,26 @@ fn check_yaml_path(path: &str) -> Result<(), String> {
 /// `a.b.c`, each segment a mapping key (letters, digits, `_`, `-`). The Git writer walks mappings only: a
 /// path through a list is refused when it writes (a kustomize patch holding `spec.replicas` avoids lists).
 fn check_key_path(key: &str) -> Result<(), String> {
-    let segment_ok = |s: &str| {
+    let name_ok = |s: &str| {
         !s.is_empty()
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     };
+    // A key, then any list indexes: `containers[0]`.
+    let segment_ok = |s: &str| match s.split_once('[') {
+        None => name_ok(s),
+        Some((name, indexes)) => {
+            name_ok(name)
+                && indexes.strip_suffix(']').is_some_and(|inner| {
+                    inner.split("][").all(|i| {
+                        !i.is_empty() && i.len() <= 6 && i.bytes().all(|b| b.is_ascii_digit())
+                    })
+                })
+        }
+    };
     if key.split('.').count() > 32 || !key.split('.').all(segment_ok) {
         return Err(format!(
-            "must be a dot-separated key path such as \"engine.replicas\", got {key:?}"
+            "must be a dot-separated key path such as \"engine.replicas\" or \"spec.containers[0].replicas\", got {key:?}"
         ));
     }
     Ok(())

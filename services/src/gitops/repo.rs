@@ -77,20 +77,28 @@ pub enum WriteOutcome {
     Unchanged,
 }
 
-/// The value in the file and the newest commit that touched the file.
+/// The value in the file and the newest commit that changed that value (not merely the file).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileState {
     pub value: u64,
     pub last_commit: Option<FileCommit>,
 }
 
+/// How far back the history is searched for the commit that changed the value.
+const VALUE_HISTORY: &str = "200";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileCommit {
     pub sha: String,
     pub author: String,
     pub at: DateTime<Utc>,
-    /// The decision that wrote it, from its trailer; `None` for a person's commit.
+    /// The decision that wrote it, from its trailer; `None` for a person's commit, or for ours when a
+    /// squash or merge lost the trailer (then `pull_request` or `branch` tells).
     pub decision: Option<i64>,
+    /// The pull request a squash (`… (#12)`) or merge commit (`Merge pull request #12 from …`) names.
+    pub pull_request: Option<u64>,
+    /// The branch a merge commit names (`Merge pull request #12 from owner/autoscaler/logs`).
+    pub branch: Option<String>,
 }
 
 /// Writes scales to Git remotes, one writer per remote at a time within this process.
@@ -123,7 +131,7 @@ impl GitWriter {
             path: path.to_owned(),
             source,
         })?;
-        let last_commit = last_commit(&clone, remote.credential, path).await?;
+        let last_commit = last_value_change(&clone, remote.credential, path, key).await?;
         Ok(FileState { value, last_commit })
     }
 
@@ -387,28 +395,61 @@ async fn find_decision(
     Ok(Some(found.trim().to_owned()).filter(|sha| !sha.is_empty()))
 }
 
-async fn last_commit(
+/// The newest commit that changed the value at `key` (the value differs from its first parent's), among
+/// the commits that touched the file.
+async fn last_value_change(
     clone: &Path,
     credential: Option<&Credential>,
     path: &str,
+    key: &str,
 ) -> Result<Option<FileCommit>, GitError> {
     let out = git(
         clone,
         credential,
-        &[
-            "log",
-            "-1",
-            "--format=%H%x1f%an <%ae>%x1f%cI%x1f%B",
-            "--",
-            path,
-        ],
+        &["log", "-n", VALUE_HISTORY, "--format=%H %P", "--", path],
+    )
+    .await?;
+    for line in out.lines() {
+        let mut shas = line.split_whitespace();
+        let Some(sha) = shas.next() else { continue };
+        let before = match shas.next() {
+            Some(parent) => value_at(clone, parent, path, key).await,
+            None => None,
+        };
+        if value_at(clone, sha, path, key).await != before {
+            return commit_details(clone, credential, sha).await.map(Some);
+        }
+    }
+    Ok(None)
+}
+
+/// The value at `key` in `path` at `revision`; `None` when the file or the key is not there.
+async fn value_at(clone: &Path, revision: &str, path: &str, key: &str) -> Option<u64> {
+    let text = git(clone, None, &["show", &format!("{revision}:{path}")])
+        .await
+        .ok()?;
+    read_scale(&text, key).ok()
+}
+
+async fn commit_details(
+    clone: &Path,
+    credential: Option<&Credential>,
+    sha: &str,
+) -> Result<FileCommit, GitError> {
+    let out = git(
+        clone,
+        credential,
+        &["log", "-1", "--format=%H%x1f%an <%ae>%x1f%cI%x1f%B", sha],
     )
     .await?;
     let mut fields = out.splitn(4, '\u{1f}');
     let (Some(sha), Some(author), Some(at), Some(body)) =
         (fields.next(), fields.next(), fields.next(), fields.next())
     else {
-        return Ok(None);
+        return Err(GitError::Command {
+            command: "log".to_owned(),
+            stderr: format!("unreadable commit {sha}"),
+        });
     };
     let at = DateTime::parse_from_rfc3339(at.trim())
         .map_err(|e| GitError::Command {
@@ -416,13 +457,36 @@ async fn last_commit(
             stderr: format!("unreadable commit date {at:?}: {e}"),
         })?
         .with_timezone(&Utc);
-    let decision = decision_of(body);
-    Ok(Some(FileCommit {
+    let subject = body.lines().next().unwrap_or_default();
+    let (pull_request, branch) = pull_request_of(subject);
+    Ok(FileCommit {
         sha: sha.trim().to_owned(),
         author: author.to_owned(),
         at,
-        decision,
-    }))
+        decision: decision_of(body),
+        pull_request,
+        branch,
+    })
+}
+
+/// The pull request (and branch) a squash or merge commit's subject names, as GitHub writes them.
+fn pull_request_of(subject: &str) -> (Option<u64>, Option<String>) {
+    if let Some(rest) = subject.strip_prefix("Merge pull request #") {
+        let (number, from) = rest.split_once(" from ").unwrap_or((rest, ""));
+        // `owner/branch`: the branch is everything after the first slash.
+        let branch = from
+            .split_whitespace()
+            .next()
+            .and_then(|f| f.split_once('/'))
+            .map(|(_, branch)| branch.to_owned());
+        return (number.trim().parse().ok(), branch);
+    }
+    let squashed = subject
+        .trim_end()
+        .strip_suffix(')')
+        .and_then(|s| s.rsplit_once("(#"))
+        .and_then(|(_, number)| number.parse().ok());
+    (squashed, None)
 }
 
 /// The decision id in a commit message's trailer.
@@ -482,4 +546,22 @@ async fn write_file(clone: &Path, path: &str, text: &str) -> Result<(), GitError
             path: path.to_owned(),
             reason: e.to_string(),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn squash_and_merge_subjects_name_their_pull_request() {
+        assert_eq!(
+            pull_request_of("Scale logs from 2 to 5 (#12)"),
+            (Some(12), None)
+        );
+        assert_eq!(
+            pull_request_of("Merge pull request #7 from acme/autoscaler/logs"),
+            (Some(7), Some("autoscaler/logs".to_owned()))
+        );
+        assert_eq!(pull_request_of("logs: more replicas"), (None, None));
+    }
 }

@@ -1,14 +1,18 @@
 //! The manager's cycle: scrape every cluster's metrics into Postgres, evaluate the rules over each
 //! cluster's window, and enqueue one scaling task where a rule fired and the safeguards allow it.
 
+mod reconcile;
+
 use std::{sync::Arc, time::Instant};
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
+pub use reconcile::{ReconcileReport, ReconcileSettings, Reconciler};
+
 use crate::{
     metrics::Metrics,
-    queue::{ScalingTask, TaskQueue},
+    queue::TaskQueue,
     rules::{ClusterFacts, Evaluation, Rule, RuleInput, decide, standard_rules},
     scrape::{InstantQuery, ScrapeReport, scrape},
     storage::{ClusterRecord, DecisionFacts, NewDecision, Sample, Storage, StorageError},
@@ -151,8 +155,8 @@ impl<Q: InstantQuery> Manager<Q> {
         Ok(report)
     }
 
-    /// Records a pending decision and pushes its task. `None` when another manager got there first: the
-    /// database allows one decision in flight per cluster.
+    /// Records a pending decision together with its task. `None` when another manager got there first:
+    /// the database allows one decision in flight per cluster.
     async fn enqueue(
         &self,
         cluster: &ClusterRecord,
@@ -190,26 +194,12 @@ impl<Q: InstantQuery> Manager<Q> {
             inputs,
             from_scale,
         };
-        let decision = match self.storage.insert_pending_decision(&new).await {
+        // The decision and its task in one transaction: a manager that dies here leaves both or neither.
+        let decision = match self.storage.insert_pending_decision_with_task(&new).await {
             Ok(decision) => decision,
             Err(StorageError::Conflict) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let task = ScalingTask {
-            decision_id: decision.id,
-            cluster: cluster.spec.name.clone(),
-        };
-        if let Err(e) = self.queue.push(task).await {
-            // Leave no pending decision without a task behind it: it would block the cluster forever.
-            self.storage
-                .finish_decision(
-                    decision.id,
-                    crate::storage::DecisionStatus::Failed,
-                    Some(&e.to_string()),
-                )
-                .await?;
-            return Err(e.into());
-        }
         tracing::info!(
             cluster = %cluster.spec.name,
             decision = decision.id,

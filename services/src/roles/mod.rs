@@ -16,7 +16,7 @@ use crate::{
     cluster::ValidationContext,
     config::{CommonConfig, Role},
     github::RateLimitSettings,
-    manager::Manager,
+    manager::{Manager, Reconciler},
     metrics::Metrics,
     queue::TaskQueue,
     rescale::RescaleSettings,
@@ -76,6 +76,14 @@ pub async fn run(
             config.sample_retention,
             shutdown.clone(),
         ));
+        tasks.spawn(
+            Reconciler {
+                storage: storage.clone(),
+                metrics: state.metrics.clone(),
+                settings: config.reconcile(),
+            }
+            .run(shutdown.clone()),
+        );
         tasks.spawn(manager::run(
             manager,
             config.scrape_interval,

@@ -3,7 +3,9 @@
 mod clusters;
 mod decisions;
 mod progress;
+mod reconcile;
 mod samples;
+mod tasks;
 mod webhooks;
 
 use std::time::Duration;
@@ -17,7 +19,9 @@ use sqlx::{
 pub use clusters::{ClusterRecord, ClusterStatusCounts, DecisionFacts};
 pub use decisions::{DecisionRecord, DecisionStatus, NewDecision};
 pub use progress::{DecisionLock, HumanChange, PreviousDecision, Transition};
+pub use reconcile::{Leadership, StuckDecision};
 pub use samples::Sample;
+pub use tasks::scaling_queue_name;
 pub use webhooks::{DeliverySource, Merge};
 
 /// The autoscaler's own schema, from `migrations/`.

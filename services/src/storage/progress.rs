@@ -221,6 +221,31 @@ impl Storage {
         .await?)
     }
 
+    /// Whether a commit without our trailer is still ours: a decision of the cluster wrote it, was merged
+    /// as it, or waited in the pull request or on the branch it names (a squash or merge that lost the
+    /// trailer).
+    pub async fn commit_is_ours(
+        &self,
+        cluster_id: i64,
+        sha: &str,
+        pull_request: Option<u64>,
+        branch: Option<&str>,
+    ) -> Result<bool, StorageError> {
+        let (ours,): (bool,) = sqlx::query_as(
+            "select exists (select 1 from decisions where cluster_id = $1 and rule <> 'human_change' \
+               and (write_back->>'commit' = $2 or write_back->>'merge_commit' = $2 \
+                    or ($3::text is not null and write_back->>'pull_request' = $3) \
+                    or ($4::text is not null and write_back->>'branch' = $4)))",
+        )
+        .bind(cluster_id)
+        .bind(sha)
+        .bind(pull_request.map(|n| n.to_string()))
+        .bind(branch)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(ours)
+    }
+
     /// Records a scale a person set in Git, once per commit. Its time is the commit's, so the cooldown
     /// runs from when the person acted.
     pub async fn record_human_change(&self, change: &HumanChange<'_>) -> Result<(), StorageError> {

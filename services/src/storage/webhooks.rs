@@ -32,6 +32,7 @@ impl DeliverySource {
 pub struct Merge<'a> {
     pub decision_id: i64,
     pub cluster_id: i64,
+    pub cluster_name: &'a str,
     pub merge_commit: &'a str,
     pub merged_by: &'a str,
 }
@@ -90,7 +91,7 @@ impl Storage {
         .await?)
     }
 
-    /// Marks the decision merged, ready for a worker to sync. A decision the manager enqueued for the
+    /// Marks the decision merged and pushes the task that syncs it, in one transaction. A decision the manager enqueued for the
     /// cluster meanwhile steps aside: the reviewed change goes first. `LostRace` (and nothing written)
     /// when the decision is no longer waiting in its pull request.
     pub async fn merge_pull_request_decision(&self, merge: &Merge<'_>) -> Result<(), StorageError> {
@@ -134,6 +135,15 @@ impl Storage {
             }
             (None, None) => return Err(StorageError::NotFound),
         }
+        // The sync task in the same transaction: a merge is never recorded without a worker to sync it.
+        super::tasks::insert_task(
+            &mut transaction,
+            &crate::queue::ScalingTask {
+                decision_id: merge.decision_id,
+                cluster: merge.cluster_name.to_owned(),
+            },
+        )
+        .await?;
         transaction.commit().await?;
         Ok(())
     }

@@ -7,7 +7,6 @@ use serde::Deserialize;
 use super::{Receipt, WebhookState, parse_json, read_body};
 use crate::{
     api::ApiError,
-    queue::ScalingTask,
     storage::{DecisionStatus, DeliverySource, Merge, StorageError, Transition},
 };
 
@@ -170,6 +169,7 @@ async fn handle(
             .merge_pull_request_decision(&Merge {
                 decision_id: decision.id,
                 cluster_id,
+                cluster_name: &decision.cluster_name,
                 merge_commit,
                 merged_by: by,
             })
@@ -187,15 +187,6 @@ async fn handle(
             }
             Err(e) => return Err(e.into()),
         }
-        // The worker syncs Argo CD; a failed push leaves the decision merged for a redelivery.
-        state
-            .queue
-            .push(ScalingTask {
-                decision_id: decision.id,
-                cluster: decision.cluster_name.clone(),
-            })
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
         tracing::info!(
             pull_request = payload.number,
             by,

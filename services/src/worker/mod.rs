@@ -94,6 +94,9 @@ pub enum Progress {
         expected: DecisionStatus,
         found: DecisionStatus,
     },
+    /// The task failed and the failure could not be recorded (the database was unreachable): the
+    /// decision is unchanged and the task must run again.
+    Unrecorded,
 }
 
 #[derive(Debug, Clone)]

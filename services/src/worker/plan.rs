@@ -51,10 +51,23 @@ impl Worker {
             .previous_change(cluster.id, decision.id)
             .await?;
 
-        // A person's commit: recorded, and it restarts the cooldown instead of being overwritten.
-        if let Some(commit) = &file.last_commit
-            && commit.decision.is_none()
-        {
+        // A person's commit that changed the value (not merely the file, and not ours with a lost
+        // trailer): recorded, and it restarts the cooldown instead of being overwritten.
+        let by_hand = match &file.last_commit {
+            Some(commit) if commit.decision.is_none() => {
+                !self
+                    .storage
+                    .commit_is_ours(
+                        cluster.id,
+                        &commit.sha,
+                        commit.pull_request,
+                        commit.branch.as_deref(),
+                    )
+                    .await?
+            }
+            _ => false,
+        };
+        if by_hand && let Some(commit) = &file.last_commit {
             let cooldown_ends =
                 commit.at + chrono::Duration::seconds(i64::from(spec.policy.cooldown_seconds));
             let newer_than_ours = last_written.as_ref().is_none_or(|p| commit.at > p.at);

@@ -10,8 +10,8 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{Progress, Worker};
-use crate::{queue::ScalingTask, storage::DecisionStatus};
+use super::{Progress, WorkError, Worker};
+use crate::queue::ScalingTask;
 
 /// How often a transient failure is retried, and how long to wait in between (doubling each time).
 #[derive(Debug, Clone, Copy)]
@@ -33,20 +33,42 @@ impl Worker {
     /// Carries out one task: transient failures are retried with backoff, and a task that keeps failing
     /// ends with its decision failed and the reason recorded.
     pub async fn run_task(&self, decision_id: i64, retry: RetrySettings) -> Progress {
+        match self.try_run_task(decision_id, retry).await {
+            Ok(progress) => progress,
+            Err(e) => {
+                tracing::error!(decision = decision_id, error = %e, "cannot record the failure");
+                Progress::Unrecorded
+            }
+        }
+    }
+
+    /// As `run_task`, but a failure that could not be recorded on the decision is an error: the queue
+    /// must hand the task out again rather than consider it done.
+    pub async fn try_run_task(
+        &self,
+        decision_id: i64,
+        retry: RetrySettings,
+    ) -> Result<Progress, WorkError> {
         let progress = self.attempt_task(decision_id, retry).await;
-        self.count(match progress {
-            Progress::Reached(status) => status.as_str(),
-            Progress::Busy => "busy",
-            Progress::LostRace { .. } => "lost_race",
+        self.count(match &progress {
+            Ok(Progress::Reached(status)) => status.as_str(),
+            Ok(Progress::Busy) => "busy",
+            Ok(Progress::LostRace { .. }) => "lost_race",
+            Ok(Progress::Unrecorded) | Err(_) => "unrecorded",
         });
         progress
     }
 
-    async fn attempt_task(&self, decision_id: i64, retry: RetrySettings) -> Progress {
+    async fn attempt_task(
+        &self,
+        decision_id: i64,
+        retry: RetrySettings,
+    ) -> Result<Progress, WorkError> {
         let attempts = retry.attempts.max(1);
-        for attempt in 1..=attempts {
+        let mut attempt = 1;
+        loop {
             let error = match self.execute(decision_id, chrono::Utc::now()).await {
-                Ok(progress) => return progress,
+                Ok(progress) => return Ok(progress),
                 Err(e) => e,
             };
             let reason = error.to_string();
@@ -59,6 +81,7 @@ impl Worker {
                     tracing::warn!(decision = decision_id, error = %e, "cannot record the retry");
                 }
                 tokio::time::sleep(wait).await;
+                attempt += 1;
                 continue;
             }
             let reason = if error.is_transient() {
@@ -66,16 +89,9 @@ impl Worker {
             } else {
                 reason
             };
-            return match self.fail(decision_id, &reason).await {
-                Ok(progress) => progress,
-                Err(e) => {
-                    // The database itself is gone; apalis hands the task out again later.
-                    tracing::error!(decision = decision_id, error = %e, "cannot record the failure");
-                    Progress::Reached(DecisionStatus::Running)
-                }
-            };
+            // A failure that cannot be recorded (the database is gone) is returned, not swallowed.
+            return self.fail(decision_id, &reason).await;
         }
-        Progress::Reached(DecisionStatus::Running)
     }
 }
 
@@ -96,12 +112,16 @@ struct Runner {
 async fn handle(task: ScalingTask, runner: Data<Arc<Runner>>) -> Result<(), BoxDynError> {
     let span = tracing::info_span!("task", decision = task.decision_id, cluster = %task.cluster);
     async {
-        let progress = runner.worker.run_task(task.decision_id, runner.retry).await;
+        // An error makes apalis keep the task (failed, with attempts left) and hand it out again.
+        let progress = runner
+            .worker
+            .try_run_task(task.decision_id, runner.retry)
+            .await?;
         tracing::info!(?progress, "task done");
+        Ok(())
     }
     .instrument(span)
-    .await;
-    Ok(())
+    .await
 }
 
 /// Serves the queue until `shutdown`, running up to `concurrency` tasks at once.

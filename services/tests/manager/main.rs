@@ -402,3 +402,39 @@ async fn a_prometheus_that_never_answers_times_out_and_leaves_the_metrics_missin
         autoscaler::storage::Sample::empty(samples[0].sampled_at)
     );
 }
+
+#[tokio::test]
+async fn a_decision_and_its_task_are_recorded_together_or_not_at_all() {
+    let setup = setup().await;
+    let manager = manager(&setup.storage);
+    // The queue cannot take a task: the decision must not be left behind without one.
+    sqlx::query("alter table apalis.jobs add constraint refuse_tasks check (false) not valid")
+        .execute(setup.storage.pool())
+        .await
+        .expect("constraint");
+
+    let report = manager.evaluate_cycle(setup.now).await.expect("evaluated");
+
+    assert_eq!(report.enqueued, 0);
+    assert!(
+        decisions_of(&setup.storage, "lagging").await.is_empty(),
+        "no decision without its task"
+    );
+    sqlx::query("alter table apalis.jobs drop constraint refuse_tasks")
+        .execute(setup.storage.pool())
+        .await
+        .expect("constraint dropped");
+    let report = manager.evaluate_cycle(setup.now).await.expect("evaluated");
+    assert_eq!(report.enqueued, 1);
+    let decisions = decisions_of(&setup.storage, "lagging").await;
+    assert_eq!(decisions.len(), 1);
+    let (jobs,): (i64,) = sqlx::query_as(
+        "select count(*) from apalis.jobs \
+         where convert_from(job, 'UTF8')::jsonb->>'decision_id' = $1::text",
+    )
+    .bind(decisions[0].id)
+    .fetch_one(setup.storage.pool())
+    .await
+    .expect("count jobs");
+    assert_eq!(jobs, 1);
+}

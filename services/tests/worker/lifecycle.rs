@@ -132,3 +132,290 @@ async fn a_late_failed_sync_notification_does_not_fail_a_decision_the_worker_saw
     assert_eq!(decision.status, DecisionStatus::Synced, "{receipt}");
     assert!(World::steps(&decision).contains(&"argocd_sync_failed".to_owned()));
 }
+
+/// Makes every insert into the job queue's table fail until `allow_tasks`: a queue that cannot take a
+/// task, at the worst moment.
+async fn refuse_tasks(world: &World) {
+    sqlx::query("alter table apalis.jobs add constraint refuse_tasks check (false) not valid")
+        .execute(world.storage.pool())
+        .await
+        .expect("constraint");
+}
+
+async fn allow_tasks(world: &World) {
+    sqlx::query("alter table apalis.jobs drop constraint refuse_tasks")
+        .execute(world.storage.pool())
+        .await
+        .expect("constraint dropped");
+}
+
+async fn tasks_of(world: &World, decision: i64) -> i64 {
+    let (count,): (i64,) = sqlx::query_as(
+        "select count(*) from apalis.jobs \
+         where convert_from(job, 'UTF8')::jsonb->>'decision_id' = $1::text",
+    )
+    .bind(decision)
+    .fetch_one(world.storage.pool())
+    .await
+    .expect("count");
+    count
+}
+
+#[tokio::test]
+async fn a_merge_whose_sync_task_cannot_be_queued_is_not_recorded_and_a_redelivery_records_both() {
+    use crate::{
+        pull_requests::pull_request_world,
+        webhook::{deliver_github, sign},
+    };
+    let (world, github) = pull_request_world().await;
+    let base = serve(&world).await;
+    let id = world.saturated_decision().await;
+    assert_eq!(
+        world.worker("host-a").run_task(id, World::retry()).await,
+        Progress::Reached(DecisionStatus::PrOpen)
+    );
+    let number = github.pulls("acme", "gitops")[0].number;
+    github.merge_pull("acme", "gitops", number).expect("merged");
+    let body = serde_json::to_vec(
+        &github
+            .webhook_payload("acme", "gitops", number)
+            .expect("payload"),
+    )
+    .expect("json");
+
+    refuse_tasks(&world).await;
+    let (status, receipt) = deliver_github(&base, "pull_request", "d-9", &body, &sign(&body)).await;
+    assert_eq!(status, 500, "{receipt}");
+    // Neither the merge nor the delivery is recorded, so GitHub's redelivery is handled afresh.
+    assert_eq!(world.decision(id).await.status, DecisionStatus::PrOpen);
+    assert_eq!(tasks_of(&world, id).await, 0);
+
+    allow_tasks(&world).await;
+    let (status, receipt) = deliver_github(&base, "pull_request", "d-9", &body, &sign(&body)).await;
+    assert_eq!(
+        (status, receipt["status"].as_str()),
+        (200, Some("recorded")),
+        "{receipt}"
+    );
+    assert_eq!(world.decision(id).await.status, DecisionStatus::Merged);
+    assert_eq!(tasks_of(&world, id).await, 1);
+}
+
+#[tokio::test]
+async fn a_failure_the_worker_cannot_record_leaves_the_task_in_the_queue_until_it_can() {
+    // The key is not in the file: the decision must fail.
+    let world = World::with_spec(|spec| spec["git"]["key"] = "engine.parallelism".into()).await;
+    let id = world.saturated_decision().await;
+    world
+        .storage
+        .push_task(&autoscaler::queue::ScalingTask {
+            decision_id: id,
+            cluster: "logs".to_owned(),
+        })
+        .await
+        .expect("pushed");
+    // The database refuses to record the failure, as if it went away at that moment.
+    sqlx::raw_sql(
+        "create function refuse_failed() returns trigger language plpgsql as $$ \
+         begin if new.status = 'failed' then raise exception 'the database is gone'; end if; \
+         return new; end $$; \
+         create trigger refuse_failed before update on decisions \
+         for each row execute function refuse_failed();",
+    )
+    .execute(world.storage.pool())
+    .await
+    .expect("trigger");
+
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let queue = tokio::spawn(autoscaler::worker::run_queue(
+        world.worker("host-a"),
+        world.storage.pool().clone(),
+        "worker-unrecorded".to_owned(),
+        1,
+        World::retry(),
+        shutdown.clone(),
+    ));
+    world::eventually(
+        "the queue to keep the task after the unrecorded failure",
+        Duration::from_secs(60),
+        || async {
+            let (status, attempts): (String, i32) =
+                sqlx::query_as("select status, attempts from apalis.jobs limit 1")
+                    .fetch_one(world.storage.pool())
+                    .await
+                    .expect("job");
+            status == "Failed" && attempts >= 1
+        },
+    )
+    .await;
+    assert_eq!(world.decision(id).await.status, DecisionStatus::Running);
+
+    sqlx::raw_sql("drop trigger refuse_failed on decisions")
+        .execute(world.storage.pool())
+        .await
+        .expect("trigger dropped");
+    world::eventually(
+        "the failure to be recorded by the task's next run",
+        Duration::from_secs(120),
+        || async { world.decision(id).await.status == DecisionStatus::Failed },
+    )
+    .await;
+    shutdown.cancel();
+    let _ = queue.await;
+}
+
+async fn backdate(world: &World, decision: i64) {
+    sqlx::query("update decisions set updated_at = now() - interval '1 hour' where id = $1")
+        .bind(decision)
+        .execute(world.storage.pool())
+        .await
+        .expect("backdated");
+}
+
+fn reconciler(world: &World, max_redrives: u32) -> autoscaler::manager::Reconciler {
+    autoscaler::manager::Reconciler {
+        storage: world.storage.clone(),
+        metrics: world.metrics.clone(),
+        settings: autoscaler::manager::ReconcileSettings {
+            max_redrives,
+            ..Default::default()
+        },
+    }
+}
+
+#[tokio::test]
+async fn a_decision_stuck_while_syncing_is_redriven_and_applied_without_a_second_commit() {
+    let world = World::new().await;
+    let now = Utc::now();
+    world.saturated_history(now).await;
+    world.argocd.set_polls_to_complete(APP, 1_000_000);
+    let id = world.pending("up", now).await;
+    let worker = world.worker("host-a");
+    let running = tokio::spawn(async move { worker.run_task(id, World::retry()).await });
+    world::eventually("the sync to start", Duration::from_secs(30), || async {
+        world.decision(id).await.status == DecisionStatus::Syncing
+    })
+    .await;
+    // The worker dies, and its task with it; the decision sits in syncing past the deadline.
+    running.abort();
+    let _ = running.await;
+    world.argocd.set_polls_to_complete(APP, 2);
+    backdate(&world, id).await;
+
+    let report = reconciler(&world, 3).pass(Utc::now()).await.expect("pass");
+
+    assert_eq!(report.redriven, [id]);
+    assert_eq!(tasks_of(&world, id).await, 1, "the task is pushed again");
+    let decision = world.decision(id).await;
+    assert_eq!(decision.status, DecisionStatus::Syncing);
+    assert!(World::steps(&decision).contains(&"reconciler_redrive".to_owned()));
+    let counted = world
+        .metrics
+        .reconciler_actions
+        .get_or_create(&autoscaler::metrics::ReconcileLabels {
+            action: "redrive",
+            status: "syncing",
+        })
+        .get();
+    assert_eq!(counted, 1);
+    // Not stuck any more: the next pass leaves it alone.
+    let again = reconciler(&world, 3).pass(Utc::now()).await.expect("pass");
+    assert!(again.redriven.is_empty(), "{again:?}");
+
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let queue = tokio::spawn(autoscaler::worker::run_queue(
+        world.worker("host-b"),
+        world.storage.pool().clone(),
+        "worker-redriven".to_owned(),
+        1,
+        World::retry(),
+        shutdown.clone(),
+    ));
+    world::eventually(
+        "the re-driven task to apply the decision",
+        Duration::from_secs(60),
+        || async { world.decision(id).await.status == DecisionStatus::Applied },
+    )
+    .await;
+    shutdown.cancel();
+    let _ = queue.await;
+    assert_eq!(
+        world.log().len(),
+        2,
+        "one autoscaler commit: {:?}",
+        world.log()
+    );
+}
+
+#[tokio::test]
+async fn a_decision_no_worker_takes_is_failed_with_the_reason_after_its_redrives() {
+    let world = World::new().await;
+    let id = world.pending("up", Utc::now()).await;
+    backdate(&world, id).await;
+    let reconciler = reconciler(&world, 1);
+
+    let first = reconciler.pass(Utc::now()).await.expect("pass");
+    assert_eq!(first.redriven, [id]);
+    backdate(&world, id).await;
+    let second = reconciler.pass(Utc::now()).await.expect("pass");
+
+    assert_eq!(second.failed, [id]);
+    let decision = world.decision(id).await;
+    assert_eq!(decision.status, DecisionStatus::Failed);
+    assert!(
+        decision
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("stuck in pending past its deadline after 1 re-drives"),
+        "{decision:?}"
+    );
+    assert_eq!(
+        World::steps(&decision),
+        ["reconciler_redrive", "reconciler_failed"]
+    );
+    assert!(decision.finished_at.is_some());
+
+    // A pull request waiting for review is never stuck, however long it waits.
+    let waiting = world.pending("up", Utc::now()).await;
+    for (from, to) in [
+        (DecisionStatus::Pending, DecisionStatus::Running),
+        (DecisionStatus::Running, DecisionStatus::PrOpen),
+    ] {
+        world
+            .storage
+            .transition(waiting, &Transition::new(from, to))
+            .await
+            .expect("moved");
+    }
+    backdate(&world, waiting).await;
+    let third = reconciler.pass(Utc::now()).await.expect("pass");
+    assert_eq!(third, Default::default());
+    assert_eq!(world.decision(waiting).await.status, DecisionStatus::PrOpen);
+}
+
+#[tokio::test]
+async fn one_replica_leads_the_reconciler_until_its_connection_ends() {
+    let world = World::new().await;
+    let mut leader = world
+        .storage
+        .try_lead()
+        .await
+        .expect("asked")
+        .expect("the first replica leads");
+    let other = autoscaler::storage::Storage::from_pool(
+        sqlx::PgPool::connect_with((*world.storage.pool().connect_options()).clone())
+            .await
+            .expect("another replica's pool"),
+    );
+    assert!(other.try_lead().await.expect("asked").is_none());
+    assert!(leader.still_held().await);
+
+    drop(leader);
+    world::eventually(
+        "the other replica to take the lead",
+        Duration::from_secs(10),
+        || async { other.try_lead().await.expect("asked").is_some() },
+    )
+    .await;
+}

@@ -5,6 +5,7 @@
 mod database;
 #[path = "../common/git.rs"]
 mod git_cli;
+mod human;
 mod lifecycle;
 mod pull_requests;
 mod restart;

@@ -48,7 +48,7 @@ pub(crate) async fn serve(world: &World) -> String {
     format!("http://{address}")
 }
 
-fn sign(body: &[u8]) -> String {
+pub(crate) fn sign(body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
     mac.update(body);
     let digest = mac.finalize().into_bytes();
@@ -61,7 +61,7 @@ fn sign(body: &[u8]) -> String {
     )
 }
 
-async fn deliver_github(
+pub(crate) async fn deliver_github(
     base: &str,
     event: &str,
     delivery: &str,
