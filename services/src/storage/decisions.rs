@@ -1,5 +1,5 @@
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{AssertSqlSafe, types::Json};
 use utoipa::ToSchema;
 
@@ -7,7 +7,7 @@ use super::{Storage, StorageError, conflict_on_unique};
 
 /// Where a decision stands. The in-flight ones (pending to syncing) are at most one per cluster: a unique
 /// index in the schema guarantees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, ToSchema)]
 #[sqlx(type_name = "text", rename_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum DecisionStatus {
