@@ -1,6 +1,6 @@
 //! The service's own Prometheus metrics: HTTP requests, loop timings, queue depth.
 
-use std::time::Duration;
+use std::{sync::atomic::AtomicU64, time::Duration};
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -54,6 +54,24 @@ pub struct DeliveryLabels {
     pub outcome: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    pub status: &'static str,
+    pub rule: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    pub status: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QuantileLabels {
+    pub quantile: &'static str,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -67,6 +85,9 @@ pub struct Metrics {
     pub metric_missing: Family<MetricLabels, Counter>,
     pub worker_tasks: Family<OutcomeLabels, Counter>,
     pub webhook_deliveries: Family<DeliveryLabels, Counter>,
+    pub decisions: Family<DecisionLabels, Gauge>,
+    pub decision_stalled: Family<StatusLabels, FloatGauge>,
+    pub decision_time_to_applied: Family<QuantileLabels, FloatGauge>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -90,6 +111,9 @@ impl Default for Metrics {
         let metric_missing = Family::<MetricLabels, Counter>::default();
         let worker_tasks = Family::<OutcomeLabels, Counter>::default();
         let webhook_deliveries = Family::<DeliveryLabels, Counter>::default();
+        let decisions = Family::<DecisionLabels, Gauge>::default();
+        let decision_stalled = Family::<StatusLabels, FloatGauge>::default();
+        let decision_time_to_applied = Family::<QuantileLabels, FloatGauge>::default();
 
         let mut registry = Registry::with_prefix("autoscaler");
         registry.register(
@@ -138,6 +162,22 @@ impl Default for Metrics {
             "Webhook deliveries by source and outcome (recorded, duplicate, ignored, or the refusal)",
             webhook_deliveries.clone(),
         );
+        // The three below mirror the database, read at scrape time: every role exports the same values.
+        registry.register(
+            "decisions",
+            "Decisions stored, by status and by the rule that fired them",
+            decisions.clone(),
+        );
+        registry.register(
+            "decision_stalled_seconds",
+            "For each status a decision is in flight in, how long its least recently changed decision has not changed",
+            decision_stalled.clone(),
+        );
+        registry.register(
+            "decision_time_to_applied_seconds",
+            "From the rule firing to applied, over the decisions applied in the last 24 hours (quantile 0.5, 0.9, 1)",
+            decision_time_to_applied.clone(),
+        );
 
         Self {
             registry,
@@ -151,6 +191,9 @@ impl Default for Metrics {
             metric_missing,
             worker_tasks,
             webhook_deliveries,
+            decisions,
+            decision_stalled,
+            decision_time_to_applied,
         }
     }
 }
