@@ -2,6 +2,7 @@
 
 mod clusters;
 mod decisions;
+mod overview;
 mod progress;
 mod samples;
 mod webhooks;
@@ -16,6 +17,7 @@ use sqlx::{
 
 pub use clusters::{ClusterRecord, ClusterStatusCounts, DecisionFacts};
 pub use decisions::{DecisionRecord, DecisionStatus, NewDecision};
+pub use overview::{ClusterOverview, DecisionCount, DecisionSummary};
 pub use progress::{DecisionLock, HumanChange, PreviousDecision};
 pub use samples::Sample;
 pub use webhooks::{DeliverySource, Merge};
