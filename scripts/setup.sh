@@ -8,6 +8,7 @@ packages=(
   prometheus # the real server, started by the manager's tests
   kcat       # a real Kafka client for scripts and benchmarks
   openjdk-17-jdk-headless unzip # Apache Flink's JVM, javac for the probe job, unzip for Flink's wheels
+  chromium   # the status page's browser tests (headless)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -25,6 +25,8 @@ pub enum Command {
     Role(Role),
     /// Runs a load trace through the service's policy and the known ones, side by side; offline.
     Simulate(Box<crate::simulate::SimulateArgs>),
+    /// A client of the subscription API: apply, get, list, delete, pause, resume, evaluate, decisions.
+    Cluster(Box<crate::cli::ClusterArgs>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]

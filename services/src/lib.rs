@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod argocd;
+pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod estimate;
@@ -21,5 +22,6 @@ pub mod shutdown;
 pub mod simulate;
 pub mod storage;
 pub mod telemetry;
+pub mod ui;
 pub mod webhook;
 pub mod worker;

@@ -11,6 +11,7 @@ async fn main() -> ExitCode {
         Some(Command::Simulate(args)) => {
             return autoscaler::simulate::command(&args, cli.common.scrape_interval);
         }
+        Some(Command::Cluster(args)) => return autoscaler::cli::command(&args).await,
         Some(Command::Role(role)) => role,
         None => Role::Run,
     };

@@ -1,6 +1,6 @@
 //! The service's own Prometheus metrics: HTTP requests, loop timings, queue depth.
 
-use std::time::Duration;
+use std::{sync::atomic::AtomicU64, time::Duration};
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -54,6 +54,24 @@ pub struct DeliveryLabels {
     pub outcome: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    pub status: &'static str,
+    pub rule: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    pub status: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QuantileLabels {
+    pub quantile: &'static str,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -69,6 +87,9 @@ pub struct Metrics {
     pub webhook_deliveries: Family<DeliveryLabels, Counter>,
     /// What the reconciler did with decisions stuck past their deadline: `redrive` or `fail`.
     pub reconciler_actions: Family<ReconcileLabels, Counter>,
+    pub decisions: Family<DecisionLabels, Gauge>,
+    pub decision_stalled: Family<StatusLabels, FloatGauge>,
+    pub decision_time_to_applied: Family<QuantileLabels, FloatGauge>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -99,6 +120,9 @@ impl Default for Metrics {
         let worker_tasks = Family::<OutcomeLabels, Counter>::default();
         let webhook_deliveries = Family::<DeliveryLabels, Counter>::default();
         let reconciler_actions = Family::<ReconcileLabels, Counter>::default();
+        let decisions = Family::<DecisionLabels, Gauge>::default();
+        let decision_stalled = Family::<StatusLabels, FloatGauge>::default();
+        let decision_time_to_applied = Family::<QuantileLabels, FloatGauge>::default();
 
         let mut registry = Registry::with_prefix("autoscaler");
         registry.register(
@@ -152,6 +176,22 @@ impl Default for Metrics {
             "Decisions the reconciler found stuck past their deadline, by action (redrive, fail) and the status they sat in",
             reconciler_actions.clone(),
         );
+        // The three below mirror the database, read at scrape time: every role exports the same values.
+        registry.register(
+            "decisions",
+            "Decisions stored, by status and by the rule that fired them",
+            decisions.clone(),
+        );
+        registry.register(
+            "decision_stalled_seconds",
+            "For each status a decision is in flight in, how long its least recently changed decision has not changed",
+            decision_stalled.clone(),
+        );
+        registry.register(
+            "decision_time_to_applied_seconds",
+            "From the rule firing to applied, over the decisions applied in the last 24 hours (quantile 0.5, 0.9, 1)",
+            decision_time_to_applied.clone(),
+        );
 
         Self {
             registry,
@@ -166,6 +206,9 @@ impl Default for Metrics {
             worker_tasks,
             webhook_deliveries,
             reconciler_actions,
+            decisions,
+            decision_stalled,
+            decision_time_to_applied,
         }
     }
 }

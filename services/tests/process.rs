@@ -9,90 +9,21 @@ mod database;
     reason = "the process tests use only part of the API harness"
 )]
 mod harness;
+#[path = "common/service.rs"]
+mod service;
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::process::Command;
 
 use harness::{TOKEN, TestDatabase, spec};
 use serde_json::Value;
-
-struct Service {
-    child: Child,
-    address: String,
-}
-
-impl Service {
-    /// Starts `autoscaler run` on a free port and waits until it says where it listens.
-    fn start(database_url: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_autoscaler"))
-            .arg("run")
-            .env("DATABASE_URL", database_url)
-            .env("AUTOSCALER_LISTEN", "127.0.0.1:0")
-            .env("AUTOSCALER_API_TOKENS", TOKEN)
-            .env(
-                "AUTOSCALER_OUTBOUND_ALLOW",
-                test_support::OUTBOUND_ALLOW_LOCAL,
-            )
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the binary starts");
-        let stderr = child.stderr.take().expect("stderr piped");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(address) = line.split("address=").nth(1) {
-                    let _ = tx.send(address.trim().to_owned());
-                }
-            }
-        });
-        let address = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the service logs its listening address within 60 s");
-        Self {
-            child,
-            address: format!("http://{address}"),
-        }
-    }
-
-    /// Sends SIGTERM and waits for the exit status.
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let killed = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(killed.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the service did not stop within 30 s of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use service::Service;
 
 #[tokio::test]
 async fn the_service_creates_its_database_and_keeps_subscriptions_across_a_restart() {
     let database = TestDatabase::new();
     let client = reqwest::Client::new();
 
-    let first = Service::start(&database.url);
+    let first = Service::start(&database.url, TOKEN);
     let created = client
         .post(format!("{}/api/v1/clusters", first.address))
         .bearer_auth(TOKEN)
@@ -104,7 +35,7 @@ async fn the_service_creates_its_database_and_keeps_subscriptions_across_a_resta
     let status = first.terminate();
     assert!(status.success(), "graceful exit on SIGTERM, got {status}");
 
-    let second = Service::start(&database.url);
+    let second = Service::start(&database.url, TOKEN);
     let read = client
         .get(format!("{}/api/v1/clusters/survivor", second.address))
         .bearer_auth(TOKEN)

@@ -30,6 +30,24 @@ impl ApiTokens {
         }
     }
 
+    /// The digest of the configured token `presented` is, compared in constant time; the status page
+    /// keys its session cookies with it.
+    pub fn matching_digest(&self, presented: &str) -> Option<[u8; 32]> {
+        let presented = digest(presented);
+        let mut found = None;
+        for d in &self.digests {
+            if bool::from(d.ct_eq(&presented)) {
+                found = Some(*d);
+            }
+        }
+        found
+    }
+
+    /// Every configured token's digest.
+    pub fn digests(&self) -> &[[u8; 32]] {
+        &self.digests
+    }
+
     pub fn accepts(&self, presented: &str) -> bool {
         let presented = digest(presented);
         self.digests

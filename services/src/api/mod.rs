@@ -43,6 +43,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
     pub evaluator: Arc<Evaluator>,
+    /// The service's address for users (AUTOSCALER_PUBLIC_URL): an https one makes the status page's
+    /// session cookie `Secure`.
+    pub public_url: Option<url::Url>,
 }
 
 /// The whole HTTP surface of the manager role.
@@ -54,6 +57,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .route("/api/openapi.json", get(openapi_document))
+        .merge(crate::ui::router(state.clone()))
         .merge(ops::router())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)

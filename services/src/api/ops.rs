@@ -12,7 +12,7 @@ use axum::{
 use serde_json::json;
 
 use super::AppState;
-use crate::metrics::{ClusterLabels, QueueLabels};
+use crate::metrics::{ClusterLabels, DecisionLabels, QuantileLabels, QueueLabels, StatusLabels};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -82,5 +82,55 @@ async fn refresh_database_gauges(state: &AppState) {
             }
         }
         Err(e) => tracing::warn!(error = %e, "metrics: could not count clusters"),
+    }
+    refresh_decision_gauges(state).await;
+}
+
+/// The window `autoscaler_decision_time_to_applied_seconds` covers.
+const APPLIED_WINDOW_HOURS: i64 = 24;
+
+async fn refresh_decision_gauges(state: &AppState) {
+    let metrics = &state.metrics;
+    match state.storage.decision_counts().await {
+        Ok(counts) => {
+            metrics.decisions.clear();
+            for count in counts {
+                metrics
+                    .decisions
+                    .get_or_create(&DecisionLabels {
+                        status: count.status.as_str(),
+                        rule: count.rule,
+                    })
+                    .set(count.count);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: could not count decisions"),
+    }
+    match state.storage.decisions_stalled().await {
+        Ok(stalled) => {
+            metrics.decision_stalled.clear();
+            for (status, seconds) in stalled {
+                metrics
+                    .decision_stalled
+                    .get_or_create(&StatusLabels {
+                        status: status.as_str(),
+                    })
+                    .set(seconds);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: could not read stalled decisions"),
+    }
+    let since = chrono::Utc::now() - chrono::Duration::hours(APPLIED_WINDOW_HOURS);
+    match state.storage.time_to_applied(since).await {
+        Ok(quantiles) => {
+            metrics.decision_time_to_applied.clear();
+            for (quantile, seconds) in quantiles {
+                metrics
+                    .decision_time_to_applied
+                    .get_or_create(&QuantileLabels { quantile })
+                    .set(seconds);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: could not read the time to applied"),
     }
 }

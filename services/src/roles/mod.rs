@@ -66,6 +66,7 @@ pub async fn run(
         metrics,
         max_body_bytes: config.max_body_bytes,
         evaluator: manager.evaluator.clone(),
+        public_url: config.public_url.clone(),
     };
 
     let mut tasks = JoinSet::new();

@@ -2,6 +2,7 @@
 
 mod clusters;
 mod decisions;
+mod overview;
 mod progress;
 mod reconcile;
 mod samples;
@@ -18,6 +19,7 @@ use sqlx::{
 
 pub use clusters::{ClusterRecord, ClusterStatusCounts, DecisionFacts};
 pub use decisions::{DecisionRecord, DecisionStatus, NewDecision};
+pub use overview::{ClusterOverview, DecisionCount, DecisionSummary};
 pub use progress::{DecisionLock, HumanChange, PreviousDecision, Transition};
 pub use reconcile::{Leadership, StuckDecision};
 pub use samples::Sample;

@@ -53,6 +53,7 @@ impl TestApp {
                 rules: standard_rules(),
                 scrape_interval_seconds: 30,
             }),
+            public_url: None,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

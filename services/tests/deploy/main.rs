@@ -14,6 +14,7 @@ mod flink_model;
 mod image;
 mod kubernetes;
 mod manifests;
+mod observability;
 mod pipeline;
 mod processes;
 mod routes;

@@ -72,6 +72,9 @@ pub fn parse_autoscaler(
         None => Role::Run,
         Some(Command::Role(role)) => role,
         Some(Command::Simulate(_)) => return Err("`simulate` is not a service role".to_owned()),
+        Some(Command::Cluster(_)) => {
+            return Err("`cluster` is a client, not a service role".to_owned());
+        }
     };
     Ok((role, cli.common))
 }

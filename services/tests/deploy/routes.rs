@@ -46,6 +46,7 @@ pub fn autoscaler_router(role: Role) -> Router {
             rules: standard_rules(),
             scrape_interval_seconds: 30,
         }),
+        public_url: None,
     };
     let webhooks = WebhookState {
         storage: storage.clone(),

@@ -89,23 +89,25 @@ mod tests {
 
     #[test]
     fn a_test_executable_finds_binaries_one_level_up() {
-        let dir = profile_dir_of(Path::new("/w/target/debug/deps/loop-0123abcd")).unwrap();
+        let dir = profile_dir_of(Path::new("/w/target/debug/deps/loop-0123abcd"))
+            .expect("a profile directory");
         assert_eq!(dir, Path::new("/w/target/debug"));
     }
 
     #[test]
     fn an_example_finds_binaries_one_level_up() {
-        let dir = profile_dir_of(Path::new("/w/target/release/examples/bench")).unwrap();
+        let dir = profile_dir_of(Path::new("/w/target/release/examples/bench"))
+            .expect("a profile directory");
         assert_eq!(dir, Path::new("/w/target/release"));
     }
 
     #[test]
     fn a_binary_run_by_cargo_run_finds_its_siblings() {
         // The demo's case: `cargo run -p e2e --bin demo` runs target/debug/demo.
-        let dir = profile_dir_of(Path::new("/w/target/debug/demo")).unwrap();
+        let dir = profile_dir_of(Path::new("/w/target/debug/demo")).expect("a profile directory");
         assert_eq!(dir, Path::new("/w/target/debug"));
-        let dir =
-            profile_dir_of(Path::new("/w/target/x86_64-unknown-linux-gnu/debug/demo")).unwrap();
+        let dir = profile_dir_of(Path::new("/w/target/x86_64-unknown-linux-gnu/debug/demo"))
+            .expect("a profile directory");
         assert_eq!(dir, Path::new("/w/target/x86_64-unknown-linux-gnu/debug"));
     }
 
@@ -134,8 +136,11 @@ mod tests {
     #[test]
     fn this_test_locates_a_real_sibling_binary() {
         // A test runs from deps/; the broker binary is built next to the profile's other binaries.
-        let path = binary("test-support", "kafka-mock-broker").unwrap();
-        assert_eq!(path.parent().unwrap(), profile_dir().unwrap());
+        let path = binary("test-support", "kafka-mock-broker").expect("the broker binary");
+        assert_eq!(
+            path.parent(),
+            Some(profile_dir().expect("this test's profile").as_path())
+        );
         assert!(path.is_file(), "{}", path.display());
     }
 }

@@ -1,12 +1,13 @@
 //! `cargo run -p e2e --bin demo`: the end-to-end loop for a person to watch. Starts the whole stack on
 //! this machine, raises the load, lets the autoscaler scale the pipeline up through Git and Argo CD,
-//! lowers the load, lets it scale back down, and prints every decision as it happens. Ctrl-C stops it.
+//! lowers the load, lets it scale back down, and prints every decision as it happens; the status page and
+//! the CLI can watch it meanwhile. Ctrl-C stops it.
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use e2e::autoscaler::Decision;
+use e2e::autoscaler::{API_TOKEN, Decision};
 use e2e::{CLUSTER, Stack};
 
 const LOW_RATE: u32 = 150;
@@ -104,6 +105,14 @@ async fn main() -> anyhow::Result<()> {
         "autoscaler API: {} (GET /api/v1/clusters/{CLUSTER}/decisions)",
         stack.autoscaler.url
     ));
+    say(&format!(
+        "status page: {}/ui/clusters/{CLUSTER} (log in with the token {API_TOKEN})",
+        stack.autoscaler.url
+    ));
+    say(&format!(
+        "CLI: AUTOSCALER_SERVER={} AUTOSCALER_TOKEN={API_TOKEN} target/debug/autoscaler cluster decisions {CLUSTER}",
+        stack.autoscaler.url
+    ));
     let mut load = stack.start_load(LOW_RATE)?;
     let mut narrator = Narrator {
         seen: HashMap::new(),
@@ -161,6 +170,11 @@ async fn main() -> anyhow::Result<()> {
             commit.scale,
             commit.subject
         ));
+    }
+    // A person at a terminal can still browse the status page; Ctrl-C stops everything.
+    if std::io::stdin().is_terminal() {
+        say("the stack stays up for the status page and the CLI; Ctrl-C stops it");
+        tokio::signal::ctrl_c().await?;
     }
     Ok(())
 }

@@ -1,0 +1,80 @@
+//! The demo as the README and docs/getting-started.md run it: the `demo` binary next to the others
+//! (as `cargo run -p e2e --bin demo` runs it, not from deps/), which must find and start the whole
+//! stack, print the status page and the CLI command it promises, and reach an applied scale-up. It is
+//! stopped there; the scale-up and -down themselves are asserted in detail by `loop.rs`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use e2e::process::{Process, binaries_dir};
+
+/// The demo's first minute is a warm-up at low load; the scale-up follows within a few minutes.
+const DEADLINE: Duration = Duration::from_secs(600);
+
+#[test]
+fn the_demo_runs_from_its_own_binary_and_reaches_an_applied_scale_up() {
+    let dir = binaries_dir().expect("the stack's binaries");
+    test_support::binaries::build(dir, &[("e2e", "demo")]).expect("the demo builds");
+    let mut command = Command::new(dir.join("demo"));
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut demo = Process::spawn_with("demo", command).expect("the demo starts");
+    let stdout = demo.child_mut().stdout.take().expect("stdout piped");
+    let (lines, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            eprintln!("demo: {line}");
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+
+    let end = Instant::now() + DEADLINE;
+    let mut seen: Vec<String> = Vec::new();
+    let applied_up = |line: &str| line.contains(" → ") && line.contains("applied");
+    while !seen.iter().any(|l| applied_up(l)) {
+        let left = end.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "no applied scale-up within {DEADLINE:?}:\n{}",
+            seen.join("\n")
+        );
+        match received.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                panic!("the demo ended early:\n{}", seen.join("\n"))
+            }
+        }
+    }
+    for promised in [
+        "status page: http://127.0.0.1:",
+        "/ui/clusters/logs",
+        "CLI: AUTOSCALER_SERVER=",
+    ] {
+        assert!(
+            seen.iter().any(|l| l.contains(promised)),
+            "{promised:?} not printed:\n{}",
+            seen.join("\n")
+        );
+    }
+    let up = seen.iter().find(|l| applied_up(l)).expect("seen");
+    assert!(
+        up.contains("commit "),
+        "the applied decision names its commit: {up}"
+    );
+    // Ctrl-C, as a person stops it: the demo stops its stack on the way out (SIGTERM would orphan it).
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(demo.pid()).expect("a pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    test_support::wait::until_blocking(
+        "the demo's exit after Ctrl-C",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || (!demo.is_running()).then_some(()),
+    );
+}
