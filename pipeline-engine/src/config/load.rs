@@ -83,7 +83,9 @@ pub(super) fn from_yaml_text(
             config::Environment::with_prefix("engine")
                 .prefix_separator("__")
                 .separator("__")
-                .try_parsing(true)
+                // Values stay text here (a password `0123` keeps its zero); the `config` crate converts
+                // text to the number or boolean a key needs.
+                .try_parsing(false)
                 .source(Some(env)),
         )
         .build()

@@ -238,7 +238,7 @@ fn urls_and_enums_are_parsed() {
                 "ENGINE__ANNOUNCE__URL",
                 "http://autoscaler:8080/webhooks/engine",
             ),
-            ("ENGINE__ELASTICSEARCH__PASSWORD", "1234"),
+            ("ENGINE__ELASTICSEARCH__PASSWORD", "0123"),
             ("ENGINE__ELASTICSEARCH__USERNAME", "u"),
         ],
     )
@@ -246,7 +246,11 @@ fn urls_and_enums_are_parsed() {
     let urls: Vec<&str> = c.elasticsearch.urls.iter().map(|u| u.as_str()).collect();
     assert_eq!(urls, ["http://a:9200", "https://b:9200"]);
     assert_eq!(c.kafka.auto_offset_reset, OffsetReset::Latest);
-    assert_eq!(c.elasticsearch.password.as_deref(), Some("1234"));
+    assert_eq!(
+        c.elasticsearch.password.as_deref(),
+        Some("0123"),
+        "secrets are kept verbatim"
+    );
     let err = load(MINIMAL, &[("ENGINE__ANNOUNCE__URL", "ftp://x")]).expect_err("ftp");
     assert_eq!(key_of(err), "announce.url");
 }
