@@ -10,6 +10,39 @@ use std::time::{Duration, Instant};
 
 use e2e::process::{Process, binaries_dir};
 
+/// Stops the demo with Ctrl-C when dropped, also when the test fails: killed outright, it would leave
+/// its stack's processes running.
+struct Demo(Process);
+
+impl Demo {
+    /// Ctrl-C, as a person stops it, and its exit within a minute.
+    fn interrupt(&mut self) -> bool {
+        let Ok(pid) = i32::try_from(self.0.pid()) else {
+            return false;
+        };
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGINT,
+        );
+        let end = Instant::now() + Duration::from_secs(60);
+        while self.0.is_running() {
+            if Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        true
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        if self.0.is_running() {
+            self.interrupt();
+        }
+    }
+}
+
 /// The demo's first minute is a warm-up at low load; the scale-up follows within a few minutes.
 const DEADLINE: Duration = Duration::from_secs(600);
 
@@ -22,8 +55,8 @@ fn the_demo_runs_from_its_own_binary_and_reaches_an_applied_scale_up() {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    let mut demo = Process::spawn_with("demo", command).expect("the demo starts");
-    let stdout = demo.child_mut().stdout.take().expect("stdout piped");
+    let mut demo = Demo(Process::spawn_with("demo", command).expect("the demo starts"));
+    let stdout = demo.0.child_mut().stdout.take().expect("stdout piped");
     let (lines, received) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -69,12 +102,8 @@ fn the_demo_runs_from_its_own_binary_and_reaches_an_applied_scale_up() {
         "the applied decision names its commit: {up}"
     );
     // Ctrl-C, as a person stops it: the demo stops its stack on the way out (SIGTERM would orphan it).
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(demo.pid()).expect("a pid"));
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
-    test_support::wait::until_blocking(
-        "the demo's exit after Ctrl-C",
-        Duration::from_secs(60),
-        Duration::from_millis(100),
-        || (!demo.is_running()).then_some(()),
+    assert!(
+        demo.interrupt(),
+        "the demo did not stop within 60 s of Ctrl-C"
     );
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use e2e::autoscaler::{API_TOKEN, Decision};
 use e2e::{CLUSTER, Stack};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 const LOW_RATE: u32 = 150;
 const HIGH_RATE: u32 = 1000;
@@ -79,15 +80,20 @@ impl Narrator {
         &mut self,
         stack: &Stack,
         rate: u32,
+        interrupt: &mut Signal,
         done: impl Fn(&[Decision]) -> bool,
     ) -> anyhow::Result<()> {
         let end = Instant::now() + PHASE;
         while Instant::now() < end {
+            // One listener for the whole run: a Ctrl-C between two polls waits in it, never lost.
             tokio::select! {
                 decisions = self.tick(stack, rate) => if done(&decisions?) { return Ok(()) },
-                _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
+                _ = interrupt.recv() => anyhow::bail!("interrupted"),
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = interrupt.recv() => anyhow::bail!("interrupted"),
+            }
         }
         say("(this phase ran out of time; moving on)");
         Ok(())
@@ -96,6 +102,7 @@ impl Narrator {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let mut interrupt = signal(SignalKind::interrupt())?;
     say(
         "starting Postgres database, Prometheus, Kafka-protocol broker, Elasticsearch and Argo CD test servers, the autoscaler and one engine instance",
     );
@@ -123,7 +130,7 @@ async fn main() -> anyhow::Result<()> {
     ));
     let warm_up = Instant::now();
     narrator
-        .until(&stack, LOW_RATE, |_| {
+        .until(&stack, LOW_RATE, &mut interrupt, |_| {
             warm_up.elapsed() > Duration::from_secs(60)
         })
         .await?;
@@ -133,11 +140,13 @@ async fn main() -> anyhow::Result<()> {
     ));
     load.set_rate(HIGH_RATE)?;
     let applied_up = |d: &[Decision]| d.iter().any(|d| d.scales_up() && d.status == "applied");
-    narrator.until(&stack, HIGH_RATE, applied_up).await?;
+    narrator
+        .until(&stack, HIGH_RATE, &mut interrupt, applied_up)
+        .await?;
     let drained = Instant::now();
     say("waiting a minute at the new scale while the lag drains");
     narrator
-        .until(&stack, HIGH_RATE, |_| {
+        .until(&stack, HIGH_RATE, &mut interrupt, |_| {
             drained.elapsed() > Duration::from_secs(60)
         })
         .await?;
@@ -145,7 +154,9 @@ async fn main() -> anyhow::Result<()> {
     say(&format!("load falls to {FALLEN_RATE}/s"));
     load.set_rate(FALLEN_RATE)?;
     let applied_down = |d: &[Decision]| d.iter().any(|d| d.scales_down() && d.status == "applied");
-    narrator.until(&stack, FALLEN_RATE, applied_down).await?;
+    narrator
+        .until(&stack, FALLEN_RATE, &mut interrupt, applied_down)
+        .await?;
 
     let totals = load.stop()?;
     say(&format!(
@@ -154,7 +165,7 @@ async fn main() -> anyhow::Result<()> {
     ));
     let delivered = Instant::now();
     narrator
-        .until(&stack, 0, |_| {
+        .until(&stack, 0, &mut interrupt, |_| {
             stack.documents() as u64 >= totals.acked
                 || delivered.elapsed() > Duration::from_secs(60)
         })
@@ -174,7 +185,7 @@ async fn main() -> anyhow::Result<()> {
     // A person at a terminal can still browse the status page; Ctrl-C stops everything.
     if std::io::stdin().is_terminal() {
         say("the stack stays up for the status page and the CLI; Ctrl-C stops it");
-        tokio::signal::ctrl_c().await?;
+        interrupt.recv().await;
     }
     Ok(())
 }
