@@ -331,6 +331,14 @@ async fn decisions_list_newest_first_and_one_shows_its_steps() {
         .await
         .expect("finish");
     let second = pending_decision(&s.storage, "orders").await;
+    // A plan is recorded by the worker that runs the decision.
+    s.storage
+        .transition(
+            second,
+            &Transition::new(DecisionStatus::Pending, DecisionStatus::Running),
+        )
+        .await
+        .expect("running");
     s.storage
         .record_plan(second, &json!({"model": "linear"}), Some(2), Some(4))
         .await
@@ -350,7 +358,7 @@ async fn decisions_list_newest_first_and_one_shows_its_steps() {
     let newest = row(&table, &second.to_string());
     assert_eq!(
         &newest[1..6],
-        ["pending", "lag_above_threshold", "2", "→", "4"]
+        ["running", "lag_above_threshold", "2", "→", "4"]
     );
     assert!(table.contains("cooldown"), "{table}");
 

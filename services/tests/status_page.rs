@@ -166,6 +166,14 @@ async fn seed(storage: &Storage) -> (i64, i64) {
         .insert_pending_decision(&new(&logs, "lag_above_threshold"))
         .await
         .expect("insert");
+    // A plan is recorded by the worker that runs the decision.
+    storage
+        .transition(
+            applied.id,
+            &Transition::new(DecisionStatus::Pending, DecisionStatus::Running),
+        )
+        .await
+        .expect("running");
     storage
         .record_plan(
             applied.id,
@@ -184,7 +192,6 @@ async fn seed(storage: &Storage) -> (i64, i64) {
     let sync = json!({"application": "logs", "revision": "9f2c4e1a7b3d", "phase": "Succeeded", "health": "Healthy"});
     // Through the lifecycle, as a pull request's decision goes.
     for change in [
-        Transition::new(DecisionStatus::Pending, DecisionStatus::Running),
         Transition::new(DecisionStatus::Running, DecisionStatus::PrOpen).write_back(&write_back),
         Transition::new(DecisionStatus::PrOpen, DecisionStatus::Merged),
         Transition::new(DecisionStatus::Merged, DecisionStatus::Syncing),
