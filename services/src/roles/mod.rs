@@ -110,6 +110,7 @@ pub async fn run(
                 public_url: config.public_url.clone(),
                 heartbeat_timeout: config.engine_heartbeat_timeout,
                 rescale: RescaleSettings::default(),
+                lease_ttl: Duration::from_secs(60),
             },
         )
         .context("cannot set up the worker")?;

@@ -18,7 +18,7 @@ use sqlx::{
 
 pub use clusters::{ClusterRecord, ClusterStatusCounts, DecisionFacts};
 pub use decisions::{DecisionRecord, DecisionStatus, NewDecision};
-pub use progress::{DecisionLock, HumanChange, PreviousDecision, Transition};
+pub use progress::{DecisionLease, HumanChange, PreviousDecision, Transition};
 pub use reconcile::{Leadership, StuckDecision};
 pub use samples::Sample;
 pub use tasks::scaling_queue_name;

@@ -300,6 +300,7 @@ async fn a_decision_stuck_while_syncing_is_redriven_and_applied_without_a_second
     running.abort();
     let _ = running.await;
     world.argocd.set_polls_to_complete(APP, 2);
+    world.lease_expired(id).await;
     backdate(&world, id).await;
 
     let report = reconciler(&world, 3).pass(Utc::now()).await.expect("pass");
@@ -418,4 +419,49 @@ async fn one_replica_leads_the_reconciler_until_its_connection_ends() {
         || async { other.try_lead().await.expect("asked").is_some() },
     )
     .await;
+}
+
+#[tokio::test]
+async fn no_transaction_stays_open_while_a_worker_follows_a_sync() {
+    let world = World::new().await;
+    let now = Utc::now();
+    world.saturated_history(now).await;
+    world.argocd.set_polls_to_complete(APP, 1_000_000);
+    let id = world.pending("up", now).await;
+    let worker = world.worker("host-a");
+    let running = tokio::spawn(async move { worker.run_task(id, World::retry()).await });
+    world::eventually("the sync to start", Duration::from_secs(30), || async {
+        world.decision(id).await.status == DecisionStatus::Syncing
+    })
+    .await;
+    // Long enough for the lease to be renewed at least once while following.
+    world::eventually("the lease to be renewed", Duration::from_secs(10), || async {
+        let (renewed,): (bool,) = sqlx::query_as(
+            "select lease_expires_at > now() + interval '1500 milliseconds' from decisions where id = $1",
+        )
+        .bind(id)
+        .fetch_one(world.storage.pool())
+        .await
+        .expect("lease");
+        renewed
+    })
+    .await;
+
+    let (open,): (i64,) = sqlx::query_as(
+        "select count(*) from pg_stat_activity \
+         where datname = current_database() and state like 'idle in transaction%'",
+    )
+    .fetch_one(world.storage.pool())
+    .await
+    .expect("activity");
+    assert_eq!(open, 0, "a transaction is held open across the sync");
+    let (owner,): (Option<String>,) =
+        sqlx::query_as("select lease_owner from decisions where id = $1")
+            .bind(id)
+            .fetch_one(world.storage.pool())
+            .await
+            .expect("lease");
+    assert!(owner.is_some(), "the following worker holds the lease");
+    running.abort();
+    let _ = running.await;
 }
