@@ -71,7 +71,12 @@ pub async fn run(
         tasks.spawn(retention::run(
             storage.clone(),
             state.metrics.clone(),
-            config.sample_retention,
+            retention::Retention {
+                samples: config.sample_retention,
+                deliveries: config.delivery_retention,
+                tasks: config.task_retention,
+                decisions: config.decision_retention,
+            },
             shutdown.clone(),
         ));
         tasks.spawn(

@@ -465,3 +465,75 @@ async fn no_transaction_stays_open_while_a_worker_follows_a_sync() {
     running.abort();
     let _ = running.await;
 }
+
+#[tokio::test]
+async fn old_deliveries_finished_tasks_and_final_decisions_are_pruned_and_open_ones_kept() {
+    let world = World::new().await;
+    let pool = world.storage.pool();
+    let old = world.pending("up", Utc::now()).await;
+    world
+        .storage
+        .transition(
+            old,
+            &Transition::new(DecisionStatus::Pending, DecisionStatus::Failed).reason("old"),
+        )
+        .await
+        .expect("failed");
+    let open = world.pending("up", Utc::now()).await;
+    sqlx::query("update decisions set finished_at = now() - interval '400 days', updated_at = now() - interval '400 days'")
+        .execute(pool)
+        .await
+        .expect("aged");
+    for (delivery, age) in [("old", "40 days"), ("new", "1 day")] {
+        sqlx::query(
+            "insert into webhook_deliveries (source, delivery_id, event, received_at) \
+             values ('github', $1, 'ping', now() - $2::interval)",
+        )
+        .bind(delivery)
+        .bind(age)
+        .execute(pool)
+        .await
+        .expect("delivery");
+    }
+    for decision in [old, open] {
+        world
+            .storage
+            .push_task(&autoscaler::queue::ScalingTask {
+                decision_id: decision,
+                cluster: "logs".to_owned(),
+            })
+            .await
+            .expect("task");
+    }
+    sqlx::query(
+        "update apalis.jobs set status = 'Done', done_at = now() - interval '10 days' \
+         where convert_from(job, 'UTF8')::jsonb->>'decision_id' = $1::text",
+    )
+    .bind(old)
+    .execute(pool)
+    .await
+    .expect("done");
+
+    let now = Utc::now();
+    let pruned = world
+        .storage
+        .prune_history(&autoscaler::storage::RetentionCutoffs {
+            deliveries: now - chrono::Duration::days(30),
+            tasks: now - chrono::Duration::days(7),
+            decisions: now - chrono::Duration::days(365),
+        })
+        .await
+        .expect("pruned");
+
+    assert_eq!(
+        pruned,
+        autoscaler::storage::Pruned {
+            deliveries: 1,
+            tasks: 1,
+            decisions: 1
+        }
+    );
+    assert_eq!(world.decision(open).await.status, DecisionStatus::Pending);
+    assert_eq!(tasks_of(&world, open).await, 1);
+    assert!(world.storage.get_decision(old).await.is_err());
+}
