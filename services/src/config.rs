@@ -97,6 +97,18 @@ pub struct CommonConfig {
     #[arg(long, env = "AUTOSCALER_SAMPLE_RETENTION", default_value = "7d", value_parser = humantime::parse_duration, global = true)]
     pub sample_retention: Duration,
 
+    /// How long handled webhook deliveries are remembered (a redelivery older than this is handled again).
+    #[arg(long, env = "AUTOSCALER_DELIVERY_RETENTION", default_value = "30d", value_parser = humantime::parse_duration, global = true)]
+    pub delivery_retention: Duration,
+
+    /// How long finished scaling tasks stay in the job queue's table.
+    #[arg(long, env = "AUTOSCALER_TASK_RETENTION", default_value = "7d", value_parser = humantime::parse_duration, global = true)]
+    pub task_retention: Duration,
+
+    /// How long final decisions (the audit trail) are kept; open ones are never pruned.
+    #[arg(long, env = "AUTOSCALER_DECISION_RETENTION", default_value = "365d", value_parser = humantime::parse_duration, global = true)]
+    pub decision_retention: Duration,
+
     /// Largest request body accepted, in bytes; larger bodies get 413.
     #[arg(long, env = "AUTOSCALER_MAX_BODY_BYTES", default_value_t = 64 * 1024, global = true)]
     pub max_body_bytes: usize,

@@ -74,7 +74,12 @@ pub async fn run(
         tasks.spawn(retention::run(
             storage.clone(),
             state.metrics.clone(),
-            config.sample_retention,
+            retention::Retention {
+                samples: config.sample_retention,
+                deliveries: config.delivery_retention,
+                tasks: config.task_retention,
+                decisions: config.decision_retention,
+            },
             shutdown.clone(),
         ));
         tasks.spawn(
@@ -114,6 +119,7 @@ pub async fn run(
                 heartbeat_timeout: config.engine_heartbeat_timeout,
                 rescale: RescaleSettings::default(),
                 outbound: outbound.clone(),
+                lease_ttl: Duration::from_secs(60),
             },
         )
         .context("cannot set up the worker")?;

@@ -166,11 +166,15 @@ impl Storage {
         &self,
     ) -> Result<std::collections::HashMap<i64, DecisionFacts>, StorageError> {
         let rows: Vec<(i64, bool, Option<DateTime<Utc>>)> = sqlx::query_as(
-            "select cluster_id, \
-                    bool_or(status in ('pending', 'running', 'committed', 'merged', 'syncing')), \
-                    max(coalesce(finished_at, updated_at)) \
-                        filter (where status in ('synced', 'applied', 'pr_open')) \
-             from decisions where cluster_id is not null group by cluster_id",
+            // Per cluster, two index lookups (the one-in-flight and the last-change partial indexes),
+            // so the read stays bounded however long the audit trail grows.
+            "select c.id, \
+                    exists (select 1 from decisions d where d.cluster_id = c.id \
+                            and d.status in ('pending', 'running', 'committed', 'merged', 'syncing')), \
+                    (select coalesce(d.finished_at, d.updated_at) from decisions d \
+                     where d.cluster_id = c.id and d.status in ('synced', 'applied', 'pr_open') \
+                     order by coalesce(d.finished_at, d.updated_at) desc limit 1) \
+             from clusters c",
         )
         .fetch_all(self.pool())
         .await?;

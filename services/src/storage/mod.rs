@@ -5,6 +5,7 @@ mod decisions;
 mod overview;
 mod progress;
 mod reconcile;
+mod retention;
 mod samples;
 mod tasks;
 mod webhooks;
@@ -20,8 +21,9 @@ use sqlx::{
 pub use clusters::{ClusterRecord, ClusterStatusCounts, DecisionFacts};
 pub use decisions::{DecisionRecord, DecisionStatus, NewDecision};
 pub use overview::{ClusterOverview, DecisionCount, DecisionSummary};
-pub use progress::{DecisionLock, HumanChange, PreviousDecision, Transition};
+pub use progress::{DecisionLease, HumanChange, PreviousDecision, Transition};
 pub use reconcile::{Leadership, StuckDecision};
+pub use retention::{Pruned, RetentionCutoffs};
 pub use samples::Sample;
 pub use tasks::scaling_queue_name;
 pub use webhooks::{DeliverySource, Merge};

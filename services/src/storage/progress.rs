@@ -2,25 +2,20 @@
 //! recorded on the row.
 
 use chrono::{DateTime, Utc};
-use sqlx::{AssertSqlSafe, Postgres, Transaction, types::Json};
+use sqlx::{AssertSqlSafe, types::Json};
 
 use super::{
     Storage, StorageError,
     decisions::{COLUMNS, DecisionRecord, DecisionStatus},
 };
 
-/// Held while one worker carries out a decision. Another worker (a second delivery of the same task)
-/// cannot take it; a worker that dies releases it with its connection.
-pub struct DecisionLock {
-    transaction: Transaction<'static, Postgres>,
-}
-
-impl DecisionLock {
-    /// Lets go at once. Dropping the lock also lets go, but only once the connection is next used.
-    pub async fn release(self) -> Result<(), StorageError> {
-        self.transaction.rollback().await?;
-        Ok(())
-    }
+/// A worker's lease on a decision: held while it carries the decision out, renewed by `renew_lease`,
+/// let go by `release_lease`. No transaction stays open: a dead worker's lease simply expires.
+#[derive(Debug)]
+pub struct DecisionLease {
+    pub id: i64,
+    pub owner: String,
+    pub ttl: std::time::Duration,
 }
 
 /// One move of a decision's status, with what it records on the way.
@@ -91,21 +86,55 @@ pub struct HumanChange<'a> {
     pub at: DateTime<Utc>,
 }
 
-/// Namespaces the advisory lock keys, so they cannot collide with another user of advisory locks.
-const LOCK_NAMESPACE: i32 = 0x5ca1e;
-
 impl Storage {
-    /// Takes the decision's lock; `None` when another worker holds it.
-    pub async fn lock_decision(&self, id: i64) -> Result<Option<DecisionLock>, StorageError> {
-        let mut transaction = self.pool().begin().await?;
-        // Two decisions 2^31 ids apart share a key; at worst one waits for the other's redelivery.
-        let key = (id % i64::from(i32::MAX)) as i32;
-        let (locked,): (bool,) = sqlx::query_as("select pg_try_advisory_xact_lock($1, $2)")
-            .bind(LOCK_NAMESPACE)
-            .bind(key)
-            .fetch_one(&mut *transaction)
-            .await?;
-        Ok(locked.then_some(DecisionLock { transaction }))
+    /// Takes the decision's lease for `ttl`; `None` while another owner's lease is unexpired.
+    pub async fn lease_decision(
+        &self,
+        id: i64,
+        owner: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<DecisionLease>, StorageError> {
+        let taken = sqlx::query(
+            "update decisions set lease_owner = $2, \
+                 lease_expires_at = now() + make_interval(secs => $3) \
+             where id = $1 and (lease_owner is null or lease_owner = $2 or lease_expires_at < now())",
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(ttl.as_secs_f64())
+        .execute(self.pool())
+        .await?;
+        Ok((taken.rows_affected() == 1).then(|| DecisionLease {
+            id,
+            owner: owner.to_owned(),
+            ttl,
+        }))
+    }
+
+    /// Extends the lease; `false` when it is no longer ours (it expired and another worker took it).
+    pub async fn renew_lease(&self, lease: &DecisionLease) -> Result<bool, StorageError> {
+        let renewed = sqlx::query(
+            "update decisions set lease_expires_at = now() + make_interval(secs => $3) \
+             where id = $1 and lease_owner = $2",
+        )
+        .bind(lease.id)
+        .bind(&lease.owner)
+        .bind(lease.ttl.as_secs_f64())
+        .execute(self.pool())
+        .await?;
+        Ok(renewed.rows_affected() == 1)
+    }
+
+    pub async fn release_lease(&self, lease: &DecisionLease) -> Result<(), StorageError> {
+        sqlx::query(
+            "update decisions set lease_owner = null, lease_expires_at = null \
+             where id = $1 and lease_owner = $2",
+        )
+        .bind(lease.id)
+        .bind(&lease.owner)
+        .execute(self.pool())
+        .await?;
+        Ok(())
     }
 
     pub async fn get_decision(&self, id: i64) -> Result<DecisionRecord, StorageError> {

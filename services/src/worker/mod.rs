@@ -113,6 +113,9 @@ pub struct WorkerSettings {
     pub rescale: RescaleSettings,
     /// Where a spec's URLs may point, checked again on every connection.
     pub outbound: Arc<OutboundPolicy>,
+    /// How long a worker's lease on a decision lasts unless renewed (every third of it): a dead
+    /// worker's decision can be taken over this long after its last renewal.
+    pub lease_ttl: Duration,
 }
 
 /// Carries out decisions; cheap to share between tasks.
@@ -174,12 +177,40 @@ impl Worker {
         decision_id: i64,
         now: DateTime<Utc>,
     ) -> Result<Progress, WorkError> {
-        let Some(lock) = self.storage.lock_decision(decision_id).await? else {
+        let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        let Some(lease) = self
+            .storage
+            .lease_decision(decision_id, &owner, self.settings.lease_ttl)
+            .await?
+        else {
             return Ok(Progress::Busy);
         };
-        let result = self.execute_locked(decision_id, now).await;
-        if let Err(e) = lock.release().await {
-            tracing::warn!(decision = decision_id, error = %e, "cannot release the decision lock");
+        // Renewed while the task works; the compare-and-set of every status write guards the rest.
+        let renewing = async {
+            loop {
+                tokio::time::sleep(self.settings.lease_ttl / 3).await;
+                match self.storage.renew_lease(&lease).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(
+                            decision = decision_id,
+                            "the decision's lease was taken over"
+                        );
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(decision = decision_id, error = %e, "cannot renew the decision's lease")
+                    }
+                }
+            }
+        };
+        let result = tokio::select! {
+            result = self.execute_locked(decision_id, now) => result,
+            // Another worker took the decision over: this task stops without touching it.
+            () = renewing => Ok(Progress::Busy),
+        };
+        if let Err(e) = self.storage.release_lease(&lease).await {
+            tracing::warn!(decision = decision_id, error = %e, "cannot release the decision's lease");
         }
         lost_race_is_progress(decision_id, result)
     }

@@ -300,6 +300,7 @@ async fn a_decision_stuck_while_syncing_is_redriven_and_applied_without_a_second
     running.abort();
     let _ = running.await;
     world.argocd.set_polls_to_complete(APP, 2);
+    world.lease_expired(id).await;
     backdate(&world, id).await;
 
     let report = reconciler(&world, 3).pass(Utc::now()).await.expect("pass");
@@ -418,4 +419,121 @@ async fn one_replica_leads_the_reconciler_until_its_connection_ends() {
         || async { other.try_lead().await.expect("asked").is_some() },
     )
     .await;
+}
+
+#[tokio::test]
+async fn no_transaction_stays_open_while_a_worker_follows_a_sync() {
+    let world = World::new().await;
+    let now = Utc::now();
+    world.saturated_history(now).await;
+    world.argocd.set_polls_to_complete(APP, 1_000_000);
+    let id = world.pending("up", now).await;
+    let worker = world.worker("host-a");
+    let running = tokio::spawn(async move { worker.run_task(id, World::retry()).await });
+    world::eventually("the sync to start", Duration::from_secs(30), || async {
+        world.decision(id).await.status == DecisionStatus::Syncing
+    })
+    .await;
+    // Long enough for the lease to be renewed at least once while following.
+    world::eventually("the lease to be renewed", Duration::from_secs(10), || async {
+        let (renewed,): (bool,) = sqlx::query_as(
+            "select lease_expires_at > now() + interval '1500 milliseconds' from decisions where id = $1",
+        )
+        .bind(id)
+        .fetch_one(world.storage.pool())
+        .await
+        .expect("lease");
+        renewed
+    })
+    .await;
+
+    let (open,): (i64,) = sqlx::query_as(
+        "select count(*) from pg_stat_activity \
+         where datname = current_database() and state like 'idle in transaction%'",
+    )
+    .fetch_one(world.storage.pool())
+    .await
+    .expect("activity");
+    assert_eq!(open, 0, "a transaction is held open across the sync");
+    let (owner,): (Option<String>,) =
+        sqlx::query_as("select lease_owner from decisions where id = $1")
+            .bind(id)
+            .fetch_one(world.storage.pool())
+            .await
+            .expect("lease");
+    assert!(owner.is_some(), "the following worker holds the lease");
+    running.abort();
+    let _ = running.await;
+}
+
+#[tokio::test]
+async fn old_deliveries_finished_tasks_and_final_decisions_are_pruned_and_open_ones_kept() {
+    let world = World::new().await;
+    let pool = world.storage.pool();
+    let old = world.pending("up", Utc::now()).await;
+    world
+        .storage
+        .transition(
+            old,
+            &Transition::new(DecisionStatus::Pending, DecisionStatus::Failed).reason("old"),
+        )
+        .await
+        .expect("failed");
+    let open = world.pending("up", Utc::now()).await;
+    sqlx::query("update decisions set finished_at = now() - interval '400 days', updated_at = now() - interval '400 days'")
+        .execute(pool)
+        .await
+        .expect("aged");
+    for (delivery, age) in [("old", "40 days"), ("new", "1 day")] {
+        sqlx::query(
+            "insert into webhook_deliveries (source, delivery_id, event, received_at) \
+             values ('github', $1, 'ping', now() - $2::interval)",
+        )
+        .bind(delivery)
+        .bind(age)
+        .execute(pool)
+        .await
+        .expect("delivery");
+    }
+    for decision in [old, open] {
+        world
+            .storage
+            .push_task(&autoscaler::queue::ScalingTask {
+                decision_id: decision,
+                cluster: "logs".to_owned(),
+            })
+            .await
+            .expect("task");
+    }
+    sqlx::query(
+        "update apalis.jobs set status = 'Done', done_at = now() - interval '10 days' \
+         where convert_from(job, 'UTF8')::jsonb->>'decision_id' = $1::text",
+    )
+    .bind(old)
+    .execute(pool)
+    .await
+    .expect("done");
+
+    let now = Utc::now();
+    let pruned = world
+        .storage
+        .prune_history(&autoscaler::storage::RetentionCutoffs {
+            deliveries: now - chrono::Duration::days(30),
+            tasks: now - chrono::Duration::days(7),
+            decisions: now - chrono::Duration::days(365),
+        })
+        .await
+        .expect("pruned");
+
+    assert_eq!(
+        pruned,
+        autoscaler::storage::Pruned {
+            deliveries: 1,
+            tasks: 1,
+            decisions: 1
+        }
+    );
+    assert_eq!(world.decision(open).await.status, DecisionStatus::Pending);
+    assert_eq!(tasks_of(&world, open).await, 1);
+    assert!(world.storage.get_decision(old).await.is_err());
 }

@@ -100,6 +100,12 @@ async fn a_worker_killed_after_the_commit_is_resumed_by_another_without_a_second
     running.abort();
     let _ = running.await;
     world.argocd.set_polls_to_complete(APP, 2);
+    // Until the dead worker's lease expires, nobody else takes the decision.
+    assert_eq!(
+        world.worker("host-c").run_task(id, World::retry()).await,
+        Progress::Busy
+    );
+    world.lease_expired(id).await;
 
     // The task is handed out again, to a worker on another host.
     let progress = world.worker("host-b").run_task(id, World::retry()).await;

@@ -151,6 +151,7 @@ impl World {
                     timeout: Duration::from_secs(20),
                     request_timeout: Duration::from_secs(10),
                 },
+                lease_ttl: Duration::from_secs(2),
             },
         )
         .expect("worker")
@@ -210,6 +211,21 @@ impl World {
         let now = Utc::now();
         self.saturated_history(now).await;
         self.pending("up", now).await
+    }
+
+    /// Waits until no worker's lease on the decision is in force (a killed worker's has expired).
+    pub async fn lease_expired(&self, id: i64) {
+        eventually("the decision's lease to expire", Duration::from_secs(30), || async {
+            let (free,): (bool,) = sqlx::query_as(
+                "select lease_owner is null or lease_expires_at < now() from decisions where id = $1",
+            )
+            .bind(id)
+            .fetch_one(self.storage.pool())
+            .await
+            .expect("lease");
+            free
+        })
+        .await;
     }
 
     pub async fn decision(&self, id: i64) -> DecisionRecord {
