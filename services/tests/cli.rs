@@ -363,7 +363,7 @@ async fn decisions_list_newest_first_and_one_shows_its_steps() {
     assert!(table.contains("cooldown"), "{table}");
 
     let shown = succeeded(&s.run(&["decision", &second.to_string()]));
-    assert!(shown.contains("Status:    pending"), "{shown}");
+    assert!(shown.contains("Status:    running"), "{shown}");
     assert!(shown.contains("Scale:     2 → 4"), "{shown}");
     let step = shown
         .lines()
