@@ -8,9 +8,9 @@ use reqwest::{
     dns::{Addrs, Name, Resolve, Resolving},
     redirect,
 };
-use url::{Host, Url};
+use url::Host;
 
-use super::{OutboundPolicy, Refusal};
+use super::{OutboundPolicy, Refusal, git_remote_host};
 use crate::cluster::Destination;
 
 /// A redirect chain longer than this is refused.
@@ -100,9 +100,9 @@ pub async fn check_before_use(
         Destination::Http(url) => policy.check_url(url),
         Destination::Git(remote) => {
             policy.check_git_remote(remote)?;
-            match git_host(remote) {
-                Some(name) => all_addresses_allowed(policy, &name).await,
-                None => Ok(()),
+            match git_remote_host(remote)? {
+                Some(Host::Domain(name)) => all_addresses_allowed(policy, &name).await,
+                _ => Ok(()),
             }
         }
     }
@@ -117,26 +117,4 @@ async fn all_addresses_allowed(policy: &OutboundPolicy, name: &str) -> Result<()
         policy.check_resolved(name, address.ip())?;
     }
     Ok(())
-}
-
-/// The host name of a Git remote, if it names one (not an address, not a local path).
-fn git_host(remote: &str) -> Option<String> {
-    let host = if remote.contains("://") {
-        let url = Url::parse(remote).ok()?;
-        match url.host()? {
-            Host::Domain(name) if url.scheme() != "file" => name.to_owned(),
-            _ => return None,
-        }
-    } else {
-        let (user_host, _) = remote.split_once(':')?;
-        if user_host.contains('/') {
-            return None;
-        }
-        user_host
-            .rsplit_once('@')
-            .map_or(user_host, |(_, host)| host)
-            .to_owned()
-    };
-    let literal = host.starts_with('[') || host.parse::<std::net::IpAddr>().is_ok();
-    (!literal).then_some(host)
 }

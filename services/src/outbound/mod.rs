@@ -239,36 +239,44 @@ impl OutboundPolicy {
 
     /// A Git remote: a URL, scp-like `user@host:path`, or a local path.
     pub fn check_git_remote(&self, remote: &str) -> Result<(), Refusal> {
-        let local = || {
-            if self.file {
-                Ok(())
-            } else {
-                Err(Refusal(
-                    "local Git remotes are refused; allow them with `file` in \
-                     AUTOSCALER_OUTBOUND_ALLOW"
-                        .to_owned(),
-                ))
-            }
+        match git_remote_host(remote)? {
+            Some(Host::Domain(name)) => self.check_name(&name),
+            Some(Host::Ipv4(ip)) => self.check_ip(IpAddr::V4(ip)),
+            Some(Host::Ipv6(ip)) => self.check_ip(IpAddr::V6(ip)),
+            None if self.file => Ok(()),
+            None => Err(Refusal(
+                "local Git remotes are refused; allow them with `file` in AUTOSCALER_OUTBOUND_ALLOW"
+                    .to_owned(),
+            )),
+        }
+    }
+}
+
+/// The host a Git remote connects to; `None` for a local remote (`file://` or a path). One reading of a
+/// remote for the check at subscription and the resolution before use.
+fn git_remote_host(remote: &str) -> Result<Option<Host<String>>, Refusal> {
+    if remote.contains("://") {
+        let url = Url::parse(remote).map_err(|e| Refusal(format!("is not a URL: {e}")))?;
+        return match url.scheme() {
+            "file" => Ok(None),
+            "http" | "https" | "ssh" | "git" => url
+                .host()
+                .map(|host| Some(host.to_owned()))
+                .ok_or_else(|| Refusal("names no host".to_owned())),
+            other => Err(Refusal(format!("scheme {other:?} is not allowed"))),
         };
-        if remote.contains("://") {
-            let url = Url::parse(remote).map_err(|e| Refusal(format!("is not a URL: {e}")))?;
-            return match url.scheme() {
-                "file" => local(),
-                "http" | "https" | "ssh" | "git" => self.check_host(url.host()),
-                other => Err(Refusal(format!("scheme {other:?} is not allowed"))),
-            };
+    }
+    match remote.split_once(':') {
+        Some((user_host, _)) if !user_host.contains('/') => {
+            let host = user_host.rsplit_once('@').map_or(user_host, |(_, h)| h);
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            Ok(Some(match host.parse::<IpAddr>() {
+                Ok(IpAddr::V4(ip)) => Host::Ipv4(ip),
+                Ok(IpAddr::V6(ip)) => Host::Ipv6(ip),
+                Err(_) => Host::Domain(host.to_owned()),
+            }))
         }
-        match remote.split_once(':') {
-            Some((user_host, _)) if !user_host.contains('/') => {
-                let host = user_host.rsplit_once('@').map_or(user_host, |(_, h)| h);
-                let host = host.trim_start_matches('[').trim_end_matches(']');
-                match host.parse::<IpAddr>() {
-                    Ok(ip) => self.check_ip(ip),
-                    Err(_) => self.check_name(host),
-                }
-            }
-            _ => local(),
-        }
+        _ => Ok(None),
     }
 }
 
