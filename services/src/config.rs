@@ -101,6 +101,11 @@ pub struct CommonConfig {
     #[arg(long, env = "AUTOSCALER_DELIVERY_RETENTION", default_value = "30d", value_parser = humantime::parse_duration, global = true)]
     pub delivery_retention: Duration,
 
+    /// Deliveries whose event happened longer ago than this are refused as stale (a captured delivery
+    /// cannot be replayed after its record is pruned); shorter than AUTOSCALER_DELIVERY_RETENTION.
+    #[arg(long, env = "AUTOSCALER_WEBHOOK_MAX_AGE", default_value = "3d", value_parser = humantime::parse_duration, global = true)]
+    pub webhook_max_age: Duration,
+
     /// How long finished scaling tasks stay in the job queue's table.
     #[arg(long, env = "AUTOSCALER_TASK_RETENTION", default_value = "7d", value_parser = humantime::parse_duration, global = true)]
     pub task_retention: Duration,
@@ -328,6 +333,12 @@ impl CommonConfig {
                         .to_owned(),
             });
         }
+        if self.webhook_max_age.is_zero() || self.webhook_max_age >= self.delivery_retention {
+            return Err(ConfigError {
+                setting: "AUTOSCALER_WEBHOOK_MAX_AGE",
+                problem: "must be more than zero and shorter than AUTOSCALER_DELIVERY_RETENTION, or a delivery whose record was pruned could be replayed".to_owned(),
+            });
+        }
         if let Some(secret) = &self.github_webhook_secret
             && secret.trim().len() < 16
         {
@@ -378,5 +389,31 @@ impl CommonConfig {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn parsed(args: &[&str]) -> CommonConfig {
+        let mut argv = vec!["autoscaler", "webhook"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).expect("parses").common
+    }
+
+    #[test]
+    fn the_webhook_window_must_be_shorter_than_the_deliveries_retention() {
+        assert!(parsed(&[]).validate(Role::Webhook).is_ok());
+        for window in ["30d", "31d", "0s"] {
+            let error = parsed(&["--webhook-max-age", window])
+                .validate(Role::Webhook)
+                .expect_err(window);
+            assert_eq!(error.setting, "AUTOSCALER_WEBHOOK_MAX_AGE", "{window}");
+        }
+        let longer_retention = parsed(&["--webhook-max-age", "40d", "--delivery-retention", "60d"]);
+        assert!(longer_retention.validate(Role::Webhook).is_ok());
     }
 }

@@ -27,6 +27,15 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("a valid bearer token is required")]
     Unauthorized,
+    /// A webhook delivery whose signature does not verify (or no secret to verify it with).
+    #[error("{0}")]
+    BadSignature(String),
+    /// A webhook delivery about an event older than the accepted window.
+    #[error("{0}")]
+    StaleDelivery(String),
+    /// A signed body seen before under another delivery id.
+    #[error("{0}")]
+    ReplayedDelivery(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -63,6 +72,9 @@ impl ApiError {
                 (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
             }
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::BadSignature(_) => (StatusCode::UNAUTHORIZED, "bad_signature"),
+            ApiError::StaleDelivery(_) => (StatusCode::UNPROCESSABLE_ENTITY, "stale_delivery"),
+            ApiError::ReplayedDelivery(_) => (StatusCode::CONFLICT, "replayed_delivery"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),

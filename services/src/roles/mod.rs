@@ -148,6 +148,7 @@ pub async fn run(
             .map(|secret| Arc::new(GitHubSignature::new(secret.trim()))),
         engine_tokens: Arc::new(ApiTokens::new(&config.engine_tokens)),
         max_body_bytes: config.max_body_bytes,
+        max_age: config.webhook_max_age,
         metrics: state.metrics.clone(),
     };
     let router = match role {

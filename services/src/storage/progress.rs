@@ -2,7 +2,7 @@
 //! recorded on the row.
 
 use chrono::{DateTime, Utc};
-use sqlx::{AssertSqlSafe, types::Json};
+use sqlx::{AssertSqlSafe, PgConnection, types::Json};
 
 use super::{
     Storage, StorageError,
@@ -151,43 +151,8 @@ impl Storage {
     /// status found) when the decision is no longer in `from`, `IllegalTransition` for a move the
     /// lifecycle does not have. The step, when given, is appended in the same statement.
     pub async fn transition(&self, id: i64, change: &Transition<'_>) -> Result<(), StorageError> {
-        crate::lifecycle::check(change.from, change.to)?;
-        let step = change.step.map(|(name, _)| name);
-        let detail = change.step.map(|(_, detail)| Json(detail));
-        // Both subqueries see the statement's snapshot: `moved` is the write, `found` what was there.
-        let (moved, found): (Option<DecisionStatus>, Option<DecisionStatus>) = sqlx::query_as(
-            "with moved as ( \
-                 update decisions set status = $3, \
-                     write_back = case when $4::jsonb is null then write_back \
-                         else coalesce(write_back, '{}'::jsonb) || $4 end, \
-                     sync = case when $5::jsonb is null then sync else $5 end, \
-                     reason = coalesce($6, reason), updated_at = now(), \
-                     finished_at = case when $7 then now() else finished_at end, \
-                     steps = case when $8::text is null then steps else steps || jsonb_build_array( \
-                         jsonb_build_object('at', now(), 'step', $8::text, 'detail', $9::jsonb)) end \
-                 where id = $1 and status = $2 returning status) \
-             select (select status from moved), (select status from decisions where id = $1)",
-        )
-        .bind(id)
-        .bind(change.from)
-        .bind(change.to)
-        .bind(change.write_back.map(Json))
-        .bind(change.sync.map(Json))
-        .bind(change.reason)
-        .bind(change.to.is_final())
-        .bind(step)
-        .bind(detail)
-        .fetch_one(self.pool())
-        .await?;
-        match (moved, found) {
-            (Some(_), _) => Ok(()),
-            (None, Some(found)) => Err(StorageError::LostRace {
-                id,
-                expected: change.from,
-                found,
-            }),
-            (None, None) => Err(StorageError::NotFound),
-        }
+        let mut connection = self.pool().acquire().await?;
+        transition_in(&mut connection, id, change).await
     }
 
     /// Stores the estimate and the checked scale.
@@ -218,17 +183,8 @@ impl Storage {
         step: &str,
         detail: &serde_json::Value,
     ) -> Result<(), StorageError> {
-        sqlx::query(
-            "update decisions set steps = steps || jsonb_build_array(\
-                 jsonb_build_object('at', now(), 'step', $2::text, 'detail', $3::jsonb)), \
-             updated_at = now() where id = $1",
-        )
-        .bind(id)
-        .bind(step)
-        .bind(Json(detail))
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        let mut connection = self.pool().acquire().await?;
+        add_step_in(&mut connection, id, step, detail).await
     }
 
     /// The newest change of the cluster, other than `except`, that was written to Git.
@@ -336,4 +292,69 @@ impl Storage {
         .await?;
         Ok(())
     }
+}
+
+/// `Storage::transition` on a connection the caller holds (inside its transaction).
+pub(super) async fn transition_in(
+    connection: &mut PgConnection,
+    id: i64,
+    change: &Transition<'_>,
+) -> Result<(), StorageError> {
+    crate::lifecycle::check(change.from, change.to)?;
+    let step = change.step.map(|(name, _)| name);
+    let detail = change.step.map(|(_, detail)| Json(detail));
+    // Both subqueries see the statement's snapshot: `moved` is the write, `found` what was there.
+    let (moved, found): (Option<DecisionStatus>, Option<DecisionStatus>) = sqlx::query_as(
+        "with moved as ( \
+             update decisions set status = $3, \
+                 write_back = case when $4::jsonb is null then write_back \
+                     else coalesce(write_back, '{}'::jsonb) || $4 end, \
+                 sync = case when $5::jsonb is null then sync else $5 end, \
+                 reason = coalesce($6, reason), updated_at = now(), \
+                 finished_at = case when $7 then now() else finished_at end, \
+                 steps = case when $8::text is null then steps else steps || jsonb_build_array( \
+                     jsonb_build_object('at', now(), 'step', $8::text, 'detail', $9::jsonb)) end \
+             where id = $1 and status = $2 returning status) \
+         select (select status from moved), (select status from decisions where id = $1)",
+    )
+    .bind(id)
+    .bind(change.from)
+    .bind(change.to)
+    .bind(change.write_back.map(Json))
+    .bind(change.sync.map(Json))
+    .bind(change.reason)
+    .bind(change.to.is_final())
+    .bind(step)
+    .bind(detail)
+    .fetch_one(&mut *connection)
+    .await?;
+    match (moved, found) {
+        (Some(_), _) => Ok(()),
+        (None, Some(found)) => Err(StorageError::LostRace {
+            id,
+            expected: change.from,
+            found,
+        }),
+        (None, None) => Err(StorageError::NotFound),
+    }
+}
+
+/// `Storage::add_step` on a connection the caller holds.
+pub(super) async fn add_step_in(
+    connection: &mut PgConnection,
+    id: i64,
+    step: &str,
+    detail: &serde_json::Value,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "update decisions set steps = steps || jsonb_build_array(\
+             jsonb_build_object('at', now(), 'step', $2::text, 'detail', $3::jsonb)), \
+         updated_at = now() where id = $1",
+    )
+    .bind(id)
+    .bind(step)
+    .bind(Json(detail))
+    .execute(&mut *connection)
+    .await?;
+    Ok(())
 }

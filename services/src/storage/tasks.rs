@@ -4,7 +4,7 @@
 //! The row is the one apalis-postgres' own push writes (its `sink.sql`): the JSON of the task as bytes,
 //! the queue named after the task's Rust type, `Pending`, due now. Its insert trigger wakes the workers.
 
-use sqlx::{Postgres, Transaction};
+use sqlx::PgConnection;
 
 use super::{
     Storage, StorageError,
@@ -22,7 +22,7 @@ pub fn scaling_queue_name() -> &'static str {
 }
 
 pub(super) async fn insert_task(
-    transaction: &mut Transaction<'static, Postgres>,
+    connection: &mut PgConnection,
     task: &ScalingTask,
 ) -> Result<(), StorageError> {
     let job = serde_json::to_vec(task).map_err(|e| StorageError::Corrupt(e.to_string()))?;
@@ -33,7 +33,7 @@ pub(super) async fn insert_task(
     .bind(scaling_queue_name())
     .bind(job)
     .bind(MAX_ATTEMPTS)
-    .execute(&mut **transaction)
+    .execute(&mut *connection)
     .await?;
     Ok(())
 }

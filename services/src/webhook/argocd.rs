@@ -7,11 +7,14 @@ use axum::{Json, body::Body, extract::State, http::HeaderMap};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Receipt, WebhookState, authorised, parse_json, read_body};
+use super::{Receipt, WebhookState, authorised, parse_json, read_body, refuse_stale, seen_before};
 use crate::{
     api::ApiError,
     queue::ScalingTask,
-    storage::{DecisionStatus, DeliverySource, StorageError, Transition},
+    storage::{
+        AfterStep, DecisionStatus, Delivery, DeliveryEffect, DeliveryOutcome, DeliverySource,
+        Transition,
+    },
 };
 
 #[derive(Debug, Deserialize)]
@@ -75,12 +78,12 @@ async fn accept(
         revision.unwrap_or(""),
         decision_id.map(|d| d.to_string()).unwrap_or_default()
     );
-    if state
-        .storage
-        .delivery_seen(DeliverySource::ArgoCd, &delivery)
-        .await?
+    if let Some(finished_at) = notification
+        .finished_at
+        .as_deref()
+        .filter(|f| !f.is_empty())
     {
-        return Ok(Receipt::duplicate());
+        refuse_stale("finishedAt", finished_at, state.max_age)?;
     }
     if !state.storage.application_known(&notification.app).await? {
         tracing::info!(application = %notification.app, "notification for an application no cluster uses; ignored");
@@ -106,12 +109,12 @@ async fn accept(
         "message": notification.message,
         "finished_at": notification.finished_at,
     });
+    let failed_reason = format!(
+        "Argo CD reported the sync {phase}: {}",
+        notification.message.as_deref().unwrap_or("no message")
+    );
     // A failed sync matters more than the health it left behind.
-    let outcome = if matches!(phase, "Failed" | "Error") {
-        state
-            .storage
-            .add_step(decision.id, "argocd_sync_failed", &detail)
-            .await?;
+    let (step, then, outcome) = if matches!(phase, "Failed" | "Error") {
         // Only a sync still in the works is failed by a notification: a decision the worker saw
         // applied (synced, applied) or ended keeps its status, and a race with the worker is lost by
         // whoever writes second, never overwritten.
@@ -119,62 +122,70 @@ async fn accept(
             decision.status,
             DecisionStatus::Committed | DecisionStatus::Merged | DecisionStatus::Syncing
         ) {
-            let reason = format!(
-                "Argo CD reported the sync {phase}: {}",
-                notification.message.as_deref().unwrap_or("no message")
-            );
-            let failed = Transition::new(decision.status, DecisionStatus::Failed).reason(&reason);
-            match state.storage.transition(decision.id, &failed).await {
-                Ok(()) => "the sync failed; the decision is failed",
-                Err(StorageError::LostRace { found, .. }) => {
-                    tracing::info!(decision = decision.id, %found, "the decision moved on before the failed sync was recorded");
-                    "the sync failed; the decision had already moved on and keeps its status"
-                }
-                Err(e) => return Err(e.into()),
-            }
+            (
+                "argocd_sync_failed",
+                Some(AfterStep::Transition(
+                    Transition::new(decision.status, DecisionStatus::Failed).reason(&failed_reason),
+                )),
+                "the sync failed; the decision is failed",
+            )
         } else {
-            "the sync failed; recorded on a decision that is past its sync"
+            (
+                "argocd_sync_failed",
+                None,
+                "the sync failed; recorded on a decision that is past its sync",
+            )
         }
     } else if health == "Degraded" {
-        state
-            .storage
-            .add_step(decision.id, "argocd_health_degraded", &detail)
-            .await?;
         tracing::warn!(cluster = %decision.cluster_name, decision = decision.id, message = ?notification.message, "the application is degraded after the sync");
-        "the application is degraded; recorded"
+        (
+            "argocd_health_degraded",
+            None,
+            "the application is degraded; recorded",
+        )
     } else if phase == "Succeeded" {
-        state
-            .storage
-            .add_step(decision.id, "argocd_sync_succeeded", &detail)
-            .await?;
         if decision.status.is_final() {
-            "recorded"
+            ("argocd_sync_succeeded", None, "recorded")
         } else {
             // The worker confirms against Argo CD, then restarts non-reactive targets and marks it applied.
-            state
-                .queue
-                .push(ScalingTask {
+            (
+                "argocd_sync_succeeded",
+                Some(AfterStep::Task(ScalingTask {
                     decision_id: decision.id,
                     cluster: decision.cluster_name.clone(),
-                })
-                .await
-                .map_err(|e| ApiError::Internal(e.into()))?;
-            "the sync succeeded; a worker applies it"
+                })),
+                "the sync succeeded; a worker applies it",
+            )
         }
     } else {
         return Ok(Receipt::ignored(format!(
             "phase {phase:?} and health {health:?} need nothing"
         )));
     };
-    state
-        .storage
-        .record_delivery(
-            DeliverySource::ArgoCd,
-            &delivery,
-            notification.trigger.as_deref().unwrap_or(phase),
-            Some(decision.id),
-        )
-        .await?;
+    let delivery = Delivery {
+        source: DeliverySource::ArgoCd,
+        id: &delivery,
+        event: notification.trigger.as_deref().unwrap_or(phase),
+        decision_id: Some(decision.id),
+        // Not signed: the key above is derived from the content already.
+        body_sha256: None,
+    };
+    let effect = DeliveryEffect::Step {
+        decision_id: decision.id,
+        name: step,
+        detail: &detail,
+        then,
+    };
+    let outcome = match state.storage.take_delivery(&delivery, &effect).await? {
+        DeliveryOutcome::Applied => outcome,
+        DeliveryOutcome::LostRace { found } => {
+            tracing::info!(decision = decision.id, %found, "the decision moved on before the failed sync was recorded");
+            "the sync failed; the decision had already moved on and keeps its status"
+        }
+        seen => {
+            return seen_before(&seen).unwrap_or_else(|| Ok(Receipt::duplicate()));
+        }
+    };
     tracing::info!(cluster = %decision.cluster_name, decision = decision.id, phase, health, outcome, "Argo CD notification recorded");
     Ok(Receipt::recorded(decision.id, outcome))
 }

@@ -28,7 +28,7 @@ use crate::{
     api::{ApiError, ApiTokens},
     metrics::{DeliveryLabels, Metrics},
     queue::TaskQueue,
-    storage::Storage,
+    storage::{DeliveryOutcome, Storage},
 };
 
 /// What the receivers need.
@@ -43,6 +43,8 @@ pub struct WebhookState {
     /// Bearer tokens engine instances present when they announce themselves.
     pub engine_tokens: Arc<ApiTokens>,
     pub max_body_bytes: usize,
+    /// Deliveries about events older than this are refused (see `refuse_stale`).
+    pub max_age: std::time::Duration,
     pub metrics: Arc<Metrics>,
 }
 
@@ -82,6 +84,15 @@ impl Receipt {
         })
     }
 
+    /// Nothing to do about a decision that the delivery did concern.
+    fn ignored_for(decision: i64, why: impl Into<String>) -> Json<Self> {
+        Json(Self {
+            status: "ignored",
+            decision: Some(decision),
+            detail: Some(why.into()),
+        })
+    }
+
     fn ignored(why: impl Into<String>) -> Json<Self> {
         Json(Self {
             status: "ignored",
@@ -96,6 +107,9 @@ fn count(state: &WebhookState, source: &'static str, result: &Result<Json<Receip
     let outcome = match result {
         Ok(receipt) => receipt.status,
         Err(ApiError::Unauthorized) => "unauthorized",
+        Err(ApiError::BadSignature(_)) => "bad_signature",
+        Err(ApiError::StaleDelivery(_)) => "stale",
+        Err(ApiError::ReplayedDelivery(_)) => "replayed",
         Err(ApiError::MalformedJson(_)) => "malformed",
         Err(ApiError::PayloadTooLarge { .. }) => "too_large",
         Err(ApiError::NotFound(_)) => "unknown_cluster",
@@ -124,6 +138,38 @@ fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
         }
         other => other,
     })
+}
+
+/// Refuses a delivery about an event that happened more than `max_age` ago. Its record would have been
+/// pruned by then (the window is shorter than the deliveries' retention), so dedup alone could not tell
+/// a captured, replayed delivery from a new one.
+fn refuse_stale(
+    field: &str,
+    happened_at: &str,
+    max_age: std::time::Duration,
+) -> Result<(), ApiError> {
+    let at = chrono::DateTime::parse_from_rfc3339(happened_at).map_err(|_| {
+        ApiError::MalformedJson(format!("{field}: {happened_at:?} is not an RFC 3339 time"))
+    })?;
+    let age = chrono::Utc::now().signed_duration_since(at);
+    if age.to_std().is_ok_and(|age| age > max_age) {
+        return Err(ApiError::StaleDelivery(format!(
+            "{field} is {happened_at}, older than the accepted {}; a delivery this old is refused as a possible replay",
+            humantime::format_duration(max_age)
+        )));
+    }
+    Ok(())
+}
+
+/// The answer for a delivery storage found handled already.
+fn seen_before(outcome: &DeliveryOutcome) -> Option<Result<Json<Receipt>, ApiError>> {
+    match outcome {
+        DeliveryOutcome::Duplicate => Some(Ok(Receipt::duplicate())),
+        DeliveryOutcome::Replay { of } => Some(Err(ApiError::ReplayedDelivery(format!(
+            "this body was delivered before as {of}; a replay under another delivery id is refused"
+        )))),
+        DeliveryOutcome::Applied | DeliveryOutcome::LostRace { .. } => None,
+    }
 }
 
 /// `Bearer <token>` or `Basic <base64 user:password>`, checked against `tokens` in constant time.

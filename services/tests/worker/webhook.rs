@@ -38,6 +38,7 @@ pub(crate) async fn serve(world: &World) -> String {
         github: Some(Arc::new(GitHubSignature::new(SECRET))),
         engine_tokens: Arc::new(ApiTokens::new(&[ENGINE_TOKEN])),
         max_body_bytes: BODY_LIMIT,
+        max_age: std::time::Duration::from_secs(3 * 24 * 3600),
         metrics: world.metrics.clone(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -109,11 +110,18 @@ async fn a_merged_pull_request_is_synced_and_applied_and_a_replay_changes_nothin
     )
     .expect("json");
 
-    // A forged signature is refused before anything is parsed or stored.
+    // A forged signature is refused as such, before anything is parsed or stored.
     let (status, error) =
         deliver_github(&base, "pull_request", "d-1", &body, &sign(b"other")).await;
     assert_eq!(status, 401, "{error}");
-    assert_eq!(error["error"], "unauthorized");
+    assert_eq!(error["error"], "bad_signature");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("X-Hub-Signature-256"),
+        "{error}"
+    );
     assert_eq!(world.decision(id).await.status, DecisionStatus::PrOpen);
     assert_eq!(deliveries(&world).await, 0);
 
@@ -136,11 +144,114 @@ async fn a_merged_pull_request_is_synced_and_applied_and_a_replay_changes_nothin
         (status, receipt["status"].as_str()),
         (200, Some("duplicate"))
     );
+    // The same signed body under another delivery id is a replay: refused, nothing more happens.
+    let (status, error) = deliver_github(&base, "pull_request", "d-9", &body, &sign(&body)).await;
+    assert_eq!(
+        (status, error["error"].as_str()),
+        (409, Some("replayed_delivery")),
+        "{error}"
+    );
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("d-1")
+    );
+    assert_eq!(deliveries(&world).await, 1);
+    assert_eq!(world.storage.open_tasks(id).await.expect("tasks"), 1);
 
     // The enqueued task: a worker syncs the merge commit and applies it.
     let progress = worker.run_task(id, World::retry()).await;
     assert_eq!(progress, Progress::Reached(DecisionStatus::Applied));
     assert_eq!(world.argocd.applied_revision(APP), Some(merge_commit));
+}
+
+/// A merge delivered many times at once, under one id and under several, is acted on exactly once:
+/// one delivery recorded with its effect, one sync task, every other answer a duplicate or a replay.
+#[tokio::test]
+async fn concurrent_copies_of_a_merge_are_acted_on_once() {
+    let (world, github) = pull_request_world().await;
+    let base = serve(&world).await;
+    let id = world.saturated_decision().await;
+    world.worker("host-a").run_task(id, World::retry()).await;
+    let number = github.pulls("acme", "gitops")[0].number;
+    github.merge_pull("acme", "gitops", number).expect("merged");
+    let body = serde_json::to_vec(
+        &github
+            .webhook_payload("acme", "gitops", number)
+            .expect("payload"),
+    )
+    .expect("json");
+    let signature = sign(&body);
+
+    let copies = (0..12).map(|i| {
+        let delivery = format!("d-{}", i % 3);
+        let (base, body, signature) = (base.clone(), body.clone(), signature.clone());
+        tokio::spawn(async move {
+            deliver_github(&base, "pull_request", &delivery, &body, &signature).await
+        })
+    });
+    let mut answers = Vec::new();
+    for copy in copies {
+        let (status, reply) = copy.await.expect("joined");
+        answers.push(match status {
+            200 => reply["status"].as_str().unwrap_or("?").to_owned(),
+            _ => reply["error"].as_str().unwrap_or("?").to_owned(),
+        });
+    }
+    answers.sort();
+    let recorded = answers.iter().filter(|a| *a == "recorded").count();
+    assert_eq!(recorded, 1, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .all(|a| matches!(a.as_str(), "recorded" | "duplicate" | "replayed_delivery")),
+        "{answers:?}"
+    );
+    assert_eq!(world.decision(id).await.status, DecisionStatus::Merged);
+    assert_eq!(deliveries(&world).await, 1);
+    assert_eq!(world.storage.open_tasks(id).await.expect("tasks"), 1);
+}
+
+/// A delivery about a pull request closed longer ago than the window is refused: its record may have been
+/// pruned, so it could be a captured delivery replayed.
+#[tokio::test]
+async fn a_stale_github_delivery_is_refused() {
+    let (world, github) = pull_request_world().await;
+    let base = serve(&world).await;
+    let id = world.saturated_decision().await;
+    world.worker("host-a").run_task(id, World::retry()).await;
+    let number = github.pulls("acme", "gitops")[0].number;
+    github.merge_pull("acme", "gitops", number).expect("merged");
+    let mut payload = github
+        .webhook_payload("acme", "gitops", number)
+        .expect("payload");
+    payload["pull_request"]["closed_at"] =
+        json!((Utc::now() - chrono::Duration::days(4)).to_rfc3339());
+    let body = serde_json::to_vec(&payload).expect("json");
+
+    let (status, error) = deliver_github(&base, "pull_request", "d-7", &body, &sign(&body)).await;
+
+    assert_eq!(
+        (status, error["error"].as_str()),
+        (422, Some("stale_delivery")),
+        "{error}"
+    );
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("pull_request.closed_at"),
+        "{error}"
+    );
+    assert_eq!(world.decision(id).await.status, DecisionStatus::PrOpen);
+    assert_eq!(deliveries(&world).await, 0);
+    assert!(
+        world
+            .metrics
+            .encode()
+            .contains("autoscaler_webhook_deliveries_total{source=\"github\",outcome=\"stale\"} 1")
+    );
 }
 
 #[tokio::test]
@@ -249,8 +360,8 @@ pub(crate) fn sync_event(
         "app": app, "namespace": "argocd", "project": "default", "trigger": "on-sync-succeeded",
         "syncStatus": "Synced", "healthStatus": health, "phase": phase,
         "message": "successfully synced (all tasks run)", "revision": revision,
-        "syncRevision": revision, "startedAt": "2026-11-23T12:00:00Z",
-        "finishedAt": "2026-11-23T12:00:05Z", "initiatedBy": "autoscaler", "decision": decision,
+        "syncRevision": revision, "startedAt": (Utc::now() - chrono::Duration::seconds(5)).to_rfc3339(),
+        "finishedAt": Utc::now().to_rfc3339(), "initiatedBy": "autoscaler", "decision": decision,
         "argocdUrl": "https://argocd.example.com"
     })
 }
@@ -335,7 +446,17 @@ async fn argocd_notifications_are_authenticated_matched_and_deduplicated() {
     bad_decision["decision"] = json!("12; drop table decisions");
     let (status, _) = notify(&base, Some(("bearer", ARGOCD_HOOK_TOKEN)), &bad_decision).await;
     assert_eq!(status, 400);
+    // A sync that finished days ago is refused as stale, whatever else it says.
+    let mut stale = sync_event(APP, "Failed", "Degraded", &revision, &id.to_string());
+    stale["finishedAt"] = json!((Utc::now() - chrono::Duration::days(4)).to_rfc3339());
+    let (status, error) = notify(&base, Some(("bearer", ARGOCD_HOOK_TOKEN)), &stale).await;
+    assert_eq!(
+        (status, error["error"].as_str()),
+        (422, Some("stale_delivery")),
+        "{error}"
+    );
     assert_eq!(world.decision(id).await.status, DecisionStatus::Applied);
+    assert!(!World::steps(&world.decision(id).await).contains(&"argocd_sync_failed".to_owned()));
 }
 
 #[tokio::test]
