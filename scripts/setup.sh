@@ -9,6 +9,7 @@ packages=(
   kcat       # a real Kafka client for scripts and benchmarks
   openjdk-17-jdk-headless unzip # Apache Flink's JVM, javac for the probe job, unzip for Flink's wheels
   chromium   # the status page's browser tests (headless)
+  curl       # the docs' curl examples, run as written by services/tests/docs.rs
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -84,6 +84,10 @@ impl Autoscaler {
                 test_support::OUTBOUND_ALLOW_LOCAL,
             )
             .env("AUTOSCALER_ENGINE_TOKENS", settings.engine_token)
+            .env(
+                "AUTOSCALER_GITHUB_WEBHOOK_SECRET",
+                crate::review::WEBHOOK_SECRET,
+            )
             .env("AUTOSCALER_WORK_DIR", &work)
             // Faster than production so that the loop runs in minutes: the shortest scrape interval
             // the service accepts, quick Argo CD polls, and instances counted gone after 10 s of silence.
@@ -118,8 +122,8 @@ impl Autoscaler {
         Ok(autoscaler)
     }
 
-    /// The stack's autoscaler: its tokens, the Argo CD token as the secret the subscriptions name, and
-    /// `database` (which it creates).
+    /// The stack's autoscaler: its tokens, the Argo CD and GitHub tokens as the secrets the subscriptions
+    /// name, and `database` (which it creates).
     pub async fn start_for_stack(dir: &Path, database: &Database) -> anyhow::Result<Self> {
         Self::start(
             dir,
@@ -127,7 +131,10 @@ impl Autoscaler {
                 database_url: &database.url(),
                 api_token: API_TOKEN,
                 engine_token: ENGINE_TOKEN,
-                secrets: &[("E2E_ARGOCD_TOKEN", ARGOCD_TOKEN)],
+                secrets: &[
+                    ("E2E_ARGOCD_TOKEN", ARGOCD_TOKEN),
+                    ("E2E_GITHUB_TOKEN", crate::review::GITHUB_TOKEN),
+                ],
             },
         )
         .await

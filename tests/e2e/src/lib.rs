@@ -12,6 +12,7 @@ pub mod gitops;
 pub mod load;
 pub mod process;
 pub mod prometheus;
+pub mod review;
 pub mod wait;
 
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use engines::{EngineSettings, Engines};
 use gitops::Repository;
 use load::LoadGenerator;
 use prometheus::Prometheus;
+use review::Review;
 
 /// The pipeline's name: the cluster name, the engine's `pipeline.name` and the Argo CD application.
 pub const CLUSTER: &str = "logs";
@@ -41,8 +43,19 @@ pub const ES_REQUEST_MS: u64 = 100;
 pub const ES_CONCURRENT_REQUESTS: u64 = 4;
 pub const BATCH_DOCS: u32 = 100;
 
+/// How the stack's autoscaler writes a new scale back to the GitOps repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteBack {
+    /// A commit on the branch (`write_back.mode: commit`).
+    Commit,
+    /// A pull request on the GitHub test server, applied once it is merged (`pull_request`).
+    PullRequest,
+}
+
 pub struct Stack {
     pub autoscaler: Autoscaler,
+    /// The GitHub test server and the review actions, with [`WriteBack::PullRequest`].
+    pub review: Option<Review>,
     pub engines: Engines,
     pub prometheus: Prometheus,
     pub es: EsServer,
@@ -54,8 +67,14 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Starts everything with one engine instance and subscribes the pipeline. Nothing produces yet.
+    /// Starts everything with one engine instance and subscribes the pipeline, writing back with
+    /// commits. Nothing produces yet.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(WriteBack::Commit).await
+    }
+
+    /// [`Stack::start`], writing back as `write_back` says.
+    pub async fn start_with(write_back: WriteBack) -> anyhow::Result<Self> {
         process::binaries_dir()?;
         let dir = tempfile::Builder::new().prefix("e2e-").tempdir()?;
         let broker = MockBroker::start(&[(TOPIC, PARTITIONS)]);
@@ -82,6 +101,14 @@ impl Stack {
         // The autoscaler creates its database; the guard drops it again, also when start-up fails.
         let database = Database::new("e2e");
         let autoscaler = Autoscaler::start_for_stack(dir.path(), &database).await?;
+        let review = match write_back {
+            WriteBack::Commit => None,
+            WriteBack::PullRequest => {
+                let mut review = Review::start(repo.bare.clone()).await?;
+                review.deliver_to(&autoscaler.url);
+                Some(review)
+            }
+        };
 
         let engines = Engines::new(
             EngineSettings {
@@ -117,6 +144,7 @@ impl Stack {
 
         let stack = Self {
             autoscaler,
+            review,
             engines,
             prometheus,
             es,
@@ -139,7 +167,15 @@ impl Stack {
             "metrics": {"prometheus_url": self.prometheus.url, "selector": {"pipeline": CLUSTER}},
             "git": {"repository": self.repo.url(), "branch": gitops::BRANCH,
                     "path": gitops::SCALE_PATH, "key": gitops::SCALE_KEY},
-            "write_back": {"mode": "commit"},
+            "write_back": match &self.review {
+                None => json!({"mode": "commit"}),
+                Some(review) => json!({
+                    "mode": "pull_request",
+                    "github_repository": format!("{}/{}", review::OWNER, review::REPOSITORY),
+                    "github_api_url": review.github.url(),
+                    "token": {"env": "E2E_GITHUB_TOKEN"},
+                }),
+            },
             "argocd": {"server": self.argocd.url(), "application": CLUSTER,
                        "token": {"env": "E2E_ARGOCD_TOKEN"}},
             "policy": {

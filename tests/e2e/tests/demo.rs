@@ -46,12 +46,14 @@ impl Drop for Demo {
 /// The demo's first minute is a warm-up at low load; the scale-up follows within a few minutes.
 const DEADLINE: Duration = Duration::from_secs(600);
 
-#[test]
-fn the_demo_runs_from_its_own_binary_and_reaches_an_applied_scale_up() {
+/// Runs the demo binary with `args` until it prints an applied scale-up; its lines so far, and the
+/// demo (to stop).
+fn run_until_applied_scale_up(args: &[&str]) -> (Demo, Vec<String>) {
     let dir = binaries_dir().expect("the stack's binaries");
     test_support::binaries::build(dir, &[("e2e", "demo")]).expect("the demo builds");
     let mut command = Command::new(dir.join("demo"));
     command
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -69,7 +71,6 @@ fn the_demo_runs_from_its_own_binary_and_reaches_an_applied_scale_up() {
 
     let end = Instant::now() + DEADLINE;
     let mut seen: Vec<String> = Vec::new();
-    let applied_up = |line: &str| line.contains(" → ") && line.contains("applied");
     while !seen.iter().any(|l| applied_up(l)) {
         let left = end.saturating_duration_since(Instant::now());
         assert!(
@@ -96,12 +97,55 @@ fn the_demo_runs_from_its_own_binary_and_reaches_an_applied_scale_up() {
             seen.join("\n")
         );
     }
+    (demo, seen)
+}
+
+fn applied_up(line: &str) -> bool {
+    line.contains(" → ") && line.contains("applied")
+}
+
+#[test]
+fn the_demo_runs_from_its_own_binary_and_reaches_an_applied_scale_up() {
+    let (mut demo, seen) = run_until_applied_scale_up(&[]);
     let up = seen.iter().find(|l| applied_up(l)).expect("seen");
     assert!(
         up.contains("commit "),
         "the applied decision names its commit: {up}"
     );
     // Ctrl-C, as a person stops it: the demo stops its stack on the way out (SIGTERM would orphan it).
+    assert!(
+        demo.interrupt(),
+        "the demo did not stop within 60 s of Ctrl-C"
+    );
+}
+
+/// The getting-started guide's first pull request: with `--pull-request` the scale-up waits in a pull
+/// request until it is merged, and is applied as the merge commit.
+#[test]
+fn the_demo_with_pull_requests_applies_a_scale_up_only_after_its_pull_request_is_merged() {
+    let (mut demo, seen) = run_until_applied_scale_up(&["--pull-request"]);
+    let position = |wanted: &dyn Fn(&str) -> bool| seen.iter().position(|l| wanted(l));
+    let opened = position(&|l| l.contains("pull request #1 opened on branch autoscaler/logs"))
+        .unwrap_or_else(|| panic!("no pull request shown:\n{}", seen.join("\n")));
+    let waiting = position(&|l| l.contains(" → ") && l.contains("pr_open")).unwrap_or_else(|| {
+        panic!(
+            "no decision waited in its pull request:\n{}",
+            seen.join("\n")
+        )
+    });
+    let merged = position(&|l| l.contains("merged pull request #1 as"))
+        .unwrap_or_else(|| panic!("the pull request was not merged:\n{}", seen.join("\n")));
+    let applied = position(&applied_up).expect("seen");
+    assert!(
+        waiting < merged && opened < merged && merged < applied,
+        "opened {opened}, waiting {waiting}, merged {merged}, applied {applied}:\n{}",
+        seen.join("\n")
+    );
+    let up = &seen[applied];
+    assert!(
+        up.contains("pull request #1") && up.contains("commit "),
+        "the applied decision names its pull request and merge commit: {up}"
+    );
     assert!(
         demo.interrupt(),
         "the demo did not stop within 60 s of Ctrl-C"
