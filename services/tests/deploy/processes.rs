@@ -244,9 +244,18 @@ pub fn load_engine_config(text: &str, env: &[(String, String)]) -> Result<Engine
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let file = dir.join("engine.yaml");
     std::fs::write(&file, text).map_err(|e| e.to_string())?;
-    let loaded = EngineConfig::load(Some(&file), env.iter().cloned()).map_err(|e| e.to_string());
+    let loaded = EngineConfig::load_with_warnings(Some(&file), env.iter().cloned())
+        .map_err(|e| e.to_string());
     let _ = std::fs::remove_dir_all(&dir);
-    loaded
+    // What ships must not lean on what is accepted only for a release (the `_ms` keys).
+    let loaded = loaded?;
+    if !loaded.warnings.is_empty() {
+        return Err(format!(
+            "the engine warns at start-up: {}",
+            loaded.warnings.join("; ")
+        ));
+    }
+    Ok(loaded.config)
 }
 
 /// An engine container's configuration as the engine loads it in the pod.
