@@ -21,7 +21,7 @@ mkdir -p "$OUT"
 TABLE=$(mktemp)
 trap 'rm -f "$TABLE"' EXIT
 
-TRACES=(step daily spike backlog sink-cap sublinear)
+TRACES=(step daily spike backlog sink-cap sublinear seasonal seasonal-peaks ramp)
 for name in "${TRACES[@]}"; do
   "$BIN" simulate --trace "services/traces/$name.csv" --seeds "$SEEDS" --json >"$OUT/$name.json"
   "$BIN" simulate --trace "services/traces/$name.csv" --plot "$OUT/$name.svg" >/dev/null

@@ -381,7 +381,24 @@ fn every_shipped_trace_parses_with_its_load_steps() {
         ("backlog.csv", 0),
         ("sink-cap.csv", 2),
         ("sublinear.csv", 2),
+        // Rises over 10 minutes of 5-minute rows: fast, but not steps (a quarter within a minute).
+        ("seasonal.csv", 0),
+        ("seasonal-peaks.csv", 0),
+        ("ramp.csv", 0),
     ];
+    let shipped = std::fs::read_dir(&dir)
+        .expect("the traces")
+        .filter(|entry| {
+            entry
+                .as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "csv"))
+        })
+        .count();
+    assert_eq!(
+        shipped,
+        expected.len(),
+        "every shipped trace is listed here"
+    );
     for (name, steps) in expected {
         let trace = Trace::read(&dir.join(name)).expect(name);
         assert_eq!(trace.steps().len(), steps, "{name}");
