@@ -62,4 +62,8 @@ awk -v table="$TABLE" '
   /<!-- simulate:end -->/ { skip = 0 }
   !skip { print }
 ' "$README" >"$README.tmp" && mv "$README.tmp" "$README"
-echo "wrote the table into $README; plots and JSON in $OUT/"
+# Cost against lag, each policy a point per trace: who dominates whom at a glance (docs/simulate-cost-vs-lag.svg).
+reports=()
+for name in "${TRACES[@]}"; do reports+=("$OUT/$name.json"); done
+cargo run -q -p autoscaler --example cost_vs_lag -- docs/simulate-cost-vs-lag.svg "${reports[@]}"
+echo "wrote the table into $README, the cost-against-lag plot into docs/simulate-cost-vs-lag.svg; plots and JSON in $OUT/"

@@ -9,6 +9,7 @@
 //! - [`run`]: one policy through one trace; [`score`]: the figures it is judged by.
 //! - [`report`]: medians over seeds, the goals, the table and the JSON; [`plot`]: the SVG.
 
+pub mod frontier;
 pub mod job;
 mod noise;
 pub mod plot;
