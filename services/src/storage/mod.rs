@@ -26,7 +26,7 @@ pub use reconcile::{Leadership, StuckDecision};
 pub use retention::{Pruned, RetentionCutoffs};
 pub use samples::Sample;
 pub use tasks::scaling_queue_name;
-pub use webhooks::{DeliverySource, Merge};
+pub use webhooks::{DeliverySource, EngineInstance, Merge};
 
 /// The autoscaler's own schema, from `migrations/`.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");

@@ -47,6 +47,7 @@ impl Worker {
                     .await;
             }
         };
+        crate::fault::pause_at(crate::fault::WORKER_PUSHED).await;
         let write_back = json!({
             "mode": "commit",
             "repository": spec.git.repository,
@@ -62,6 +63,7 @@ impl Worker {
         )
         .await?;
         tracing::info!(decision = decision.id, commit, "committed");
+        crate::fault::pause_at(crate::fault::WORKER_COMMITTED).await;
         Ok(DecisionStatus::Committed)
     }
 

@@ -3,6 +3,7 @@
 
 #[path = "../common/database.rs"]
 mod database;
+mod engines;
 #[path = "../common/git.rs"]
 mod git_cli;
 mod human;
