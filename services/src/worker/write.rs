@@ -48,6 +48,16 @@ impl Worker {
             }
         };
         crate::fault::pause_at(crate::fault::WORKER_PUSHED).await;
+        self.record_commit(decision, spec, &commit).await
+    }
+
+    /// Records the pushed `commit` on the decision: it is `committed` from here on.
+    pub(super) async fn record_commit(
+        &self,
+        decision: &DecisionRecord,
+        spec: &ClusterSpec,
+        commit: &str,
+    ) -> Result<DecisionStatus, WorkError> {
         let write_back = json!({
             "mode": "commit",
             "repository": spec.git.repository,

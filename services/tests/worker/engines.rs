@@ -3,73 +3,14 @@
 //! report the new parallelism. Each instance is the engine's own control router with a stand-in for its
 //! supervisor.
 
-use std::sync::Arc;
-
 use autoscaler::{storage::DecisionStatus, worker::Progress};
-use pipeline_engine::control::{ControlState, RescaleRequest, control_router};
-use pipeline_engine::metrics::Metrics;
-use pipeline_engine::status::{State, Status, StatusBoard};
 use serde_json::json;
-use tokio::sync::mpsc;
 
 use crate::{
+    engine_control::{CONTROL_TOKEN, Engine, engine},
     webhook::{ENGINE_TOKEN, announce, serve},
     world::World,
 };
-
-const CONTROL_TOKEN: &str = "engine-control-token-0123";
-
-struct Engine {
-    name: String,
-    url: String,
-    status: Arc<StatusBoard>,
-}
-
-/// One instance at parallelism 2 on a free port; its supervisor refuses rescales with `fail_with`.
-async fn engine(name: &str, fail_with: Option<&'static str>) -> Engine {
-    let status = Arc::new(StatusBoard::new(Status {
-        pipeline: "logs".to_owned(),
-        instance_id: name.to_owned(),
-        state: State::Running,
-        parallelism: 2,
-        sink_parallelism: 2,
-        in_flight_per_sink: 4,
-        assigned_partitions: Vec::new(),
-    }));
-    let (tx, mut rx) = mpsc::channel::<RescaleRequest>(1);
-    let board = status.clone();
-    tokio::spawn(async move {
-        while let Some(req) = rx.recv().await {
-            let result = match fail_with {
-                Some(message) => Err(message.to_owned()),
-                None => {
-                    board.update(|s| {
-                        s.parallelism = req.target.process;
-                        s.sink_parallelism = req.target.sink;
-                    });
-                    Ok(board.snapshot())
-                }
-            };
-            let _ = req.reply.send(result);
-        }
-    });
-    let router = control_router(ControlState {
-        metrics: Arc::new(Metrics::new("logs", name)),
-        status: status.clone(),
-        token: Some(Arc::from(CONTROL_TOKEN)),
-        rescale: tx,
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a free port");
-    let url = format!("http://{}", listener.local_addr().expect("bound address"));
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    Engine {
-        name: name.to_owned(),
-        url,
-        status,
-    }
-}
 
 /// A non-reactive engine cluster whose spec names `fallback` as its control URL.
 async fn engine_world(fallback: &str) -> World {
