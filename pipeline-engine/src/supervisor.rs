@@ -163,7 +163,6 @@ pub struct Engine {
     deps: StageDeps,
     parallelism: Parallelism,
     drain_deadline: Duration,
-    announcer: Option<Arc<Announcer>>,
 }
 
 impl Engine {
@@ -204,16 +203,6 @@ impl Engine {
             process_buffer: config.buffers.process_batches,
             sink_buffer: config.buffers.sink_batches,
         };
-        let announcer = config.announce.url.clone().map(|url| {
-            let url = url.to_string();
-            Arc::new(Announcer::new(
-                url,
-                config.announce.token.clone(),
-                config.pipeline.name.clone(),
-                instance_id.clone(),
-                metrics.clone(),
-            ))
-        });
         Ok(Self {
             drain_deadline: config.control.drain_deadline,
             config,
@@ -222,7 +211,6 @@ impl Engine {
             status,
             deps,
             parallelism,
-            announcer,
         })
     }
 
@@ -239,6 +227,8 @@ impl Engine {
         let bound = self.serve_http(rescale_tx, &http_stop).await?;
         tracing::info!(metrics_addr = %bound.metrics, control_addr = %bound.control, "listening");
         on_bound(bound);
+        // Built once bound: the announcement carries the control address actually listened on.
+        let announcer = self.announcer(bound);
 
         let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
         let consumer = ConsumerThread::new(
@@ -258,7 +248,7 @@ impl Engine {
                     consumer.run();
                     let _ = exited_tx.send(());
                 })?;
-        if let Some(a) = &self.announcer {
+        if let Some(a) = &announcer {
             spawn_heartbeat(
                 a.clone(),
                 self.config.announce.heartbeat_interval,
@@ -291,7 +281,7 @@ impl Engine {
         tokio::task::spawn_blocking(move || consumer_thread.join())
             .await
             .ok();
-        if let Some(a) = &self.announcer {
+        if let Some(a) = &announcer {
             a.announce(Event::Unregister).await;
         }
         self.status.update(|s| s.state = State::Stopped);
@@ -301,6 +291,30 @@ impl Engine {
             anyhow::bail!("the consumer thread stopped unexpectedly");
         }
         Ok(())
+    }
+
+    fn announcer(&self, bound: Bound) -> Option<Arc<Announcer>> {
+        let url = self.config.announce.url.as_ref()?;
+        let control_url = crate::announce::control_url(
+            self.config.control.advertise_url.as_deref(),
+            bound.control,
+        );
+        if control_url.is_none() {
+            tracing::warn!(
+                listen = %bound.control,
+                "control.listen is an unspecified address and control.advertise_url is not set: \
+                 the autoscaler cannot restart this instance by itself, only through the cluster's \
+                 control_url"
+            );
+        }
+        Some(Arc::new(Announcer::new(
+            url.to_string(),
+            self.config.announce.token.clone(),
+            self.config.pipeline.name.clone(),
+            self.instance_id.clone(),
+            control_url,
+            self.metrics.clone(),
+        )))
     }
 
     /// Binds the metrics and control listeners (one when they share an address) and serves them.

@@ -148,6 +148,11 @@ pub struct CommonConfig {
     #[arg(long, env = "AUTOSCALER_WORKER_BACKOFF", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub worker_backoff: Duration,
 
+    /// How long a worker's lease on a decision lasts unless renewed (every third of it): a killed
+    /// worker's decision can be taken over this long after its last renewal.
+    #[arg(long, env = "AUTOSCALER_WORKER_LEASE_TTL", default_value = "60s", value_parser = humantime::parse_duration, global = true)]
+    pub worker_lease_ttl: Duration,
+
     /// How long the worker follows an Argo CD sync before giving up on it for this attempt.
     #[arg(long, env = "AUTOSCALER_ARGOCD_SYNC_TIMEOUT", default_value = "10m", value_parser = humantime::parse_duration, global = true)]
     pub argocd_sync_timeout: Duration,

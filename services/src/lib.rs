@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod estimate;
+pub mod fault;
 pub mod github;
 pub mod gitops;
 pub mod lifecycle;

@@ -330,6 +330,11 @@ pub enum DeadLetterKind {
 #[serde(default, deny_unknown_fields)]
 pub struct ControlConfig {
     pub listen: SocketAddr,
+    /// The URL the autoscaler reaches this listener at, announced with the registration, for when
+    /// `listen` is not reachable as written (e.g. `0.0.0.0:9465` in a pod: set it to
+    /// `http://$(POD_IP):9465`). Without it the announced URL is `http://<listen>`, and none is
+    /// announced for an unspecified listen address.
+    pub advertise_url: Option<HttpUrl>,
     /// Bearer token for `POST /control/*`; without one those calls answer 403.
     pub token: Option<String>,
     /// Deadline for draining in-flight work on SIGTERM, rebalance and rescale.
@@ -340,6 +345,7 @@ impl Default for ControlConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 9465)),
+            advertise_url: None,
             token: None,
             drain_deadline: Duration::from_secs(5),
         }

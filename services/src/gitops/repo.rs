@@ -135,6 +135,26 @@ impl GitWriter {
         Ok(FileState { value, last_commit })
     }
 
+    /// The commit on the branch that carries decision `decision_id`'s trailer, if one was pushed (by a
+    /// worker that died before it could record it).
+    pub async fn decision_commit(
+        &self,
+        remote: Remote<'_>,
+        decision_id: i64,
+    ) -> Result<Option<String>, GitError> {
+        let lock = self.lock_for(remote.url);
+        let _guard = lock.lock().await;
+        let clone = self.sync(remote).await?;
+        let pattern = format!("^{TRAILER}: {decision_id}$");
+        let found = git(
+            &clone,
+            remote.credential,
+            &["log", "-1", "--format=%H", "--grep", &pattern, "HEAD"],
+        )
+        .await?;
+        Ok(Some(found.trim().to_owned()).filter(|sha| !sha.is_empty()))
+    }
+
     /// Commits `change` on the branch and pushes it.
     pub async fn write(
         &self,

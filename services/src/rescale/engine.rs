@@ -13,10 +13,24 @@ use super::{RescaleMethod, RescaleSettings, RescaleStep, Rescaled};
 
 /// The part of `GET /status` the driver reads.
 #[derive(Debug, Deserialize)]
-struct Status {
-    state: String,
-    parallelism: u32,
-    sink_parallelism: Option<u32>,
+pub(super) struct Status {
+    pub(super) state: String,
+    pub(super) parallelism: u32,
+    pub(super) sink_parallelism: Option<u32>,
+}
+
+/// `GET /status` of the engine at `control_url`.
+pub(super) async fn status(
+    http: &reqwest::Client,
+    control_url: &Url,
+    settings: &RescaleSettings,
+) -> Result<Status, Problem> {
+    call::<Status>(
+        http.get(join(control_url, &["status"]))
+            .timeout(settings.request_timeout),
+        message_of,
+    )
+    .await
 }
 
 fn message_of(body: &[u8]) -> Option<String> {
@@ -37,15 +51,8 @@ pub(super) async fn rescale(
     settings: &RescaleSettings,
     record: &mut (dyn FnMut(RescaleStep) + Send),
 ) -> Result<Rescaled, RescaleError> {
-    let status_url = join(control_url, &["status"]);
-    let shown = redacted(&status_url);
-    let get_status = || {
-        call::<Status>(
-            http.get(status_url.clone())
-                .timeout(settings.request_timeout),
-            message_of,
-        )
-    };
+    let shown = redacted(&join(control_url, &["status"]));
+    let get_status = || status(http, control_url, settings);
 
     let before = get_status()
         .await
@@ -92,6 +99,7 @@ pub(super) async fn rescale(
         }),
     ));
 
+    crate::fault::pause_at(crate::fault::WORKER_ENGINE_RESTART).await;
     // The answer already is the new status; reading it back confirms the stages came up and stayed.
     let requested = || Situation::EngineRescaleRequested {
         status_url: shown.clone(),

@@ -190,6 +190,16 @@ pub enum Situation {
     JobGone { job_id: String, state: String },
     /// The engine may have received the rescale request; its outcome is unknown.
     EngineMayBeRescaling { status_url: String },
+    /// One of several engine instances did not reach the new parallelism; `then` is where that left it.
+    EngineInstances {
+        failed: String,
+        then: Box<Situation>,
+        /// Instances that run at `parallelism` now.
+        at_new: Vec<String>,
+        /// Instances this attempt did not get to: they run at their old parallelism.
+        not_asked: Vec<String>,
+        parallelism: u32,
+    },
     /// The engine accepted the rescale but does not show the new parallelism.
     EngineRescaleRequested {
         status_url: String,
@@ -267,6 +277,35 @@ impl fmt::Display for Situation {
                 "The engine may be rescaling: GET {status_url} shows its state and parallelism. \
                  Retrying the rescale checks that first"
             ),
+            Situation::EngineInstances {
+                failed,
+                then,
+                at_new,
+                not_asked,
+                parallelism,
+            } => {
+                write!(f, "On engine instance {failed}: {then}. ")?;
+                if at_new.is_empty() {
+                    write!(f, "No other instance runs at parallelism {parallelism}")?;
+                } else {
+                    write!(
+                        f,
+                        "Instances {} run at parallelism {parallelism}",
+                        at_new.join(", ")
+                    )?;
+                }
+                if !not_asked.is_empty() {
+                    write!(
+                        f,
+                        "; {} were not asked and run at their old parallelism",
+                        not_asked.join(", ")
+                    )?;
+                }
+                write!(
+                    f,
+                    ". Retrying the rescale skips instances already at {parallelism}"
+                )
+            }
             Situation::EngineRescaleRequested {
                 status_url,
                 parallelism,

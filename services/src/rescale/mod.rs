@@ -1,7 +1,8 @@
 //! The rescale driver for targets that do not scale reactively: once Argo CD has synced a new scale,
 //! restart the job at the new parallelism from a checkpoint.
 //!
-//! - `engine`: the pipeline engine's control endpoint drains, commits and restarts its stages.
+//! - `engine`: the pipeline engine's control endpoint drains, commits and restarts its stages;
+//!   `engines`: every announced instance of a cluster that way, one after the other.
 //! - `flink`: stop with a savepoint under a trigger id derived from the decision, resubmit the jar
 //!   from that savepoint at the new parallelism, verify; or, with the adaptive scheduler, set the
 //!   resource requirements and let the scheduler rescale in place.
@@ -11,6 +12,7 @@
 //! decision is safe: it finds the job where the last attempt left it.
 
 mod engine;
+mod engines;
 mod error;
 mod flink;
 mod http;
@@ -33,6 +35,12 @@ pub enum RescaleTarget {
         control_url: Url,
         token: Option<String>,
     },
+    /// Every instance of an engine cluster, each at the control URL it announced; the rescale succeeds
+    /// only when all of them run at the new parallelism.
+    EngineInstances {
+        instances: Vec<EngineEndpoint>,
+        token: Option<String>,
+    },
     Flink(FlinkJob),
     /// A Flink job in reactive mode: the deployer's new TaskManager count rescales it, and the driver
     /// only confirms the job runs at the new parallelism.
@@ -40,6 +48,13 @@ pub enum RescaleTarget {
         rest_url: Url,
         job_name: String,
     },
+}
+
+/// One engine instance's control API, as the instance announced it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineEndpoint {
+    pub instance: String,
+    pub control_url: Url,
 }
 
 /// A Flink job, found by name on a session cluster, and how to resubmit it.
@@ -162,6 +177,17 @@ pub async fn rescale(
             engine::rescale(
                 http,
                 control_url,
+                token.as_deref(),
+                parallelism,
+                &settings,
+                record,
+            )
+            .await
+        }
+        RescaleTarget::EngineInstances { instances, token } => {
+            engines::rescale(
+                http,
+                instances,
                 token.as_deref(),
                 parallelism,
                 &settings,

@@ -119,7 +119,7 @@ pub async fn run(
                 heartbeat_timeout: config.engine_heartbeat_timeout,
                 rescale: RescaleSettings::default(),
                 outbound: outbound.clone(),
-                lease_ttl: Duration::from_secs(60),
+                lease_ttl: config.worker_lease_ttl,
             },
         )
         .context("cannot set up the worker")?;
@@ -147,6 +147,7 @@ pub async fn run(
             .as_deref()
             .map(|secret| Arc::new(GitHubSignature::new(secret.trim()))),
         engine_tokens: Arc::new(ApiTokens::new(&config.engine_tokens)),
+        outbound: outbound.clone(),
         max_body_bytes: config.max_body_bytes,
         max_age: config.webhook_max_age,
         metrics: state.metrics.clone(),

@@ -26,7 +26,9 @@ pub use reconcile::{Leadership, StuckDecision};
 pub use retention::{Pruned, RetentionCutoffs};
 pub use samples::Sample;
 pub use tasks::scaling_queue_name;
-pub use webhooks::{AfterStep, Delivery, DeliveryEffect, DeliveryOutcome, DeliverySource, Merge};
+pub use webhooks::{
+    AfterStep, Delivery, DeliveryEffect, DeliveryOutcome, DeliverySource, EngineInstance, Merge,
+};
 
 /// The autoscaler's own schema, from `migrations/`.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");

@@ -58,6 +58,7 @@ impl Storage {
         .fetch_one(&mut *transaction)
         .await
         .map_err(super::conflict_on_unique)?;
+        crate::fault::pause_at(crate::fault::MANAGER_RECORDED).await;
         insert_task(
             &mut transaction,
             &ScalingTask {

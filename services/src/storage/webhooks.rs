@@ -200,19 +200,23 @@ impl Storage {
         Ok(known)
     }
 
-    /// Registers an engine instance or refreshes its heartbeat; `NotFound` for an unknown cluster.
+    /// Registers an engine instance or refreshes its heartbeat, with the control URL it announced
+    /// (the latest announcement wins); `NotFound` for an unknown cluster.
     pub async fn engine_heartbeat(
         &self,
         cluster: &str,
         instance: &str,
+        control_url: Option<&str>,
     ) -> Result<(), StorageError> {
         let result = sqlx::query(
-            "insert into engine_workers (cluster_id, instance_id) \
-             select id, $2 from clusters where name = $1 \
-             on conflict (cluster_id, instance_id) do update set last_heartbeat_at = now()",
+            "insert into engine_workers (cluster_id, instance_id, control_url) \
+             select id, $2, $3 from clusters where name = $1 \
+             on conflict (cluster_id, instance_id) \
+             do update set last_heartbeat_at = now(), control_url = excluded.control_url",
         )
         .bind(cluster)
         .bind(instance)
+        .bind(control_url)
         .execute(self.pool())
         .await?;
         if result.rows_affected() == 0 {
@@ -248,14 +252,14 @@ impl Storage {
         Ok(any)
     }
 
-    /// Instances of the cluster that announced themselves since `alive_since`.
+    /// Instances of the cluster that announced themselves since `alive_since`, by name.
     pub async fn live_engines(
         &self,
         cluster_id: i64,
         alive_since: DateTime<Utc>,
-    ) -> Result<Vec<(String, DateTime<Utc>)>, StorageError> {
+    ) -> Result<Vec<EngineInstance>, StorageError> {
         Ok(sqlx::query_as(
-            "select instance_id, last_heartbeat_at from engine_workers \
+            "select instance_id, control_url, last_heartbeat_at from engine_workers \
              where cluster_id = $1 and last_heartbeat_at >= $2 order by instance_id",
         )
         .bind(cluster_id)
@@ -337,6 +341,7 @@ async fn merge_in(connection: &mut PgConnection, merge: &Merge<'_>) -> Result<()
         }
         (None, None) => return Err(StorageError::NotFound),
     }
+    crate::fault::pause_at(crate::fault::WEBHOOK_MERGE).await;
     // The sync task in the same transaction: a merge is never recorded without a worker to sync it.
     super::tasks::insert_task(
         &mut *connection,
@@ -347,4 +352,14 @@ async fn merge_in(connection: &mut PgConnection, merge: &Merge<'_>) -> Result<()
     )
     .await?;
     Ok(())
+}
+
+/// An engine instance as it last announced itself.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct EngineInstance {
+    pub instance_id: String,
+    /// As announced, checked for shape at the webhook; checked against the outbound policy again
+    /// before every use.
+    pub control_url: Option<String>,
+    pub last_heartbeat_at: DateTime<Utc>,
 }

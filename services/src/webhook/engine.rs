@@ -1,11 +1,19 @@
 //! `POST /webhooks/engine`: pipeline engine instances register, heartbeat and unregister, so the
-//! autoscaler knows when new capacity is really up (see `pipeline-engine/src/announce.rs`).
+//! autoscaler knows when new capacity is really up and where each instance's control API answers (see
+//! `pipeline-engine/src/announce.rs`). The control URL comes from outside: it is checked here for shape
+//! and against the outbound policy, and again by the worker before every use.
 
 use axum::{Json, body::Body, extract::State, http::HeaderMap};
 use serde::Deserialize;
+use url::Url;
 
 use super::{Receipt, WebhookState, authorised, parse_json, read_body};
-use crate::{api::ApiError, storage::StorageError};
+use crate::{
+    api::ApiError, cluster::FieldProblem, outbound::OutboundPolicy, storage::StorageError,
+};
+
+/// Longer than any control URL a deployment needs; a longer one is refused rather than stored.
+const MAX_CONTROL_URL_BYTES: usize = 2048;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -13,6 +21,9 @@ struct Announcement {
     cluster: String,
     instance: String,
     event: Event,
+    /// Where the instance's control API answers; engines before this field announce none.
+    #[serde(default)]
+    control_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -48,11 +59,23 @@ async fn accept(
             "instance: must be 1 to 253 characters".to_owned(),
         ));
     }
+    let control_url = match &announcement.control_url {
+        Some(url) => Some(
+            checked_control_url(url, &state.outbound).map_err(|problem| {
+                ApiError::InvalidBody(FieldProblem::new("control_url", problem))
+            })?,
+        ),
+        None => None,
+    };
     let result = match announcement.event {
         Event::Register | Event::Heartbeat => {
             state
                 .storage
-                .engine_heartbeat(&announcement.cluster, &announcement.instance)
+                .engine_heartbeat(
+                    &announcement.cluster,
+                    &announcement.instance,
+                    control_url.as_ref().map(Url::as_str),
+                )
                 .await
         }
         Event::Unregister => {
@@ -73,5 +96,57 @@ async fn accept(
             announcement.cluster
         ))),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// An announced control URL the worker may later call with the control token: `http(s)`, a host, no
+/// credentials, query or fragment, and a destination the outbound policy allows.
+fn checked_control_url(text: &str, policy: &OutboundPolicy) -> Result<Url, String> {
+    if text.len() > MAX_CONTROL_URL_BYTES {
+        return Err(format!("longer than {MAX_CONTROL_URL_BYTES} bytes"));
+    }
+    let url = Url::parse(text).map_err(|e| format!("is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("scheme {:?} is not http or https", url.scheme()));
+    }
+    if url.host().is_none() {
+        return Err("names no host".to_owned());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials".to_owned());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or a fragment".to_owned());
+    }
+    policy
+        .check_url(&url)
+        .map_err(|refusal| format!("refused by the outbound policy: {refusal}"))?;
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announced_control_urls_are_refused_unless_plain_http_to_an_allowed_host() {
+        let policy = OutboundPolicy::default();
+        assert!(checked_control_url("http://10.1.2.3:9465", &policy).is_ok());
+        assert!(checked_control_url("https://engine-0.logs.svc:9465/", &policy).is_ok());
+        for (url, says) in [
+            ("not a url", "is not a URL"),
+            ("ftp://10.1.2.3/", "scheme"),
+            ("http://user:pw@10.1.2.3:9465", "credentials"),
+            ("http://10.1.2.3:9465/?a=b", "query"),
+            ("http://169.254.169.254/", "outbound policy"),
+            ("http://127.0.0.1:9465", "outbound policy"),
+            ("http://localhost:9465", "outbound policy"),
+            ("http://0.0.0.0:9465", "outbound policy"),
+        ] {
+            let refused = checked_control_url(url, &policy).expect_err(url);
+            assert!(refused.contains(says), "{url}: {refused}");
+        }
+        let long = format!("http://10.1.2.3/{}", "a".repeat(MAX_CONTROL_URL_BYTES));
+        assert!(checked_control_url(&long, &policy).is_err());
     }
 }

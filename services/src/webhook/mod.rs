@@ -27,6 +27,7 @@ pub use signature::GitHubSignature;
 use crate::{
     api::{ApiError, ApiTokens},
     metrics::{DeliveryLabels, Metrics},
+    outbound::OutboundPolicy,
     queue::TaskQueue,
     storage::{DeliveryOutcome, Storage},
 };
@@ -42,6 +43,8 @@ pub struct WebhookState {
     pub github: Option<Arc<GitHubSignature>>,
     /// Bearer tokens engine instances present when they announce themselves.
     pub engine_tokens: Arc<ApiTokens>,
+    /// Where an announced engine control URL may point (the worker calls it with the control token).
+    pub outbound: Arc<OutboundPolicy>,
     pub max_body_bytes: usize,
     /// Deliveries about events older than this are refused (see `refuse_stale`).
     pub max_age: std::time::Duration,

@@ -1,14 +1,16 @@
 //! The apply step: the new capacity is up (reactive targets), or the job is restarted at the new
 //! parallelism (targets without reactive scaling).
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::json;
+use url::Url;
 
 use super::{WorkError, Worker};
 use crate::{
-    cluster::{ClusterSpec, TargetKind},
-    rescale::{FlinkJob, Recorded, RescaleMethod, RescaleTarget, rescale},
-    storage::{ClusterRecord, DecisionRecord, DecisionStatus, Transition},
+    cluster::{ClusterSpec, Destination, TargetKind},
+    outbound::guard,
+    rescale::{EngineEndpoint, FlinkJob, Recorded, RescaleMethod, RescaleTarget, rescale},
+    storage::{ClusterRecord, DecisionRecord, DecisionStatus, EngineInstance, Transition},
 };
 
 impl Worker {
@@ -24,7 +26,7 @@ impl Worker {
             .reactive
             .unwrap_or_else(|| target.kind.scales_reactively_by_default());
         if !reactive {
-            return self.restart(decision, &cluster.spec).await;
+            return self.restart(decision, cluster).await;
         }
         // A reactive Flink job named with its REST API: applied once Flink runs it at the new
         // parallelism, not when the deployer has merely started TaskManagers.
@@ -40,13 +42,10 @@ impl Worker {
                 .await;
         }
         let wanted = decision.to_scale.unwrap_or_default().max(0) as usize;
-        let alive_since = Utc::now()
-            - chrono::Duration::from_std(self.settings.heartbeat_timeout)
-                .unwrap_or(chrono::Duration::seconds(90));
         let cluster_id = cluster.id;
         let live = self
             .storage
-            .live_engines(cluster_id, alive_since)
+            .live_engines(cluster_id, self.alive_since())
             .await?
             .len();
         let reports = self.storage.engines_ever_registered(cluster_id).await?;
@@ -63,13 +62,21 @@ impl Worker {
         .await
     }
 
-    /// Restarts a target without reactive scaling at the new parallelism (engine control endpoint, or
+    /// An engine instance without a heartbeat since then no longer counts.
+    fn alive_since(&self) -> DateTime<Utc> {
+        Utc::now()
+            - chrono::Duration::from_std(self.settings.heartbeat_timeout)
+                .unwrap_or(chrono::Duration::seconds(90))
+    }
+
+    /// Restarts a target without reactive scaling at the new parallelism (engine control endpoints, or
     /// Flink stop-with-savepoint and resubmit), recording every step.
     async fn restart(
         &self,
         decision: &DecisionRecord,
-        spec: &ClusterSpec,
+        cluster: &ClusterRecord,
     ) -> Result<DecisionStatus, WorkError> {
+        let spec = &cluster.spec;
         let target = &spec.target;
         let Some(control_url) = target.control_url.clone() else {
             return Err(WorkError::Invalid(
@@ -91,16 +98,69 @@ impl Worker {
                     "a Flink target without reactive scaling needs target.flink".to_owned(),
                 ));
             }
-            _ => RescaleTarget::Engine {
-                control_url,
-                token: match &target.control_token {
+            _ => {
+                let token = match &target.control_token {
                     Some(secret) => Some(self.secrets.resolve(secret).await?),
                     None => None,
-                },
-            },
+                };
+                let live = self
+                    .storage
+                    .live_engines(cluster.id, self.alive_since())
+                    .await?;
+                match self.announced_endpoints(&live).await? {
+                    Some(instances) => RescaleTarget::EngineInstances { instances, token },
+                    None => RescaleTarget::Engine { control_url, token },
+                }
+            }
         };
         self.rescale_into_effect(decision, spec, restart_target)
             .await
+    }
+
+    /// The control APIs of the live instances, each checked against the outbound policy (it is input
+    /// from outside, and the policy may have changed since the webhook stored it); `None` when no live
+    /// instance announced one, and the spec's `control_url` is used as before. Nothing is restarted
+    /// unless every live instance can be.
+    async fn announced_endpoints(
+        &self,
+        live: &[EngineInstance],
+    ) -> Result<Option<Vec<EngineEndpoint>>, WorkError> {
+        let silent: Vec<&str> = live
+            .iter()
+            .filter(|e| e.control_url.is_none())
+            .map(|e| e.instance_id.as_str())
+            .collect();
+        if silent.len() == live.len() {
+            return Ok(None);
+        }
+        if !silent.is_empty() {
+            return Err(WorkError::Invalid(format!(
+                "engine instances {} announced no control_url, so they cannot be restarted at the \
+                 new parallelism; set control.advertise_url on them (no instance was restarted)",
+                silent.join(", ")
+            )));
+        }
+        let mut endpoints = Vec::with_capacity(live.len());
+        for engine in live {
+            let text = engine.control_url.as_deref().unwrap_or_default();
+            let url = Url::parse(text).map_err(|e| {
+                WorkError::Invalid(format!(
+                    "the control_url engine instance {} announced is not a URL: {e}",
+                    engine.instance_id
+                ))
+            })?;
+            guard::check_before_use(&self.settings.outbound, Destination::Http(&url))
+                .await
+                .map_err(|refusal| WorkError::AnnouncedUrl {
+                    instance: engine.instance_id.clone(),
+                    refusal,
+                })?;
+            endpoints.push(EngineEndpoint {
+                instance: engine.instance_id.clone(),
+                control_url: url,
+            });
+        }
+        Ok(Some(endpoints))
     }
 
     /// Runs the rescale driver for `restart_target` at the decision's parallelism, records its

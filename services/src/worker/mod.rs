@@ -65,6 +65,15 @@ pub enum WorkError {
         #[source]
         refusal: Refusal,
     },
+    /// An engine instance announced a control URL the policy refuses now (or that no longer parses).
+    #[error(
+        "the control_url engine instance {instance} announced is refused: {refusal}; no instance was restarted"
+    )]
+    AnnouncedUrl {
+        instance: String,
+        #[source]
+        refusal: Refusal,
+    },
 }
 
 impl WorkError {

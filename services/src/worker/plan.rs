@@ -39,6 +39,19 @@ impl Worker {
             branch: &spec.git.branch,
             credential: credential.as_ref(),
         };
+        // A worker killed after its push and before recording it left the commit in Git: re-planning
+        // against it would find the scale already there and skip a change that is in Git but never
+        // synced. The commit is recorded and the decision resumes from there.
+        if spec.write_back == WriteBack::Commit
+            && decision.to_scale.is_some()
+            && let Some(commit) = self
+                .git
+                .decision_commit(base, decision.id)
+                .await
+                .map_err(|e| self.permanent_file_error(e))?
+        {
+            return self.record_commit(decision, spec, &commit).await;
+        }
         let file = self
             .git
             .inspect(base, &spec.git.path, &spec.git.key)

@@ -69,6 +69,7 @@ impl Worker {
                     let git = &self.git;
                     let commit = commit.clone();
                     async move {
+                        crate::fault::pause_at(crate::fault::WORKER_FOLLOWING_SYNC).await;
                         git.contains(remote, &commit, &revision)
                             .await
                             .unwrap_or(false)

@@ -47,6 +47,17 @@ impl Worker {
                     .await;
             }
         };
+        crate::fault::pause_at(crate::fault::WORKER_PUSHED).await;
+        self.record_commit(decision, spec, &commit).await
+    }
+
+    /// Records the pushed `commit` on the decision: it is `committed` from here on.
+    pub(super) async fn record_commit(
+        &self,
+        decision: &DecisionRecord,
+        spec: &ClusterSpec,
+        commit: &str,
+    ) -> Result<DecisionStatus, WorkError> {
         let write_back = json!({
             "mode": "commit",
             "repository": spec.git.repository,
@@ -62,6 +73,7 @@ impl Worker {
         )
         .await?;
         tracing::info!(decision = decision.id, commit, "committed");
+        crate::fault::pause_at(crate::fault::WORKER_COMMITTED).await;
         Ok(DecisionStatus::Committed)
     }
 

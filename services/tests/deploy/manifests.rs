@@ -659,6 +659,7 @@ pub fn resolve_env(installation: &Installation, source: &EnvSource) -> Result<St
         EnvSource::Field(path) if path == "metadata.name" => {
             Ok("logs-ingest-engine-6d9c7b8f5-x2x9q".to_owned())
         }
+        EnvSource::Field(path) if path == "status.podIP" => Ok("10.244.1.23".to_owned()),
         EnvSource::Field(path) => Ok(format!("field-{path}")),
         EnvSource::Unknown => Err("an env entry with neither a value nor a known source".into()),
     }

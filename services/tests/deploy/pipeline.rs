@@ -46,11 +46,20 @@ fn the_engine_config_loads_and_matches_its_pod() {
         });
         for (deployment, container) in engines {
             let at = deployment.at();
-            // Only the engine's settings: ENGINE__* overrides and ENGINE_CONFIG.
-            for (name, _) in container_env(&installation, container) {
+            // Only the engine's settings: ENGINE__* overrides and ENGINE_CONFIG, and variables those
+            // spell out as `$(NAME)` (the pod's IP in the advertised control URL).
+            let env = container_env(&installation, container);
+            let spelled_out = |name: &str| {
+                env.iter().any(|(other, source)| {
+                    other.starts_with(pipeline_engine::config::ENV_PREFIX)
+                        && matches!(source, crate::manifests::EnvSource::Value(v) if v.contains(&format!("$({name})")))
+                })
+            };
+            for (name, _) in &env {
                 problems.check(
                     name.starts_with(pipeline_engine::config::ENV_PREFIX)
-                        || name == "ENGINE_CONFIG",
+                        || name == "ENGINE_CONFIG"
+                        || spelled_out(name),
                     || format!("{at}: sets {name}, which pipeline-engine does not read"),
                 );
             }

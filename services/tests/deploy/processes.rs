@@ -141,14 +141,16 @@ pub fn resolved_env(
     installation: &Installation,
     container: &Value,
 ) -> Result<Vec<(String, String)>, String> {
-    container_env(installation, container)
-        .into_iter()
-        .map(|(name, source)| {
-            resolve_env(installation, &source)
-                .map(|v| (name.clone(), v))
-                .map_err(|e| format!("env {name}: {e}"))
-        })
-        .collect()
+    let mut resolved: Vec<(String, String)> = Vec::new();
+    for (name, source) in container_env(installation, container) {
+        let value = resolve_env(installation, &source).map_err(|e| format!("env {name}: {e}"))?;
+        // Kubernetes expands `$(NAME)` of a variable defined earlier in the same container.
+        let value = resolved.iter().fold(value, |value, (earlier, v)| {
+            value.replace(&format!("$({earlier})"), v)
+        });
+        resolved.push((name, value));
+    }
+    Ok(resolved)
 }
 
 /// Parses an autoscaler container's args and environment. `AUTOSCALER_SECRETS_DIR` names a path in the

@@ -54,6 +54,7 @@ pub fn autoscaler_router(role: Role) -> Router {
         argocd_tokens: Arc::new(ApiTokens::new(&[TOKEN])),
         github: None,
         engine_tokens: Arc::new(ApiTokens::new(&[TOKEN])),
+        outbound: Arc::default(),
         max_body_bytes: 64 * 1024,
         max_age: std::time::Duration::from_secs(3 * 24 * 3600),
         metrics,

@@ -3,6 +3,9 @@
 
 #[path = "../common/database.rs"]
 mod database;
+#[path = "../common/engine_control.rs"]
+mod engine_control;
+mod engines;
 #[path = "../common/git.rs"]
 mod git_cli;
 mod human;

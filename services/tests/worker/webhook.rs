@@ -23,7 +23,7 @@ use crate::{
 
 const SECRET: &str = "github-webhook-secret-0123";
 pub(crate) const ARGOCD_HOOK_TOKEN: &str = "argocd-notifications-token-01";
-const ENGINE_TOKEN: &str = "engine-announce-token-0123";
+pub(crate) const ENGINE_TOKEN: &str = "engine-announce-token-0123";
 const BODY_LIMIT: usize = 64 * 1024;
 
 /// The webhook role's router on a free loopback port.
@@ -37,6 +37,11 @@ pub(crate) async fn serve(world: &World) -> String {
         ])),
         github: Some(Arc::new(GitHubSignature::new(SECRET))),
         engine_tokens: Arc::new(ApiTokens::new(&[ENGINE_TOKEN])),
+        outbound: Arc::new(
+            test_support::OUTBOUND_ALLOW_LOCAL
+                .parse()
+                .expect("the tests' allow-list"),
+        ),
         max_body_bytes: BODY_LIMIT,
         max_age: std::time::Duration::from_secs(3 * 24 * 3600),
         metrics: world.metrics.clone(),
@@ -498,7 +503,7 @@ async fn a_failed_sync_notification_fails_a_decision_still_in_flight() {
     );
 }
 
-async fn announce(base: &str, token: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn announce(base: &str, token: &str, body: Value) -> (u16, Value) {
     let response = reqwest::Client::new()
         .post(format!("{base}/webhooks/engine"))
         .bearer_auth(token)

@@ -38,6 +38,12 @@ pub struct World {
     pub bare: PathBuf,
     pub cluster_id: i64,
     pub metrics: Arc<Metrics>,
+    /// For processes that connect on their own (the kill tests' roles).
+    #[allow(
+        dead_code,
+        reason = "read by the kill tests, which share this file, not by the worker tests"
+    )]
+    pub database_url: String,
     _database: TestDatabase,
 }
 
@@ -118,6 +124,7 @@ impl World {
             bare,
             cluster_id: cluster.id,
             metrics: Arc::default(),
+            database_url: database.url.clone(),
             _database: database,
         }
     }
