@@ -10,4 +10,5 @@ pub use spec::{
     ArgoCdApp, ClusterSpec, Destination, FlinkJobSpec, GitLocation, MetricQueries, MetricsSource,
     Policy, ScaleUnit, Target, TargetKind, WriteBack,
 };
+pub use crate::tenancy::secrets::OUTSIDE_STORE;
 pub use validate::{FieldProblem, ValidationContext};

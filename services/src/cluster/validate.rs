@@ -8,7 +8,10 @@ use url::Url;
 use utoipa::ToSchema;
 
 use super::{ClusterSpec, Destination, Policy, ScaleUnit, SecretRef, TargetKind, WriteBack};
-use crate::outbound::OutboundPolicy;
+use crate::{
+    outbound::OutboundPolicy,
+    tenancy::{DEFAULT_TEAM, secrets},
+};
 
 /// One thing wrong with a request, and where.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -34,6 +37,21 @@ pub struct ValidationContext {
     pub secrets_dir_configured: bool,
     /// Where a spec's URLs may point.
     pub outbound: Arc<OutboundPolicy>,
+    /// The template of a team's secret environment prefix (AUTOSCALER_TEAM_SECRET_ENV_PREFIX); `None`
+    /// for the default, [`crate::tenancy::secrets::DEFAULT_ENV_PREFIX`].
+    pub secret_env_prefix: Option<String>,
+    /// The team whose secret store the spec's references must stay in; `None` for the default team.
+    pub team: Option<String>,
+}
+
+impl ValidationContext {
+    /// The same context for a spec of `team`.
+    pub fn for_team(&self, team: &str) -> Self {
+        Self {
+            team: Some(team.to_owned()),
+            ..self.clone()
+        }
+    }
 }
 
 const MAX_QUERY_LEN: usize = 4096;
@@ -555,31 +573,30 @@ fn check_label(label: &str) -> Result<(), String> {
 }
 
 fn check_secret(secret: &SecretRef, ctx: &ValidationContext) -> Result<(), String> {
-    match secret {
-        SecretRef::Env(name) => {
-            let mut chars = name.chars();
-            let ok = name.len() <= 128
-                && chars
-                    .next()
-                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if ok {
-                Ok(())
-            } else {
-                Err(format!(
-                    "env must be an environment variable name, got {name:?}"
-                ))
-            }
-        }
-        SecretRef::File(path) => {
-            check_relative_path(path).map_err(|e| format!("file {e}"))?;
-            if ctx.secrets_dir_configured {
-                Ok(())
-            } else {
-                Err("file secrets need the service's secrets directory (AUTOSCALER_SECRETS_DIR), which is not configured".to_owned())
-            }
+    if let SecretRef::Env(name) = secret {
+        let mut chars = name.chars();
+        let ok = name.len() <= 128
+            && chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            return Err(format!(
+                "env must be an environment variable name, got {name:?}"
+            ));
         }
     }
+    if let SecretRef::File(path) = secret {
+        check_relative_path(path).map_err(|e| format!("file {e}"))?;
+    }
+    secrets::check(
+        secret,
+        ctx.team.as_deref().unwrap_or(DEFAULT_TEAM),
+        ctx.secret_env_prefix
+            .as_deref()
+            .unwrap_or(secrets::DEFAULT_ENV_PREFIX),
+        ctx.secrets_dir_configured,
+    )
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ pub enum RescaleTarget {
     /// `control_url` is the engine's control listener (`control.listen`); `token` its `control.token`.
     Engine {
         control_url: Url,
-        token: Option<String>,
+        token: Option<secrecy::SecretString>,
     },
     Flink(FlinkJob),
     /// A Flink job in reactive mode: the deployer's new TaskManager count rescales it, and the driver
@@ -162,7 +162,7 @@ pub async fn rescale(
             engine::rescale(
                 http,
                 control_url,
-                token.as_deref(),
+                token.as_ref().map(secrecy::ExposeSecret::expose_secret),
                 parallelism,
                 &settings,
                 record,

@@ -1,13 +1,16 @@
 //! `/ui`: every cluster at a glance, a page at a time: scale, last decision, lag, load, scrape health and
 //! the lag over the last six hours.
 
-use axum::extract::{Query, State};
+use axum::{
+    Extension,
+    extract::{Query, State},
+};
 use chrono::{Duration, Utc};
 use maud::{Markup, PreEscaped, html};
 use serde::Deserialize;
 
 use super::{UiError, chart, format, layout};
-use crate::api::AppState;
+use crate::{api::AppState, tenancy::Principal};
 use crate::storage::{ClusterOverview, Sample};
 
 /// Clusters per page: a few sparkline queries' worth, fast on a list of thousands.
@@ -90,12 +93,13 @@ pub fn urlencode(segment: &str) -> String {
 
 pub async fn page(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Query(query): Query<ListQuery>,
 ) -> Result<Markup, UiError> {
     let now = Utc::now();
     let mut clusters = state
         .storage
-        .cluster_overviews(query.after.as_deref(), PAGE + 1)
+        .cluster_overviews(principal.scope(), query.after.as_deref(), PAGE + 1)
         .await?;
     let more = clusters.len() > PAGE as usize;
     clusters.truncate(PAGE as usize);

@@ -40,8 +40,9 @@ pub struct WebhookState {
     pub argocd_tokens: Arc<ApiTokens>,
     /// The secret GitHub signs deliveries with; `None` refuses every GitHub delivery.
     pub github: Option<Arc<GitHubSignature>>,
-    /// Bearer tokens engine instances present when they announce themselves.
-    pub engine_tokens: Arc<ApiTokens>,
+    /// The tokens engine instances present when they announce themselves: the engine tokens of the
+    /// token file (each scoped to its team, or to listed clusters) and the plain ones of the default team.
+    pub engine_tokens: Arc<crate::tenancy::TokenStore>,
     pub max_body_bytes: usize,
     pub metrics: Arc<Metrics>,
 }

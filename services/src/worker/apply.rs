@@ -24,7 +24,7 @@ impl Worker {
             .reactive
             .unwrap_or_else(|| target.kind.scales_reactively_by_default());
         if !reactive {
-            return self.restart(decision, &cluster.spec).await;
+            return self.restart(decision, cluster).await;
         }
         // A reactive Flink job named with its REST API: applied once Flink runs it at the new
         // parallelism, not when the deployer has merely started TaskManagers.
@@ -68,9 +68,9 @@ impl Worker {
     async fn restart(
         &self,
         decision: &DecisionRecord,
-        spec: &ClusterSpec,
+        cluster: &ClusterRecord,
     ) -> Result<DecisionStatus, WorkError> {
-        let target = &spec.target;
+        let target = &cluster.spec.target;
         let Some(control_url) = target.control_url.clone() else {
             return Err(WorkError::Invalid(
                 "the target has no control_url to restart it with".to_owned(),
@@ -94,12 +94,12 @@ impl Worker {
             _ => RescaleTarget::Engine {
                 control_url,
                 token: match &target.control_token {
-                    Some(secret) => Some(self.secrets.resolve(secret).await?),
+                    Some(secret) => Some(self.secrets.resolve(&cluster.team, secret).await?),
                     None => None,
                 },
             },
         };
-        self.rescale_into_effect(decision, spec, restart_target)
+        self.rescale_into_effect(decision, &cluster.spec, restart_target)
             .await
     }
 
