@@ -18,12 +18,13 @@ use std::sync::Arc;
 use tokio::process::Command;
 
 use autoscaler::{
-    api::{self, ApiTokens, AppState},
+    api::{self, AppState},
     cluster::{ClusterSpec, ValidationContext},
     manager::Evaluator,
     metrics::Metrics,
     rules::standard_rules,
     storage::{DecisionStatus, NewDecision, Sample, Storage, Transition},
+    tenancy::{TokenStore, sha256_hex},
 };
 use axum::http::HeaderValue;
 use chrono::{DateTime, Duration, Utc};
@@ -31,6 +32,24 @@ use database::TestDatabase;
 use serde_json::json;
 
 const TOKEN: &str = "status-page-token-0123456789";
+/// A viewer of another team than the one the seeded clusters belong to.
+const OTHER_TEAM: &str = "other-team-viewer-token-0123456789";
+
+/// A token file with one viewer of `team-b`; kept for the test process's life.
+fn other_team_tokens() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("status-tokens-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("tokens.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "tokens:\n  - {{name: b-viewer, team: team-b, role: viewer, sha256: {}}}\n",
+            sha256_hex(OTHER_TEAM)
+        ),
+    )
+    .expect("write");
+    path
+}
 /// Text no page may turn into markup.
 const HOSTILE: &str =
     r#"<img src=x onerror="document.title='owned'"><script>document.title='owned'</script>"#;
@@ -118,15 +137,15 @@ async fn seed(storage: &Storage) -> (i64, i64) {
     let pull_request = json!({"mode": "pull_request", "github_repository": "platform/gitops",
                               "token": {"env": "GITHUB_TOKEN"}});
     let logs = storage
-        .insert_cluster(&spec("logs", 8, pull_request))
+        .insert_cluster(&spec("logs", 8, pull_request), autoscaler::storage::Actor::OPERATOR)
         .await
         .expect("logs");
     let orders = storage
-        .insert_cluster(&spec("orders", 6, json!({"mode": "commit"})))
+        .insert_cluster(&spec("orders", 6, json!({"mode": "commit"})), autoscaler::storage::Actor::OPERATOR)
         .await
         .expect("orders");
     storage
-        .set_cluster_paused("orders", true)
+        .set_cluster_paused("orders", true, autoscaler::storage::Actor::OPERATOR)
         .await
         .expect("pause");
     storage
@@ -251,7 +270,9 @@ async fn site() -> (Site, i64, i64) {
     let (applied, pending) = seed(&storage).await;
     let state = AppState {
         storage: storage.clone(),
-        tokens: Arc::new(ApiTokens::new(&[TOKEN])),
+        tokens: Arc::new(
+            TokenStore::new(&[TOKEN.to_owned()], &[], Some(other_team_tokens())).expect("tokens"),
+        ),
         validation: ValidationContext::default(),
         metrics: Arc::new(Metrics::default()),
         max_body_bytes: 64 * 1024,

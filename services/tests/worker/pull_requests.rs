@@ -26,7 +26,7 @@ pub async fn pull_request_world() -> (World, GitHubServer) {
         });
     })
     .await;
-    std::fs::write(world.dir.join("secrets/github"), GITHUB_TOKEN).expect("secret");
+    std::fs::write(world.dir.join("secrets/default/github"), GITHUB_TOKEN).expect("secret");
     github.add_repository("acme", "gitops", world.bare.clone());
     (world, github)
 }
@@ -181,7 +181,7 @@ async fn rate_limits_are_waited_out() {
 #[tokio::test]
 async fn a_rejected_github_token_fails_the_decision_without_showing_it() {
     let (world, _github) = pull_request_world().await;
-    std::fs::write(world.dir.join("secrets/github"), "ghp_wrong_token_000000").expect("secret");
+    std::fs::write(world.dir.join("secrets/default/github"), "ghp_wrong_token_000000").expect("secret");
     let id = world.saturated_decision().await;
 
     let progress = world.worker("host-a").run_task(id, World::retry()).await;
