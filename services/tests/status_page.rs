@@ -137,11 +137,17 @@ async fn seed(storage: &Storage) -> (i64, i64) {
     let pull_request = json!({"mode": "pull_request", "github_repository": "platform/gitops",
                               "token": {"env": "GITHUB_TOKEN"}});
     let logs = storage
-        .insert_cluster(&spec("logs", 8, pull_request), autoscaler::storage::Actor::OPERATOR)
+        .insert_cluster(
+            &spec("logs", 8, pull_request),
+            autoscaler::storage::Actor::OPERATOR,
+        )
         .await
         .expect("logs");
     let orders = storage
-        .insert_cluster(&spec("orders", 6, json!({"mode": "commit"})), autoscaler::storage::Actor::OPERATOR)
+        .insert_cluster(
+            &spec("orders", 6, json!({"mode": "commit"})),
+            autoscaler::storage::Actor::OPERATOR,
+        )
         .await
         .expect("orders");
     storage

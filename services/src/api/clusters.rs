@@ -1,8 +1,7 @@
 //! `/api/v1/clusters`: subscribe, read, replace, pause, resume, unsubscribe, and the decision history.
 
 use axum::{
-    Json, Router,
-    Extension,
+    Extension, Json, Router,
     extract::{Path, Query, State, rejection::QueryRejection},
     http::{StatusCode, header},
     response::IntoResponse,
@@ -119,7 +118,10 @@ pub(super) fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, Api
 fn validated(state: &AppState, team: &str, spec: ClusterSpec) -> Result<ClusterSpec, ApiError> {
     let context = state.validation.for_team(team);
     spec.validate(&context).map_err(|problems| {
-        if problems.iter().any(|p| p.problem.contains(crate::cluster::OUTSIDE_STORE)) {
+        if problems
+            .iter()
+            .any(|p| p.problem.contains(crate::cluster::OUTSIDE_STORE))
+        {
             state.metrics.refused("secret_outside_store");
         }
         ApiError::Validation(problems)
@@ -133,7 +135,6 @@ fn unknown_cluster(name: &str) -> impl Fn(StorageError) -> ApiError + '_ {
         other => other.into(),
     }
 }
-
 
 /// Subscribe a cluster.
 ///
@@ -405,7 +406,9 @@ pub async fn decision(
     match state.storage.get_decision(id).await {
         Ok(record) if principal.may_see(&record.team).is_ok() => Ok(Json(record)),
         Ok(_) => {
-            state.metrics.refused(crate::tenancy::Denied::OtherTeam.reason());
+            state
+                .metrics
+                .refused(crate::tenancy::Denied::OtherTeam.reason());
             Err(ApiError::NotFound(format!("no decision {id}")))
         }
         Err(StorageError::NotFound) => Err(ApiError::NotFound(format!("no decision {id}"))),

@@ -5,10 +5,10 @@ mod secret;
 mod spec;
 mod validate;
 
+pub use crate::tenancy::secrets::OUTSIDE_STORE;
 pub use secret::SecretRef;
 pub use spec::{
     ArgoCdApp, ClusterSpec, Destination, FlinkJobSpec, GitLocation, MetricQueries, MetricsSource,
     Policy, ScaleUnit, Target, TargetKind, WriteBack,
 };
-pub use crate::tenancy::secrets::OUTSIDE_STORE;
 pub use validate::{FieldProblem, ValidationContext};

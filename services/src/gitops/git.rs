@@ -39,7 +39,12 @@ impl Credential {
 
     fn scrub(&self, text: &str) -> String {
         let mut out = text.to_owned();
-        for secret in self.0.expose_secret().split(':').filter(|part| part.len() >= 4) {
+        for secret in self
+            .0
+            .expose_secret()
+            .split(':')
+            .filter(|part| part.len() >= 4)
+        {
             out = out.replace(secret, "[redacted]");
         }
         out

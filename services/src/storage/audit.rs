@@ -186,7 +186,10 @@ mod tests {
         for secret in ["hunter2-secret", "p4ss", "ghp_0123456789"] {
             assert!(!redacted.contains(secret), "{secret} in {redacted}");
         }
-        assert!(redacted.contains("AUTOSCALER_TEAM_A_SECRET_GIT"), "{redacted}");
+        assert!(
+            redacted.contains("AUTOSCALER_TEAM_A_SECRET_GIT"),
+            "{redacted}"
+        );
         assert!(redacted.contains("\"file\":\"argocd\""), "{redacted}");
         assert!(redacted.contains("git.example"), "{redacted}");
     }

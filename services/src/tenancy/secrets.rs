@@ -79,8 +79,7 @@ pub fn file_path(dir: &Path, team: &str, path: &str) -> Option<PathBuf> {
 }
 
 fn stays_inside(path: &Path) -> bool {
-    path.components().count() > 0
-        && path.components().all(|c| matches!(c, Component::Normal(_)))
+    path.components().count() > 0 && path.components().all(|c| matches!(c, Component::Normal(_)))
 }
 
 #[cfg(test)]
@@ -90,7 +89,10 @@ mod tests {
     #[test]
     fn references_stay_in_the_team_store_and_never_name_the_services_settings() {
         let ok = |s: SecretRef| check(&s, "team-a", DEFAULT_ENV_PREFIX, true);
-        assert_eq!(env_prefix(DEFAULT_ENV_PREFIX, "team-a"), "AUTOSCALER_TEAM_TEAM_A_SECRET_");
+        assert_eq!(
+            env_prefix(DEFAULT_ENV_PREFIX, "team-a"),
+            "AUTOSCALER_TEAM_TEAM_A_SECRET_"
+        );
         assert!(ok(SecretRef::Env("AUTOSCALER_TEAM_TEAM_A_SECRET_GIT".into())).is_ok());
         for outside in [
             "AUTOSCALER_TEAM_TEAM_B_SECRET_GIT",
@@ -103,8 +105,24 @@ mod tests {
             assert!(problem.contains(OUTSIDE_STORE), "{problem}");
         }
         // Even a careless prefix does not reach the service's settings.
-        assert!(check(&SecretRef::Env("AUTOSCALER_API_TOKENS".into()), "api", "AUTOSCALER_{team}_", true).is_err());
-        assert!(check(&SecretRef::Env("AUTOSCALER_API_X".into()), "api", "AUTOSCALER_{team}_", true).is_ok());
+        assert!(
+            check(
+                &SecretRef::Env("AUTOSCALER_API_TOKENS".into()),
+                "api",
+                "AUTOSCALER_{team}_",
+                true
+            )
+            .is_err()
+        );
+        assert!(
+            check(
+                &SecretRef::Env("AUTOSCALER_API_X".into()),
+                "api",
+                "AUTOSCALER_{team}_",
+                true
+            )
+            .is_ok()
+        );
         assert!(ok(SecretRef::File("git/token".into())).is_ok());
         for outside in ["../team-b/git", "/etc/passwd", "a/../../b", ""] {
             assert!(ok(SecretRef::File(outside.into())).is_err(), "{outside}");

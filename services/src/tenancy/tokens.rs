@@ -160,7 +160,9 @@ impl TokenStore {
 
     /// Whether any token can use the API.
     pub fn has_api_tokens(&self) -> bool {
-        self.entries().iter().any(|e| e.principal.role != Role::Engine)
+        self.entries()
+            .iter()
+            .any(|e| e.principal.role != Role::Engine)
     }
 
     /// The principal of `presented`, and the digest the status page keys its sessions with. Every
@@ -302,7 +304,10 @@ mod tests {
     fn plain_tokens_are_admins_of_the_default_team() {
         let store = TokenStore::new(&[A.to_owned()], &[B.to_owned()], None).expect("store");
         let (admin, _) = store.authenticate(A).expect("known");
-        assert_eq!((admin.team.as_str(), admin.role), (DEFAULT_TEAM, Role::Admin));
+        assert_eq!(
+            (admin.team.as_str(), admin.role),
+            (DEFAULT_TEAM, Role::Admin)
+        );
         let (engine, _) = store.authenticate(B).expect("known");
         assert_eq!(engine.role, Role::Engine);
         assert!(store.authenticate("team-a-token-0123456789abcde").is_none());
@@ -316,14 +321,26 @@ mod tests {
         std::fs::write(&path, file_with(&[("ci-a", "team-a", "editor", A)])).expect("write");
         let store = TokenStore::new(&[], &[], Some(path.clone())).expect("store");
         let (a, _) = store.authenticate(A).expect("known");
-        assert_eq!((a.name.as_str(), a.team.as_str(), a.role), ("ci-a", "team-a", Role::Editor));
+        assert_eq!(
+            (a.name.as_str(), a.team.as_str(), a.role),
+            ("ci-a", "team-a", Role::Editor)
+        );
         assert!(store.authenticate(B).is_none());
 
         // Rotation: A out, B in, no restart.
-        std::fs::write(&path, file_with(&[("ci-b", "team-b", "viewer", B), ("x", "team-b", "admin", "another-token-0123456789")]))
-            .expect("rewrite");
+        std::fs::write(
+            &path,
+            file_with(&[
+                ("ci-b", "team-b", "viewer", B),
+                ("x", "team-b", "admin", "another-token-0123456789"),
+            ]),
+        )
+        .expect("rewrite");
         assert!(store.authenticate(A).is_none());
-        assert_eq!(store.authenticate(B).expect("rotated in").0.role, Role::Viewer);
+        assert_eq!(
+            store.authenticate(B).expect("rotated in").0.role,
+            Role::Viewer
+        );
 
         // A broken file keeps what was read last.
         std::fs::write(&path, "tokens: [ {name: broken").expect("break");
@@ -333,11 +350,35 @@ mod tests {
     #[test]
     fn a_file_with_a_plain_token_or_a_bad_entry_is_refused() {
         for (text, expected) in [
-            ("tokens:\n  - {name: a, team: t, role: admin, token: plain-text-token-0123}\n", "unknown field `token`"),
-            ("tokens:\n  - {name: a, team: T, role: admin, sha256: 00}\n", "team"),
-            (&format!("tokens:\n  - {{name: a, team: t, role: admin, sha256: {}}}\n", "0".repeat(63)), "sha256"),
-            (&format!("tokens:\n  - {{name: a, team: t, role: root, sha256: {}}}\n", "0".repeat(64)), "unknown variant"),
-            (&format!("tokens:\n  - {{name: a, team: t, role: viewer, sha256: {}, clusters: [x]}}\n", "0".repeat(64)), "engine tokens only"),
+            (
+                "tokens:\n  - {name: a, team: t, role: admin, token: plain-text-token-0123}\n",
+                "unknown field `token`",
+            ),
+            (
+                "tokens:\n  - {name: a, team: T, role: admin, sha256: 00}\n",
+                "team",
+            ),
+            (
+                &format!(
+                    "tokens:\n  - {{name: a, team: t, role: admin, sha256: {}}}\n",
+                    "0".repeat(63)
+                ),
+                "sha256",
+            ),
+            (
+                &format!(
+                    "tokens:\n  - {{name: a, team: t, role: root, sha256: {}}}\n",
+                    "0".repeat(64)
+                ),
+                "unknown variant",
+            ),
+            (
+                &format!(
+                    "tokens:\n  - {{name: a, team: t, role: viewer, sha256: {}, clusters: [x]}}\n",
+                    "0".repeat(64)
+                ),
+                "engine tokens only",
+            ),
         ] {
             let error = match parse(text) {
                 Err(e) => e.to_string(),

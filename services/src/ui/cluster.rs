@@ -11,8 +11,8 @@ use plotters::style::{BLACK, BLUE, GREEN, RED, RGBColor};
 use serde::Deserialize;
 
 use super::{UiError, chart, clusters::urlencode, format, layout};
-use crate::{api::AppState, tenancy::Principal};
 use crate::storage::{DecisionStatus, StorageError};
+use crate::{api::AppState, tenancy::Principal};
 
 /// The windows a person can choose, and the default.
 const WINDOWS: [(&str, i64); 4] = [("1h", 1), ("6h", 6), ("24h", 24), ("7d", 168)];

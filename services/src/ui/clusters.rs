@@ -10,8 +10,8 @@ use maud::{Markup, PreEscaped, html};
 use serde::Deserialize;
 
 use super::{UiError, chart, format, layout};
-use crate::{api::AppState, tenancy::Principal};
 use crate::storage::{ClusterOverview, Sample};
+use crate::{api::AppState, tenancy::Principal};
 
 /// Clusters per page: a few sparkline queries' worth, fast on a list of thousands.
 const PAGE: u32 = 100;

@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{UiError, clusters::urlencode, format, layout};
-use crate::{api::AppState, tenancy::Principal};
 use crate::storage::StorageError;
+use crate::{api::AppState, tenancy::Principal};
 
 /// What the worker stores as `write_back`, read for the links it gives.
 #[derive(Debug, Default, Deserialize)]

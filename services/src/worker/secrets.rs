@@ -43,18 +43,24 @@ impl SecretResolver {
     }
 
     /// The value of `secret` from `team`'s store.
-    pub async fn resolve(&self, team: &str, secret: &SecretRef) -> Result<SecretString, SecretError> {
+    pub async fn resolve(
+        &self,
+        team: &str,
+        secret: &SecretRef,
+    ) -> Result<SecretString, SecretError> {
         let label = label(secret);
         let template = self
             .env_prefix
             .as_deref()
             .unwrap_or(secrets::DEFAULT_ENV_PREFIX);
-        secrets::check(secret, team, template, self.dir.is_some()).map_err(|problem| {
-            match secret {
-                SecretRef::File(_) if self.dir.is_none() => SecretError::NoSecretsDir(label.clone()),
+        secrets::check(secret, team, template, self.dir.is_some()).map_err(
+            |problem| match secret {
+                SecretRef::File(_) if self.dir.is_none() => {
+                    SecretError::NoSecretsDir(label.clone())
+                }
                 _ => SecretError::OutsideStore(label.clone(), problem),
-            }
-        })?;
+            },
+        )?;
         let value = match secret {
             SecretRef::Env(name) => {
                 std::env::var(name).map_err(|_| SecretError::MissingEnv(label.clone()))?
@@ -132,9 +138,19 @@ mod tests {
             error.to_string(),
             "secret env AUTOSCALER_TEAM_TEAM_A_SECRET_SURELY_UNSET: the environment variable is not set or not UTF-8"
         );
-        for outside in ["PATH", "DATABASE_URL", "AUTOSCALER_API_TOKENS", "AUTOSCALER_TEAM_TEAM_B_SECRET_X"] {
-            let refused = resolver.resolve("team-a", &SecretRef::Env(outside.into())).await;
-            assert!(matches!(refused, Err(SecretError::OutsideStore(..))), "{outside}: {refused:?}");
+        for outside in [
+            "PATH",
+            "DATABASE_URL",
+            "AUTOSCALER_API_TOKENS",
+            "AUTOSCALER_TEAM_TEAM_B_SECRET_X",
+        ] {
+            let refused = resolver
+                .resolve("team-a", &SecretRef::Env(outside.into()))
+                .await;
+            assert!(
+                matches!(refused, Err(SecretError::OutsideStore(..))),
+                "{outside}: {refused:?}"
+            );
         }
     }
 }

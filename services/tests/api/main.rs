@@ -8,3 +8,4 @@ mod decisions;
 mod harness;
 mod ops;
 mod refusals;
+mod tenancy;

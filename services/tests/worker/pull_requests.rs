@@ -181,7 +181,11 @@ async fn rate_limits_are_waited_out() {
 #[tokio::test]
 async fn a_rejected_github_token_fails_the_decision_without_showing_it() {
     let (world, _github) = pull_request_world().await;
-    std::fs::write(world.dir.join("secrets/default/github"), "ghp_wrong_token_000000").expect("secret");
+    std::fs::write(
+        world.dir.join("secrets/default/github"),
+        "ghp_wrong_token_000000",
+    )
+    .expect("secret");
     let id = world.saturated_decision().await;
 
     let progress = world.worker("host-a").run_task(id, World::retry()).await;

@@ -59,7 +59,11 @@ impl World {
         let seed = dir.join("seed");
         std::fs::create_dir_all(seed.join("pipelines/logs")).expect("dirs");
         std::fs::create_dir_all(dir.join("secrets/default")).expect("dirs");
-        std::fs::write(dir.join("secrets/default/argocd"), format!("{ARGOCD_TOKEN}\n")).expect("secret");
+        std::fs::write(
+            dir.join("secrets/default/argocd"),
+            format!("{ARGOCD_TOKEN}\n"),
+        )
+        .expect("secret");
         git(
             &dir,
             &[
@@ -110,7 +114,10 @@ impl World {
         });
         adjust(&mut spec);
         let spec: ClusterSpec = serde_json::from_value(spec).expect("spec");
-        let cluster = storage.insert_cluster(&spec, autoscaler::storage::Actor::OPERATOR).await.expect("cluster");
+        let cluster = storage
+            .insert_cluster(&spec, autoscaler::storage::Actor::OPERATOR)
+            .await
+            .expect("cluster");
         Self {
             storage,
             argocd,
