@@ -618,3 +618,54 @@ async fn without_a_session_every_page_leads_to_the_login() {
         "{csp}"
     );
 }
+
+#[tokio::test]
+async fn another_teams_session_sees_none_of_the_clusters_and_their_pages_are_missing() {
+    let (site, applied, _) = site().await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let login = client
+        .post(format!("{}/ui/login", site.plain_url))
+        .form(&[("token", OTHER_TEAM), ("next", "/ui")])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.status(), 303, "a viewer of another team logs in");
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("name=value")
+        .to_owned();
+    let get = |path: String| {
+        client
+            .get(format!("{}{path}", site.plain_url))
+            .header("cookie", cookie.clone())
+            .send()
+    };
+    let list = get("/ui".to_owned()).await.expect("get");
+    assert_eq!(list.status(), 200);
+    let list = list.text().await.expect("text");
+    assert!(list.contains("No cluster is subscribed yet"), "{list}");
+    assert!(!list.contains("orders") && !list.contains("logs"), "{list}");
+    for path in [
+        "/ui/clusters/logs".to_owned(),
+        format!("/ui/decisions/{applied}"),
+    ] {
+        let page = get(path.clone()).await.expect("get");
+        assert_eq!(page.status(), 404, "{path}");
+    }
+    let unknown = get("/ui/clusters/nope".to_owned()).await.expect("get");
+    assert_eq!(unknown.status(), 404);
+    // The same token as a bearer sees the same.
+    let bearer = client
+        .get(format!("{}/ui/clusters/logs", site.plain_url))
+        .bearer_auth(OTHER_TEAM)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(bearer.status(), 404);
+}
