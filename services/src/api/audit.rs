@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{
     AppState,
     access::allow,
-    clusters::{page_limit, query},
+    clusters::{no_nul, page_limit, query},
     error::{ApiError, ErrorBody},
 };
 use crate::{storage::AuditEntry, tenancy::Principal};
@@ -64,6 +64,7 @@ pub async fn list(
     allow(&state, principal.may_read_audit())?;
     let page = query(page)?;
     let limit = page_limit(page.limit)?;
+    no_nul("cluster", page.cluster.as_deref())?;
     let mut items = state
         .storage
         .list_audit(

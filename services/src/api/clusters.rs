@@ -98,6 +98,17 @@ pub struct DecisionPageQuery {
     before: Option<i64>,
 }
 
+/// A query parameter that holds a NUL character, which names nothing that can be stored.
+pub(super) fn no_nul(field: &str, value: Option<&str>) -> Result<(), ApiError> {
+    if value.is_some_and(|v| v.contains('\0')) {
+        return Err(ApiError::InvalidQuery(FieldProblem::new(
+            field,
+            "must not contain a NUL character",
+        )));
+    }
+    Ok(())
+}
+
 pub(super) fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
     match limit.unwrap_or(DEFAULT_PAGE) {
         limit @ 1..=MAX_PAGE => Ok(limit),
@@ -200,6 +211,7 @@ pub async fn list(
 ) -> Result<Json<ClusterPage>, ApiError> {
     let page = query(page)?;
     let limit = page_limit(page.limit)?;
+    no_nul("after", page.after.as_deref())?;
     let mut records = state
         .storage
         .list_clusters(principal.scope(), page.after.as_deref(), limit + 1)

@@ -78,6 +78,10 @@ impl ClusterSpec {
     pub fn validate(&self, ctx: &ValidationContext) -> Result<(), Vec<FieldProblem>> {
         let mut problems = Problems::default();
         problems.check("name", check_dns_label(&self.name));
+        // Postgres stores no NUL character in text or JSON; it is in no valid value anyway.
+        if let Ok(value) = serde_json::to_value(self) {
+            nul_characters(&value, "", &mut problems);
+        }
         self.validate_target(ctx, &mut problems);
         self.validate_scale_unit(&mut problems);
         self.validate_metrics(&mut problems);
@@ -570,6 +574,40 @@ fn check_label(label: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Every string of the spec (keys too) that holds a NUL character, by its path.
+fn nul_characters(value: &serde_json::Value, path: &str, problems: &mut Problems) {
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match value {
+        serde_json::Value::String(text) if text.contains('\0') => {
+            problems.add(
+                if path.is_empty() { "(body)" } else { path },
+                "must not contain a NUL character",
+            );
+        }
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                nul_characters(item, &join(&i.to_string()), problems);
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for (key, item) in map {
+                if key.contains('\0') {
+                    problems.add(join(key), "the key must not contain a NUL character");
+                } else {
+                    nul_characters(item, &join(key), problems);
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 fn check_secret(secret: &SecretRef, ctx: &ValidationContext) -> Result<(), String> {

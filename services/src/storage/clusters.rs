@@ -100,6 +100,10 @@ impl Storage {
 
     /// Any team's cluster: for the service's own loops, which act for every team.
     pub async fn get_cluster(&self, name: &str) -> Result<ClusterRecord, StorageError> {
+        // Postgres cannot compare text with a NUL character; no stored name has one.
+        if name.contains('\0') {
+            return Err(StorageError::NotFound);
+        }
         let row: Option<ClusterRow> = sqlx::query_as(AssertSqlSafe(format!(
             "select {COLUMNS} from clusters where name = $1"
         )))

@@ -96,6 +96,11 @@ pub async fn page(
     Extension(principal): Extension<Principal>,
     Query(query): Query<ListQuery>,
 ) -> Result<Markup, UiError> {
+    if query.after.as_deref().is_some_and(|a| a.contains('\0')) {
+        return Err(UiError::BadRequest(
+            "after must not contain a NUL character".to_owned(),
+        ));
+    }
     let now = Utc::now();
     let mut clusters = state
         .storage

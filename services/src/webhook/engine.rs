@@ -48,9 +48,12 @@ async fn accept(
     };
     let body = read_body(body, state.max_body_bytes).await?;
     let announcement: Announcement = parse_json(&body)?;
-    if announcement.instance.is_empty() || announcement.instance.len() > 253 {
+    if announcement.instance.is_empty()
+        || announcement.instance.len() > 253
+        || announcement.instance.contains('\0')
+    {
         return Err(ApiError::MalformedJson(
-            "instance: must be 1 to 253 characters".to_owned(),
+            "instance: must be 1 to 253 characters, without NUL".to_owned(),
         ));
     }
     // A cluster outside the token's scope is answered as a missing one, so a token cannot tell which
