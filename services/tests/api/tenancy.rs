@@ -420,9 +420,7 @@ async fn every_change_is_audited_for_the_teams_admins_with_the_token_name_and_se
     assert_eq!(page["items"][1]["cluster"], "a-orders");
     assert_eq!(page["items"][3]["before"]["policy"]["max_scale"], 8);
     assert_eq!(page["items"][3]["after"]["policy"]["max_scale"], 4);
-    for secret in [editor.as_str()] {
-        assert!(!text.contains(secret), "{secret} in the audit log");
-    }
+    assert!(!text.contains(&editor), "the token in the audit log");
 
     for role in ["viewer", "editor"] {
         error_body(read(team_token("team-a", role)).await.expect("sent"), 403).await;
