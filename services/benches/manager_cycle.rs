@@ -98,7 +98,10 @@ async fn main() -> anyhow::Result<()> {
         }))?;
         ids.push(
             storage
-                .insert_cluster(&spec.with_resolved_defaults())
+                .insert_cluster(
+                    &spec.with_resolved_defaults(),
+                    autoscaler::storage::Actor::OPERATOR,
+                )
                 .await?
                 .id,
         );

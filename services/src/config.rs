@@ -64,7 +64,8 @@ pub struct CommonConfig {
     )]
     pub listen: SocketAddr,
 
-    /// Bearer tokens accepted by the API, comma-separated (at least 16 characters each).
+    /// Plain bearer tokens accepted by the API, comma-separated (at least 16 characters each): each is an
+    /// admin of the default team. For local use; in production use AUTOSCALER_API_TOKENS_FILE.
     #[arg(
         long,
         env = "AUTOSCALER_API_TOKENS",
@@ -74,6 +75,21 @@ pub struct CommonConfig {
     )]
     pub api_tokens: Vec<String>,
 
+    /// A YAML file of tokens by their SHA-256, each with a name, a team and a role (viewer, editor,
+    /// admin, engine); read again when it changes. See the README's Security section.
+    #[arg(long, env = "AUTOSCALER_API_TOKENS_FILE", global = true)]
+    pub api_tokens_file: Option<PathBuf>,
+
+    /// The environment prefix of a team's secrets; `{team}` stands for the team's name in capitals,
+    /// dashes as underscores. A spec may name only variables under its team's prefix.
+    #[arg(
+        long,
+        env = "AUTOSCALER_TEAM_SECRET_ENV_PREFIX",
+        default_value = crate::tenancy::secrets::DEFAULT_ENV_PREFIX,
+        global = true
+    )]
+    pub team_secret_env_prefix: String,
+
     /// Where a spec's URLs may point: comma-separated `*` (any destination not refused by default),
     /// addresses or networks, host names or `*.domain`, and `file` for local Git remotes. Without it,
     /// loopback, link-local (cloud metadata), unspecified, multicast and reserved addresses and local
@@ -81,7 +97,7 @@ pub struct CommonConfig {
     #[arg(long, env = "AUTOSCALER_OUTBOUND_ALLOW", global = true)]
     pub outbound_allow: Option<crate::outbound::OutboundPolicy>,
 
-    /// Directory that `{"file": ...}` secret references resolve under.
+    /// Directory of the teams' secret stores: `{"file": ...}` references resolve under `<dir>/<team>/`.
     #[arg(long, env = "AUTOSCALER_SECRETS_DIR", global = true)]
     pub secrets_dir: Option<PathBuf>,
 
@@ -277,10 +293,23 @@ impl CommonConfig {
     /// Checks what clap cannot: relations between settings and the ones a role needs.
     pub fn validate(&self, role: Role) -> Result<(), ConfigError> {
         let serves_api = matches!(role, Role::Run | Role::Manager);
-        if serves_api && self.api_tokens.is_empty() {
+        if serves_api && self.api_tokens.is_empty() && self.api_tokens_file.is_none() {
             return Err(ConfigError {
                 setting: "AUTOSCALER_API_TOKENS",
-                problem: "the API needs at least one bearer token (--api-tokens)".to_owned(),
+                problem: "the API needs at least one bearer token (--api-tokens, or a token file in AUTOSCALER_API_TOKENS_FILE)".to_owned(),
+            });
+        }
+        let prefix = &self.team_secret_env_prefix;
+        if !prefix.contains("{team}")
+            || !prefix
+                .replace("{team}", "")
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(ConfigError {
+                setting: "AUTOSCALER_TEAM_SECRET_ENV_PREFIX",
+                problem: "must contain {team} and otherwise only capitals, digits and underscores"
+                    .to_owned(),
             });
         }
         for (setting, tokens) in [

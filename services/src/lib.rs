@@ -23,6 +23,7 @@ pub mod shutdown;
 pub mod simulate;
 pub mod storage;
 pub mod telemetry;
+pub mod tenancy;
 pub mod ui;
 pub mod webhook;
 pub mod worker;

@@ -48,6 +48,13 @@ pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
 
+/// Why a request was refused by tenancy: `unauthenticated`, `role`, `other_team`, `secret_outside_store`,
+/// `engine_scope`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RefusalLabels {
+    pub reason: &'static str,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct DeliveryLabels {
     pub source: &'static str,
@@ -85,6 +92,8 @@ pub struct Metrics {
     pub metric_missing: Family<MetricLabels, Counter>,
     pub worker_tasks: Family<OutcomeLabels, Counter>,
     pub webhook_deliveries: Family<DeliveryLabels, Counter>,
+    /// Requests refused for who made them: no token, a role that may not, another team's cluster.
+    pub api_refusals: Family<RefusalLabels, Counter>,
     /// What the reconciler did with decisions stuck past their deadline: `redrive` or `fail`.
     pub reconciler_actions: Family<ReconcileLabels, Counter>,
     pub decisions: Family<DecisionLabels, Gauge>,
@@ -120,6 +129,7 @@ impl Default for Metrics {
         let worker_tasks = Family::<OutcomeLabels, Counter>::default();
         let webhook_deliveries = Family::<DeliveryLabels, Counter>::default();
         let reconciler_actions = Family::<ReconcileLabels, Counter>::default();
+        let api_refusals = Family::<RefusalLabels, Counter>::default();
         let decisions = Family::<DecisionLabels, Gauge>::default();
         let decision_stalled = Family::<StatusLabels, FloatGauge>::default();
         let decision_time_to_applied = Family::<QuantileLabels, FloatGauge>::default();
@@ -172,6 +182,11 @@ impl Default for Metrics {
             webhook_deliveries.clone(),
         );
         registry.register(
+            "api_refusals",
+            "API and engine requests refused by tenancy, by reason (unauthenticated, role, other_team, secret_outside_store, engine_scope)",
+            api_refusals.clone(),
+        );
+        registry.register(
             "reconciler_actions",
             "Decisions the reconciler found stuck past their deadline, by action (redrive, fail) and the status they sat in",
             reconciler_actions.clone(),
@@ -205,6 +220,7 @@ impl Default for Metrics {
             metric_missing,
             worker_tasks,
             webhook_deliveries,
+            api_refusals,
             reconciler_actions,
             decisions,
             decision_stalled,
@@ -238,6 +254,13 @@ impl Metrics {
                 .get_or_create(&MetricLabels { metric })
                 .inc_by(*count as u64);
         }
+    }
+
+    /// Counts a refusal by tenancy; the caller answers with the matching 4xx.
+    pub fn refused(&self, reason: &'static str) {
+        self.api_refusals
+            .get_or_create(&RefusalLabels { reason })
+            .inc();
     }
 
     /// The text exposition format.

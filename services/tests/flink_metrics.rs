@@ -226,6 +226,7 @@ fn spec(id: i64, name: &str, selector: Value, unit: Value, prometheus: &str) -> 
     }))
     .expect("spec");
     ClusterRecord {
+        team: autoscaler::tenancy::DEFAULT_TEAM.to_owned(),
         id,
         spec,
         paused: false,

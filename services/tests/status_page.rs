@@ -18,12 +18,13 @@ use std::sync::Arc;
 use tokio::process::Command;
 
 use autoscaler::{
-    api::{self, ApiTokens, AppState},
+    api::{self, AppState},
     cluster::{ClusterSpec, ValidationContext},
     manager::Evaluator,
     metrics::Metrics,
     rules::standard_rules,
     storage::{DecisionStatus, NewDecision, Sample, Storage, Transition},
+    tenancy::{TokenStore, sha256_hex},
 };
 use axum::http::HeaderValue;
 use chrono::{DateTime, Duration, Utc};
@@ -31,6 +32,24 @@ use database::TestDatabase;
 use serde_json::json;
 
 const TOKEN: &str = "status-page-token-0123456789";
+/// A viewer of another team than the one the seeded clusters belong to.
+const OTHER_TEAM: &str = "other-team-viewer-token-0123456789";
+
+/// A token file with one viewer of `team-b`; kept for the test process's life.
+fn other_team_tokens() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("status-tokens-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("tokens.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "tokens:\n  - {{name: b-viewer, team: team-b, role: viewer, sha256: {}}}\n",
+            sha256_hex(OTHER_TEAM)
+        ),
+    )
+    .expect("write");
+    path
+}
 /// Text no page may turn into markup.
 const HOSTILE: &str =
     r#"<img src=x onerror="document.title='owned'"><script>document.title='owned'</script>"#;
@@ -118,15 +137,21 @@ async fn seed(storage: &Storage) -> (i64, i64) {
     let pull_request = json!({"mode": "pull_request", "github_repository": "platform/gitops",
                               "token": {"env": "GITHUB_TOKEN"}});
     let logs = storage
-        .insert_cluster(&spec("logs", 8, pull_request))
+        .insert_cluster(
+            &spec("logs", 8, pull_request),
+            autoscaler::storage::Actor::OPERATOR,
+        )
         .await
         .expect("logs");
     let orders = storage
-        .insert_cluster(&spec("orders", 6, json!({"mode": "commit"})))
+        .insert_cluster(
+            &spec("orders", 6, json!({"mode": "commit"})),
+            autoscaler::storage::Actor::OPERATOR,
+        )
         .await
         .expect("orders");
     storage
-        .set_cluster_paused("orders", true)
+        .set_cluster_paused("orders", true, autoscaler::storage::Actor::OPERATOR)
         .await
         .expect("pause");
     storage
@@ -251,7 +276,9 @@ async fn site() -> (Site, i64, i64) {
     let (applied, pending) = seed(&storage).await;
     let state = AppState {
         storage: storage.clone(),
-        tokens: Arc::new(ApiTokens::new(&[TOKEN])),
+        tokens: Arc::new(
+            TokenStore::new(&[TOKEN.to_owned()], &[], Some(other_team_tokens())).expect("tokens"),
+        ),
         validation: ValidationContext::default(),
         metrics: Arc::new(Metrics::default()),
         max_body_bytes: 64 * 1024,
@@ -590,4 +617,55 @@ async fn without_a_session_every_page_leads_to_the_login() {
         csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
         "{csp}"
     );
+}
+
+#[tokio::test]
+async fn another_teams_session_sees_none_of_the_clusters_and_their_pages_are_missing() {
+    let (site, applied, _) = site().await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let login = client
+        .post(format!("{}/ui/login", site.plain_url))
+        .form(&[("token", OTHER_TEAM), ("next", "/ui")])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.status(), 303, "a viewer of another team logs in");
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("name=value")
+        .to_owned();
+    let get = |path: String| {
+        client
+            .get(format!("{}{path}", site.plain_url))
+            .header("cookie", cookie.clone())
+            .send()
+    };
+    let list = get("/ui".to_owned()).await.expect("get");
+    assert_eq!(list.status(), 200);
+    let list = list.text().await.expect("text");
+    assert!(list.contains("No cluster is subscribed yet"), "{list}");
+    assert!(!list.contains("orders") && !list.contains("logs"), "{list}");
+    for path in [
+        "/ui/clusters/logs".to_owned(),
+        format!("/ui/decisions/{applied}"),
+    ] {
+        let page = get(path.clone()).await.expect("get");
+        assert_eq!(page.status(), 404, "{path}");
+    }
+    let unknown = get("/ui/clusters/nope".to_owned()).await.expect("get");
+    assert_eq!(unknown.status(), 404);
+    // The same token as a bearer sees the same.
+    let bearer = client
+        .get(format!("{}/ui/clusters/logs", site.plain_url))
+        .bearer_auth(OTHER_TEAM)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(bearer.status(), 404);
 }

@@ -1,5 +1,8 @@
-//! Bearer-token authentication for the API. Tokens are compared as SHA-256 digests in constant time, and
-//! every configured token is compared, so neither the length nor the position of a match leaks.
+//! Bearer-token authentication. The API's tokens are the tenancy's [`TokenStore`]: each request's token
+//! becomes a [`Principal`] (team, role, name) that the handlers ask before they act. [`ApiTokens`] is a
+//! plain set of digests for senders without a team (Argo CD notifications). Tokens are compared as
+//! SHA-256 digests in constant time, and every configured token is compared, so neither the length nor
+//! the position of a match leaks.
 
 use axum::{
     extract::{Request, State},
@@ -11,6 +14,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{AppState, error::ApiError};
+use crate::tenancy::Principal;
 
 #[derive(Clone)]
 pub struct ApiTokens {
@@ -30,24 +34,6 @@ impl ApiTokens {
         }
     }
 
-    /// The digest of the configured token `presented` is, compared in constant time; the status page
-    /// keys its session cookies with it.
-    pub fn matching_digest(&self, presented: &str) -> Option<[u8; 32]> {
-        let presented = digest(presented);
-        let mut found = None;
-        for d in &self.digests {
-            if bool::from(d.ct_eq(&presented)) {
-                found = Some(*d);
-            }
-        }
-        found
-    }
-
-    /// Every configured token's digest.
-    pub fn digests(&self) -> &[[u8; 32]] {
-        &self.digests
-    }
-
     pub fn accepts(&self, presented: &str) -> bool {
         let presented = digest(presented);
         self.digests
@@ -63,21 +49,30 @@ fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-pub async fn require_bearer_token(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let token = request
-        .headers()
+/// The token of an `Authorization: Bearer` header.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match token {
-        Some(token) if state.tokens.accepts(token) => Ok(next.run(request).await),
-        _ => Err(ApiError::Unauthorized),
-    }
+        .map(str::trim)
+}
+
+/// Lets through requests with an API token (not an engine's), with its [`Principal`] in the request's
+/// extensions.
+pub async fn require_bearer_token(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let principal = bearer(request.headers()).and_then(|t| state.tokens.authenticate(t));
+    let Some((principal, _)) = principal else {
+        state.metrics.refused("unauthenticated");
+        return Err(ApiError::Unauthorized);
+    };
+    super::access::allow(&state, principal.may_read())?;
+    request.extensions_mut().insert::<Principal>(principal);
+    Ok(next.run(request).await)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `/api/v1/clusters`: subscribe, read, replace, pause, resume, unsubscribe, and the decision history.
 
 use axum::{
-    Json, Router,
+    Extension, Json, Router,
     extract::{Path, Query, State, rejection::QueryRejection},
     http::{StatusCode, header},
     response::IntoResponse,
@@ -11,11 +11,18 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{AppState, error::ApiError, error::ErrorBody, json::ApiJson};
+use super::{
+    AppState,
+    access::{actor, allow, no_cluster, visible_cluster},
+    error::ApiError,
+    error::ErrorBody,
+    json::ApiJson,
+};
 use crate::{
     cluster::{ClusterSpec, FieldProblem},
     rules::Evaluation,
     storage::{ClusterRecord, DecisionRecord, StorageError},
+    tenancy::Principal,
 };
 
 pub fn router() -> Router<AppState> {
@@ -91,7 +98,18 @@ pub struct DecisionPageQuery {
     before: Option<i64>,
 }
 
-fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+/// A query parameter that holds a NUL character, which names nothing that can be stored.
+pub(super) fn no_nul(field: &str, value: Option<&str>) -> Result<(), ApiError> {
+    if value.is_some_and(|v| v.contains('\0')) {
+        return Err(ApiError::InvalidQuery(FieldProblem::new(
+            field,
+            "must not contain a NUL character",
+        )));
+    }
+    Ok(())
+}
+
+pub(super) fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
     match limit.unwrap_or(DEFAULT_PAGE) {
         limit @ 1..=MAX_PAGE => Ok(limit),
         _ => Err(ApiError::InvalidQuery(FieldProblem::new(
@@ -101,26 +119,37 @@ fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
     }
 }
 
-fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+pub(super) fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     query.map(|Query(q)| q).map_err(|rejection| {
         ApiError::InvalidQuery(FieldProblem::new("(query)", rejection.body_text()))
     })
 }
 
-fn validated(state: &AppState, spec: ClusterSpec) -> Result<ClusterSpec, ApiError> {
-    spec.validate(&state.validation)
-        .map_err(ApiError::Validation)?;
+/// The spec checked for `team`, whose secret store its references must stay in.
+fn validated(state: &AppState, team: &str, spec: ClusterSpec) -> Result<ClusterSpec, ApiError> {
+    let context = state.validation.for_team(team);
+    spec.validate(&context).map_err(|problems| {
+        if problems
+            .iter()
+            .any(|p| p.problem.contains(crate::cluster::OUTSIDE_STORE))
+        {
+            state.metrics.refused("secret_outside_store");
+        }
+        ApiError::Validation(problems)
+    })?;
     Ok(spec.with_resolved_defaults())
 }
 
 fn unknown_cluster(name: &str) -> impl Fn(StorageError) -> ApiError + '_ {
     move |e| match e {
-        StorageError::NotFound => ApiError::NotFound(format!("no cluster named {name:?}")),
+        StorageError::NotFound => no_cluster(name),
         other => other.into(),
     }
 }
 
 /// Subscribe a cluster.
+///
+/// Role: editor or admin of the cluster's team, or an admin of the default team. Another team's cluster is answered 404, as a missing one.
 #[utoipa::path(
     post, path = "/api/v1/clusters", tag = "clusters",
     request_body = ClusterSpec,
@@ -128,7 +157,7 @@ fn unknown_cluster(name: &str) -> impl Fn(StorageError) -> ApiError + '_ {
     responses(
         (status = 201, description = "Subscribed", body = ClusterView),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 403, description = "The token is a viewer's", body = ErrorBody), (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 409, description = "A cluster with this name exists", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
@@ -137,12 +166,14 @@ fn unknown_cluster(name: &str) -> impl Fn(StorageError) -> ApiError + '_ {
 )]
 pub async fn subscribe(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     ApiJson(spec): ApiJson<ClusterSpec>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let spec = validated(&state, spec)?;
+    allow(&state, principal.may_write())?;
+    let spec = validated(&state, &principal.team, spec)?;
     let record = state
         .storage
-        .insert_cluster(&spec)
+        .insert_cluster(&spec, actor(&principal))
         .await
         .map_err(|e| match e {
             StorageError::Conflict => ApiError::Conflict(format!(
@@ -151,7 +182,7 @@ pub async fn subscribe(
             )),
             other => other.into(),
         })?;
-    tracing::info!(cluster = %spec.name, "cluster subscribed");
+    tracing::info!(cluster = %spec.name, team = %record.team, token = %principal.name, "cluster subscribed");
     let location = format!("/api/v1/clusters/{}", spec.name);
     Ok((
         StatusCode::CREATED,
@@ -161,6 +192,8 @@ pub async fn subscribe(
 }
 
 /// List subscribed clusters, by name.
+///
+/// Role: any (viewer, editor, admin) of the cluster's team, or an admin of the default team. Another team's cluster is answered 404, as a missing one.
 #[utoipa::path(
     get, path = "/api/v1/clusters", tag = "clusters",
     params(ClusterPageQuery),
@@ -173,13 +206,15 @@ pub async fn subscribe(
 )]
 pub async fn list(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     page: Result<Query<ClusterPageQuery>, QueryRejection>,
 ) -> Result<Json<ClusterPage>, ApiError> {
     let page = query(page)?;
     let limit = page_limit(page.limit)?;
+    no_nul("after", page.after.as_deref())?;
     let mut records = state
         .storage
-        .list_clusters(page.after.as_deref(), limit + 1)
+        .list_clusters(principal.scope(), page.after.as_deref(), limit + 1)
         .await?;
     let more = records.len() > limit as usize;
     records.truncate(limit as usize);
@@ -193,6 +228,8 @@ pub async fn list(
 }
 
 /// Read one cluster.
+///
+/// Role: any (viewer, editor, admin) of the cluster's team, or an admin of the default team. Another team's cluster is answered 404, as a missing one.
 #[utoipa::path(
     get, path = "/api/v1/clusters/{name}", tag = "clusters",
     params(("name" = String, Path)),
@@ -201,17 +238,16 @@ pub async fn list(
 )]
 pub async fn read(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
 ) -> Result<Json<ClusterView>, ApiError> {
-    let record = state
-        .storage
-        .get_cluster(&name)
-        .await
-        .map_err(unknown_cluster(&name))?;
+    let record = visible_cluster(&state, &principal, &name).await?;
     Ok(Json(record.into()))
 }
 
 /// Replace a cluster's spec. The name in the body must be the one in the path.
+///
+/// Role: editor or admin of the cluster's team, or an admin of the default team. Another team's cluster is answered 404, as a missing one.
 #[utoipa::path(
     put, path = "/api/v1/clusters/{name}", tag = "clusters",
     params(("name" = String, Path)),
@@ -219,15 +255,19 @@ pub async fn read(
     security(("bearer" = [])),
     responses(
         (status = 200, body = ClusterView),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 403, description = "The token is a viewer's", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
     )
 )]
 pub async fn replace(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
     ApiJson(spec): ApiJson<ClusterSpec>,
 ) -> Result<Json<ClusterView>, ApiError> {
+    allow(&state, principal.may_write())?;
+    // Another team's cluster is answered as a missing one before the body is judged.
+    let current = visible_cluster(&state, &principal, &name).await?;
     if spec.name != name {
         return Err(ApiError::Validation(vec![FieldProblem::new(
             "name",
@@ -237,79 +277,95 @@ pub async fn replace(
             ),
         )]));
     }
-    let spec = validated(&state, spec)?;
+    let spec = validated(&state, &current.team, spec)?;
     let record = state
         .storage
-        .replace_cluster(&spec)
+        .replace_cluster(&spec, actor(&principal))
         .await
         .map_err(unknown_cluster(&name))?;
-    tracing::info!(cluster = %name, "cluster spec replaced");
+    tracing::info!(cluster = %name, token = %principal.name, "cluster spec replaced");
     Ok(Json(record.into()))
 }
 
 /// Unsubscribe a cluster. Its samples go; its decisions stay in the audit trail.
+///
+/// Role: editor or admin of the cluster's team, or an admin of the default team. Another team's cluster is answered 404, as a missing one.
 #[utoipa::path(
     delete, path = "/api/v1/clusters/{name}", tag = "clusters",
     params(("name" = String, Path)),
     security(("bearer" = [])),
-    responses((status = 204, description = "Unsubscribed"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
+    responses((status = 204, description = "Unsubscribed"), (status = 403, description = "The token is a viewer's", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
 pub async fn unsubscribe(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    allow(&state, principal.may_write())?;
+    visible_cluster(&state, &principal, &name).await?;
     state
         .storage
-        .delete_cluster(&name)
+        .delete_cluster(&name, actor(&principal))
         .await
         .map_err(unknown_cluster(&name))?;
-    tracing::info!(cluster = %name, "cluster unsubscribed");
+    tracing::info!(cluster = %name, token = %principal.name, "cluster unsubscribed");
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Pause: the autoscaler takes no action for this cluster until it is resumed.
+///
+/// Role: editor or admin of the cluster's team, or an admin of the default team. Another team's cluster is answered 404, as a missing one.
 #[utoipa::path(
     post, path = "/api/v1/clusters/{name}/pause", tag = "clusters",
     params(("name" = String, Path)),
     security(("bearer" = [])),
-    responses((status = 200, body = ClusterView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
+    responses((status = 200, body = ClusterView), (status = 403, description = "The token is a viewer's", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
 pub async fn pause(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
 ) -> Result<Json<ClusterView>, ApiError> {
-    set_paused(state, name, true).await
+    set_paused(state, principal, name, true).await
 }
 
 /// Resume a paused cluster.
+///
+/// Role: editor or admin of the cluster's team, or an admin of the default team. Another team's cluster is answered 404, as a missing one.
 #[utoipa::path(
     post, path = "/api/v1/clusters/{name}/resume", tag = "clusters",
     params(("name" = String, Path)),
     security(("bearer" = [])),
-    responses((status = 200, body = ClusterView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
+    responses((status = 200, body = ClusterView), (status = 403, description = "The token is a viewer's", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
 pub async fn resume(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
 ) -> Result<Json<ClusterView>, ApiError> {
-    set_paused(state, name, false).await
+    set_paused(state, principal, name, false).await
 }
 
 async fn set_paused(
     state: AppState,
+    principal: Principal,
     name: String,
     paused: bool,
 ) -> Result<Json<ClusterView>, ApiError> {
+    allow(&state, principal.may_write())?;
+    visible_cluster(&state, &principal, &name).await?;
     let record = state
         .storage
-        .set_cluster_paused(&name, paused)
+        .set_cluster_paused(&name, paused, actor(&principal))
         .await
         .map_err(unknown_cluster(&name))?;
-    tracing::info!(cluster = %name, paused, "cluster pause state set");
+    tracing::info!(cluster = %name, paused, token = %principal.name, "cluster pause state set");
     Ok(Json(record.into()))
 }
 
 /// A cluster's decisions, newest first.
+///
+/// Role: any (viewer, editor, admin) of the cluster's team, or an admin of the default team. Another team's cluster is answered 404, as a missing one.
 #[utoipa::path(
     get, path = "/api/v1/clusters/{name}/decisions", tag = "clusters",
     params(("name" = String, Path), DecisionPageQuery),
@@ -321,16 +377,13 @@ async fn set_paused(
 )]
 pub async fn decisions(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
     page: Result<Query<DecisionPageQuery>, QueryRejection>,
 ) -> Result<Json<DecisionPage>, ApiError> {
+    let cluster = visible_cluster(&state, &principal, &name).await?;
     let page = query(page)?;
     let limit = page_limit(page.limit)?;
-    let cluster = state
-        .storage
-        .get_cluster(&name)
-        .await
-        .map_err(unknown_cluster(&name))?;
     let mut items = state
         .storage
         .list_decisions(cluster.id, page.before, limit + 1)
@@ -342,6 +395,8 @@ pub async fn decisions(
 }
 
 /// One decision, with every step the worker took.
+///
+/// Role: any (viewer, editor, admin) of the cluster's team, or an admin of the default team. Another team's cluster is answered 404, as a missing one.
 #[utoipa::path(
     get, path = "/api/v1/decisions/{id}", tag = "clusters",
     params(("id" = i64, Path)),
@@ -353,6 +408,7 @@ pub async fn decisions(
 )]
 pub async fn decision(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<DecisionRecord>, ApiError> {
     // Ids are numbers; anything else names no decision.
@@ -360,13 +416,21 @@ pub async fn decision(
         .parse()
         .map_err(|_| ApiError::NotFound(format!("no decision {id:?}")))?;
     match state.storage.get_decision(id).await {
-        Ok(record) => Ok(Json(record)),
+        Ok(record) if principal.may_see(&record.team).is_ok() => Ok(Json(record)),
+        Ok(_) => {
+            state
+                .metrics
+                .refused(crate::tenancy::Denied::OtherTeam.reason());
+            Err(ApiError::NotFound(format!("no decision {id}")))
+        }
         Err(StorageError::NotFound) => Err(ApiError::NotFound(format!("no decision {id}"))),
         Err(e) => Err(e.into()),
     }
 }
 
 /// Dry run: what the rules and safeguards say right now, and why, without enqueueing anything.
+///
+/// Role: any (viewer, editor, admin) of the cluster's team, or an admin of the default team. Another team's cluster is answered 404, as a missing one.
 #[utoipa::path(
     post, path = "/api/v1/clusters/{name}/evaluate", tag = "clusters",
     params(("name" = String, Path)),
@@ -375,13 +439,10 @@ pub async fn decision(
 )]
 pub async fn evaluate(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
 ) -> Result<Json<Evaluation>, ApiError> {
-    let cluster = state
-        .storage
-        .get_cluster(&name)
-        .await
-        .map_err(unknown_cluster(&name))?;
+    let cluster = visible_cluster(&state, &principal, &name).await?;
     let evaluation = state.evaluator.evaluate_now(&cluster, Utc::now()).await?;
     Ok(Json(evaluation))
 }

@@ -37,6 +37,8 @@ pub enum ApiError {
     #[error("{0}")]
     ReplayedDelivery(String),
     #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
@@ -75,6 +77,7 @@ impl ApiError {
             ApiError::BadSignature(_) => (StatusCode::UNAUTHORIZED, "bad_signature"),
             ApiError::StaleDelivery(_) => (StatusCode::UNPROCESSABLE_ENTITY, "stale_delivery"),
             ApiError::ReplayedDelivery(_) => (StatusCode::CONFLICT, "replayed_delivery"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),

@@ -1,6 +1,8 @@
 //! The HTTP API: the subscription resources under `/api/v1`, the OpenAPI document, and operations
 //! endpoints.
 
+mod access;
+mod audit;
 mod auth;
 mod clusters;
 mod error;
@@ -21,7 +23,8 @@ use axum::{
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
-pub use auth::ApiTokens;
+pub use audit::AuditPage;
+pub use auth::{ApiTokens, bearer};
 pub use clusters::{ClusterPage, ClusterView, DecisionPage};
 pub use error::{ApiError, ErrorBody};
 pub(crate) use json::parse as parse_json_body;
@@ -32,13 +35,15 @@ use crate::{
     manager::Evaluator,
     metrics::{Metrics, RequestLabels, RouteLabels},
     storage::Storage,
+    tenancy::TokenStore,
 };
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub storage: Storage,
-    pub tokens: Arc<ApiTokens>,
+    /// The API's tokens, each of a team with a role; read again from the token file when it changes.
+    pub tokens: Arc<TokenStore>,
     pub validation: ValidationContext,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
@@ -50,10 +55,13 @@ pub struct AppState {
 
 /// The whole HTTP surface of the manager role.
 pub fn router(state: AppState) -> Router {
-    let api = clusters::router().route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        auth::require_bearer_token,
-    ));
+    let api =
+        clusters::router()
+            .merge(audit::router())
+            .route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                auth::require_bearer_token,
+            ));
     Router::new()
         .nest("/api/v1", api)
         .route("/api/openapi.json", get(openapi_document))

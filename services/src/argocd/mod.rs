@@ -46,7 +46,7 @@ pub struct Applied {
 pub struct ArgoCdClient {
     http: reqwest::Client,
     server: Url,
-    token: Option<String>,
+    token: Option<secrecy::SecretString>,
     project: Option<String>,
     settings: FollowSettings,
 }
@@ -55,7 +55,7 @@ impl ArgoCdClient {
     pub fn new(
         http: reqwest::Client,
         server: Url,
-        token: Option<String>,
+        token: Option<secrecy::SecretString>,
         project: Option<String>,
         settings: FollowSettings,
     ) -> Self {
@@ -213,7 +213,7 @@ impl ArgoCdClient {
         request: reqwest::RequestBuilder,
     ) -> Result<bytes::Bytes, ArgoCdError> {
         let request = match &self.token {
-            Some(token) => request.bearer_auth(token),
+            Some(token) => request.bearer_auth(secrecy::ExposeSecret::expose_secret(token)),
             None => request,
         };
         let response = request

@@ -5,6 +5,7 @@ mod secret;
 mod spec;
 mod validate;
 
+pub use crate::tenancy::secrets::OUTSIDE_STORE;
 pub use secret::SecretRef;
 pub use spec::{
     ArgoCdApp, ClusterSpec, Destination, FlinkJobSpec, GitLocation, MetricQueries, MetricsSource,

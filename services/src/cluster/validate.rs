@@ -8,7 +8,10 @@ use url::Url;
 use utoipa::ToSchema;
 
 use super::{ClusterSpec, Destination, Policy, ScaleUnit, SecretRef, TargetKind, WriteBack};
-use crate::outbound::OutboundPolicy;
+use crate::{
+    outbound::OutboundPolicy,
+    tenancy::{DEFAULT_TEAM, secrets},
+};
 
 /// One thing wrong with a request, and where.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -34,6 +37,21 @@ pub struct ValidationContext {
     pub secrets_dir_configured: bool,
     /// Where a spec's URLs may point.
     pub outbound: Arc<OutboundPolicy>,
+    /// The template of a team's secret environment prefix (AUTOSCALER_TEAM_SECRET_ENV_PREFIX); `None`
+    /// for the default, [`crate::tenancy::secrets::DEFAULT_ENV_PREFIX`].
+    pub secret_env_prefix: Option<String>,
+    /// The team whose secret store the spec's references must stay in; `None` for the default team.
+    pub team: Option<String>,
+}
+
+impl ValidationContext {
+    /// The same context for a spec of `team`.
+    pub fn for_team(&self, team: &str) -> Self {
+        Self {
+            team: Some(team.to_owned()),
+            ..self.clone()
+        }
+    }
 }
 
 const MAX_QUERY_LEN: usize = 4096;
@@ -60,6 +78,10 @@ impl ClusterSpec {
     pub fn validate(&self, ctx: &ValidationContext) -> Result<(), Vec<FieldProblem>> {
         let mut problems = Problems::default();
         problems.check("name", check_dns_label(&self.name));
+        // Postgres stores no NUL character in text or JSON; it is in no valid value anyway.
+        if let Ok(value) = serde_json::to_value(self) {
+            nul_characters(&value, "", &mut problems);
+        }
         self.validate_target(ctx, &mut problems);
         self.validate_scale_unit(&mut problems);
         self.validate_metrics(&mut problems);
@@ -554,32 +576,65 @@ fn check_label(label: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_secret(secret: &SecretRef, ctx: &ValidationContext) -> Result<(), String> {
-    match secret {
-        SecretRef::Env(name) => {
-            let mut chars = name.chars();
-            let ok = name.len() <= 128
-                && chars
-                    .next()
-                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if ok {
-                Ok(())
-            } else {
-                Err(format!(
-                    "env must be an environment variable name, got {name:?}"
-                ))
+/// Every string of the spec (keys too) that holds a NUL character, by its path.
+fn nul_characters(value: &serde_json::Value, path: &str, problems: &mut Problems) {
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match value {
+        serde_json::Value::String(text) if text.contains('\0') => {
+            problems.add(
+                if path.is_empty() { "(body)" } else { path },
+                "must not contain a NUL character",
+            );
+        }
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                nul_characters(item, &join(&i.to_string()), problems);
             }
         }
-        SecretRef::File(path) => {
-            check_relative_path(path).map_err(|e| format!("file {e}"))?;
-            if ctx.secrets_dir_configured {
-                Ok(())
-            } else {
-                Err("file secrets need the service's secrets directory (AUTOSCALER_SECRETS_DIR), which is not configured".to_owned())
+        serde_json::Value::Object(map) => {
+            for (key, item) in map {
+                if key.contains('\0') {
+                    problems.add(join(key), "the key must not contain a NUL character");
+                } else {
+                    nul_characters(item, &join(key), problems);
+                }
             }
+        }
+        _ => {}
+    }
+}
+
+fn check_secret(secret: &SecretRef, ctx: &ValidationContext) -> Result<(), String> {
+    if let SecretRef::Env(name) = secret {
+        let mut chars = name.chars();
+        let ok = name.len() <= 128
+            && chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            return Err(format!(
+                "env must be an environment variable name, got {name:?}"
+            ));
         }
     }
+    if let SecretRef::File(path) = secret {
+        check_relative_path(path).map_err(|e| format!("file {e}"))?;
+    }
+    secrets::check(
+        secret,
+        ctx.team.as_deref().unwrap_or(DEFAULT_TEAM),
+        ctx.secret_env_prefix
+            .as_deref()
+            .unwrap_or(secrets::DEFAULT_ENV_PREFIX),
+        ctx.secrets_dir_configured,
+    )
 }
 
 #[cfg(test)]

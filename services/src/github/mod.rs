@@ -73,7 +73,7 @@ impl GitHubClient {
     pub fn new(
         api: Option<&Url>,
         repository: &str,
-        token: String,
+        token: secrecy::SecretString,
         limits: RateLimitSettings,
     ) -> Result<Self, GitHubError> {
         let (owner, repo) = repository

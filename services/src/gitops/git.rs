@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use base64::Engine;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::process::Command;
 
 use super::GitError;
@@ -11,19 +12,24 @@ use super::GitError;
 /// Credentials for an HTTPS remote: `user:token`, or a bare token (sent as user `x-access-token`, as
 /// GitHub expects; GitLab and Gitea accept any user name with a token). Never printed.
 #[derive(Clone)]
-pub struct Credential(String);
+pub struct Credential(SecretString);
 
 impl Credential {
     pub fn new(secret: impl Into<String>) -> Self {
-        Self(secret.into().trim().to_owned())
+        Self(SecretString::from(secret.into().trim().to_owned()))
+    }
+
+    pub fn from_secret(secret: &SecretString) -> Self {
+        Self::new(secret.expose_secret())
     }
 
     /// An HTTP header git sends with every request to the remote.
     fn header(&self) -> String {
-        let pair = if self.0.contains(':') {
-            self.0.clone()
+        let secret = self.0.expose_secret();
+        let pair = if secret.contains(':') {
+            secret.to_owned()
         } else {
-            format!("x-access-token:{}", self.0)
+            format!("x-access-token:{secret}")
         };
         format!(
             "Authorization: Basic {}",
@@ -33,7 +39,12 @@ impl Credential {
 
     fn scrub(&self, text: &str) -> String {
         let mut out = text.to_owned();
-        for secret in self.0.split(':').filter(|part| part.len() >= 4) {
+        for secret in self
+            .0
+            .expose_secret()
+            .split(':')
+            .filter(|part| part.len() >= 4)
+        {
             out = out.replace(secret, "[redacted]");
         }
         out

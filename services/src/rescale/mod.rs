@@ -33,13 +33,13 @@ pub enum RescaleTarget {
     /// `control_url` is the engine's control listener (`control.listen`); `token` its `control.token`.
     Engine {
         control_url: Url,
-        token: Option<String>,
+        token: Option<secrecy::SecretString>,
     },
     /// Every instance of an engine cluster, each at the control URL it announced; the rescale succeeds
     /// only when all of them run at the new parallelism.
     EngineInstances {
         instances: Vec<EngineEndpoint>,
-        token: Option<String>,
+        token: Option<secrecy::SecretString>,
     },
     Flink(FlinkJob),
     /// A Flink job in reactive mode: the deployer's new TaskManager count rescales it, and the driver
@@ -177,7 +177,7 @@ pub async fn rescale(
             engine::rescale(
                 http,
                 control_url,
-                token.as_deref(),
+                token.as_ref().map(secrecy::ExposeSecret::expose_secret),
                 parallelism,
                 &settings,
                 record,
@@ -188,7 +188,7 @@ pub async fn rescale(
             engines::rescale(
                 http,
                 instances,
-                token.as_deref(),
+                token.as_ref().map(secrecy::ExposeSecret::expose_secret),
                 parallelism,
                 &settings,
                 record,

@@ -22,6 +22,7 @@ use crate::{
     rescale::RescaleSettings,
     scrape::PrometheusClient,
     storage::Storage,
+    tenancy::TokenStore,
     webhook::{self, GitHubSignature, WebhookState},
     worker::{RetrySettings, SecretResolver, Worker, WorkerSettings, run_queue},
 };
@@ -56,12 +57,28 @@ pub async fn run(
         metrics.clone(),
         scrape_interval_seconds,
     );
+    let tokens = Arc::new(
+        TokenStore::new(
+            &config.api_tokens,
+            &config.engine_tokens,
+            config.api_tokens_file.clone(),
+        )
+        .context("cannot read the token file (AUTOSCALER_API_TOKENS_FILE)")?,
+    );
+    if !config.api_tokens.is_empty() || !config.engine_tokens.is_empty() {
+        tracing::warn!(
+            "plain tokens in AUTOSCALER_API_TOKENS or AUTOSCALER_ENGINE_TOKENS are for local use: they sit in \
+             the environment in clear and all belong to the default team; use AUTOSCALER_API_TOKENS_FILE"
+        );
+    }
     let state = AppState {
         storage: storage.clone(),
-        tokens: Arc::new(ApiTokens::new(&config.api_tokens)),
+        tokens: tokens.clone(),
         validation: ValidationContext {
             secrets_dir_configured: config.secrets_dir.is_some(),
             outbound: outbound.clone(),
+            secret_env_prefix: Some(config.team_secret_env_prefix.clone()),
+            team: None,
         },
         metrics,
         max_body_bytes: config.max_body_bytes,
@@ -101,7 +118,10 @@ pub async fn run(
         let worker = Worker::new(
             storage.clone(),
             state.metrics.clone(),
-            SecretResolver::new(config.secrets_dir.clone()),
+            SecretResolver::new(
+                config.secrets_dir.clone(),
+                Some(config.team_secret_env_prefix.clone()),
+            ),
             WorkerSettings {
                 workdir: config
                     .work_dir
@@ -146,7 +166,7 @@ pub async fn run(
             .github_webhook_secret
             .as_deref()
             .map(|secret| Arc::new(GitHubSignature::new(secret.trim()))),
-        engine_tokens: Arc::new(ApiTokens::new(&config.engine_tokens)),
+        engine_tokens: tokens,
         outbound: outbound.clone(),
         max_body_bytes: config.max_body_bytes,
         max_age: config.webhook_max_age,

@@ -203,6 +203,7 @@ mod tests {
         }))
         .expect("spec");
         ClusterRecord {
+            team: crate::tenancy::DEFAULT_TEAM.to_owned(),
             id,
             spec,
             paused: false,

@@ -185,6 +185,7 @@ mod tests {
         }
         let spec: ClusterSpec = serde_json::from_value(spec).expect("spec");
         ClusterRecord {
+            team: crate::tenancy::DEFAULT_TEAM.to_owned(),
             id,
             spec,
             paused: false,

@@ -1,13 +1,19 @@
 use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, types::Json};
 
-use super::{Storage, StorageError, conflict_on_unique};
+use super::{
+    Storage, StorageError,
+    audit::{self, Actor, AuditAction, Change},
+    conflict_on_unique,
+};
 use crate::cluster::ClusterSpec;
 
 /// A subscribed cluster as stored.
 #[derive(Debug, Clone)]
 pub struct ClusterRecord {
     pub id: i64,
+    /// The team that subscribed it; only that team's tokens (and the default team's admins) see it.
+    pub team: String,
     pub spec: ClusterSpec,
     pub paused: bool,
     pub created_at: DateTime<Utc>,
@@ -17,6 +23,7 @@ pub struct ClusterRecord {
 #[derive(sqlx::FromRow)]
 struct ClusterRow {
     id: i64,
+    team: String,
     spec: Json<serde_json::Value>,
     paused: bool,
     created_at: DateTime<Utc>,
@@ -31,6 +38,7 @@ impl TryFrom<ClusterRow> for ClusterRecord {
             .map_err(|e| StorageError::Corrupt(format!("cluster {}: spec: {e}", row.id)))?;
         Ok(Self {
             id: row.id,
+            team: row.team,
             spec,
             paused: row.paused,
             created_at: row.created_at,
@@ -45,7 +53,7 @@ pub struct ClusterStatusCounts {
     pub paused: i64,
 }
 
-const COLUMNS: &str = "id, spec, paused, created_at, updated_at";
+const COLUMNS: &str = "id, team, spec, paused, created_at, updated_at";
 
 fn spec_json(spec: &ClusterSpec) -> Result<Json<serde_json::Value>, StorageError> {
     serde_json::to_value(spec)
@@ -53,21 +61,49 @@ fn spec_json(spec: &ClusterSpec) -> Result<Json<serde_json::Value>, StorageError
         .map_err(|e| StorageError::Corrupt(format!("spec does not serialize: {e}")))
 }
 
+/// The spec as the audit log keeps it.
+fn audited(record: &ClusterRecord) -> Option<serde_json::Value> {
+    serde_json::to_value(&record.spec).ok()
+}
+
 impl Storage {
-    pub async fn insert_cluster(&self, spec: &ClusterSpec) -> Result<ClusterRecord, StorageError> {
+    /// Subscribes a cluster for the actor's team, with its audit entry.
+    pub async fn insert_cluster(
+        &self,
+        spec: &ClusterSpec,
+        actor: Actor<'_>,
+    ) -> Result<ClusterRecord, StorageError> {
+        let mut transaction = self.pool().begin().await?;
         let row: ClusterRow = sqlx::query_as(AssertSqlSafe(format!(
-            "insert into clusters (name, kind, spec) values ($1, $2, $3) returning {COLUMNS}"
+            "insert into clusters (name, kind, spec, team) values ($1, $2, $3, $4) returning {COLUMNS}"
         )))
         .bind(&spec.name)
         .bind(spec.target.kind.as_str())
         .bind(spec_json(spec)?)
-        .fetch_one(self.pool())
+        .bind(actor.team)
+        .fetch_one(&mut *transaction)
         .await
         .map_err(conflict_on_unique)?;
-        row.try_into()
+        let record = ClusterRecord::try_from(row)?;
+        let change = Change {
+            actor,
+            team: &record.team,
+            action: AuditAction::Subscribe,
+            cluster: &spec.name,
+            before: None,
+            after: audited(&record),
+        };
+        audit::record(&mut transaction, change).await?;
+        transaction.commit().await?;
+        Ok(record)
     }
 
+    /// Any team's cluster: for the service's own loops, which act for every team.
     pub async fn get_cluster(&self, name: &str) -> Result<ClusterRecord, StorageError> {
+        // Postgres cannot compare text with a NUL character; no stored name has one.
+        if name.contains('\0') {
+            return Err(StorageError::NotFound);
+        }
         let row: Option<ClusterRow> = sqlx::query_as(AssertSqlSafe(format!(
             "select {COLUMNS} from clusters where name = $1"
         )))
@@ -77,59 +113,123 @@ impl Storage {
         row.ok_or(StorageError::NotFound)?.try_into()
     }
 
-    /// Clusters ordered by name, after the given name (keyset pagination).
+    /// Clusters ordered by name, after the given name (keyset pagination); only `team`'s when given.
     pub async fn list_clusters(
         &self,
+        team: Option<&str>,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<ClusterRecord>, StorageError> {
         let rows: Vec<ClusterRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "select {COLUMNS} from clusters where $1::text is null or name > $1 order by name limit $2"
+            "select {COLUMNS} from clusters where ($1::text is null or name > $1) \
+             and ($3::text is null or team = $3) order by name limit $2"
         )))
         .bind(after)
         .bind(i64::from(limit))
+        .bind(team)
         .fetch_all(self.pool())
         .await?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
-    /// Replaces the spec of an existing cluster; its name cannot change.
-    pub async fn replace_cluster(&self, spec: &ClusterSpec) -> Result<ClusterRecord, StorageError> {
+    /// The cluster as it is, locked until the transaction ends; `NotFound` outside the actor's scope.
+    async fn lock_cluster(
+        transaction: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        name: &str,
+        actor: Actor<'_>,
+    ) -> Result<ClusterRecord, StorageError> {
         let row: Option<ClusterRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "update clusters set kind = $2, spec = $3, updated_at = now() where name = $1 returning {COLUMNS}"
+            "select {COLUMNS} from clusters where name = $1 and ($2::text is null or team = $2) \
+             for update"
         )))
-        .bind(&spec.name)
-        .bind(spec.target.kind.as_str())
-        .bind(spec_json(spec)?)
-        .fetch_optional(self.pool())
+        .bind(name)
+        .bind(actor.scope)
+        .fetch_optional(&mut **transaction)
         .await?;
         row.ok_or(StorageError::NotFound)?.try_into()
+    }
+
+    /// Replaces the spec of an existing cluster in the actor's scope; its name and team cannot change.
+    pub async fn replace_cluster(
+        &self,
+        spec: &ClusterSpec,
+        actor: Actor<'_>,
+    ) -> Result<ClusterRecord, StorageError> {
+        let mut transaction = self.pool().begin().await?;
+        let before = Self::lock_cluster(&mut transaction, &spec.name, actor).await?;
+        let row: ClusterRow = sqlx::query_as(AssertSqlSafe(format!(
+            "update clusters set kind = $2, spec = $3, updated_at = now() where id = $1 returning {COLUMNS}"
+        )))
+        .bind(before.id)
+        .bind(spec.target.kind.as_str())
+        .bind(spec_json(spec)?)
+        .fetch_one(&mut *transaction)
+        .await?;
+        let after = ClusterRecord::try_from(row)?;
+        let change = Change {
+            actor,
+            team: &before.team,
+            action: AuditAction::Replace,
+            cluster: &spec.name,
+            before: audited(&before),
+            after: audited(&after),
+        };
+        audit::record(&mut transaction, change).await?;
+        transaction.commit().await?;
+        Ok(after)
     }
 
     pub async fn set_cluster_paused(
         &self,
         name: &str,
         paused: bool,
+        actor: Actor<'_>,
     ) -> Result<ClusterRecord, StorageError> {
-        let row: Option<ClusterRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "update clusters set paused = $2, updated_at = now() where name = $1 returning {COLUMNS}"
+        let mut transaction = self.pool().begin().await?;
+        let before = Self::lock_cluster(&mut transaction, name, actor).await?;
+        let row: ClusterRow = sqlx::query_as(AssertSqlSafe(format!(
+            "update clusters set paused = $2, updated_at = now() where id = $1 returning {COLUMNS}"
         )))
-        .bind(name)
+        .bind(before.id)
         .bind(paused)
-        .fetch_optional(self.pool())
+        .fetch_one(&mut *transaction)
         .await?;
-        row.ok_or(StorageError::NotFound)?.try_into()
+        let after = ClusterRecord::try_from(row)?;
+        let change = Change {
+            actor,
+            team: &before.team,
+            action: if paused {
+                AuditAction::Pause
+            } else {
+                AuditAction::Resume
+            },
+            cluster: name,
+            before: None,
+            after: None,
+        };
+        audit::record(&mut transaction, change).await?;
+        transaction.commit().await?;
+        Ok(after)
     }
 
     /// Deletes the cluster and its samples; its decisions stay as the audit trail.
-    pub async fn delete_cluster(&self, name: &str) -> Result<(), StorageError> {
-        let result = sqlx::query("delete from clusters where name = $1")
-            .bind(name)
-            .execute(self.pool())
+    pub async fn delete_cluster(&self, name: &str, actor: Actor<'_>) -> Result<(), StorageError> {
+        let mut transaction = self.pool().begin().await?;
+        let before = Self::lock_cluster(&mut transaction, name, actor).await?;
+        sqlx::query("delete from clusters where id = $1")
+            .bind(before.id)
+            .execute(&mut *transaction)
             .await?;
-        if result.rows_affected() == 0 {
-            return Err(StorageError::NotFound);
-        }
+        let change = Change {
+            actor,
+            team: &before.team,
+            action: AuditAction::Delete,
+            cluster: name,
+            before: audited(&before),
+            after: None,
+        };
+        audit::record(&mut transaction, change).await?;
+        transaction.commit().await?;
         Ok(())
     }
 

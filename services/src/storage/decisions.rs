@@ -15,6 +15,9 @@ pub struct DecisionRecord {
     pub cluster_id: Option<i64>,
     #[serde(rename = "cluster")]
     pub cluster_name: String,
+    /// The team of the cluster, kept after it is deleted so the history stays that team's.
+    #[serde(skip)]
+    pub team: String,
     pub status: DecisionStatus,
     /// The rule that fired.
     pub rule: String,
@@ -50,7 +53,7 @@ pub struct NewDecision {
     pub from_scale: Option<i32>,
 }
 
-pub(super) const COLUMNS: &str = "id, cluster_id, cluster_name, status, rule, inputs, estimate, from_scale, to_scale, \
+pub(super) const COLUMNS: &str = "id, cluster_id, cluster_name, team, status, rule, inputs, estimate, from_scale, to_scale, \
     write_back, sync, reason, steps, created_at, updated_at, finished_at";
 
 impl Storage {
@@ -60,8 +63,9 @@ impl Storage {
         new: &NewDecision,
     ) -> Result<DecisionRecord, StorageError> {
         sqlx::query_as(AssertSqlSafe(format!(
-            "insert into decisions (cluster_id, cluster_name, status, rule, inputs, from_scale) \
-             values ($1, $2, 'pending', $3, $4, $5) returning {COLUMNS}"
+            "insert into decisions (cluster_id, cluster_name, status, rule, inputs, from_scale, team) \
+             values ($1, $2, 'pending', $3, $4, $5, (select team from clusters where id = $1)) \
+             returning {COLUMNS}"
         )))
         .bind(new.cluster_id)
         .bind(&new.cluster_name)

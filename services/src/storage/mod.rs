@@ -1,5 +1,6 @@
 //! All SQL lives here. Handlers and loops call these functions; nothing else builds queries.
 
+mod audit;
 mod clusters;
 mod decisions;
 mod overview;
@@ -18,6 +19,7 @@ use sqlx::{
     postgres::PgPoolOptions,
 };
 
+pub use audit::{Actor, AuditAction, AuditEntry, redact};
 pub use clusters::{ClusterRecord, ClusterStatusCounts, DecisionFacts};
 pub use decisions::{DecisionRecord, DecisionStatus, NewDecision};
 pub use overview::{ClusterOverview, DecisionCount, DecisionSummary};

@@ -112,9 +112,11 @@ pub struct DecisionCount {
 }
 
 impl Storage {
-    /// Clusters by name after `after`, each with its newest sample and newest decision.
+    /// Clusters by name after `after`, each with its newest sample and newest decision; only `team`'s
+    /// when given.
     pub async fn cluster_overviews(
         &self,
+        team: Option<&str>,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<ClusterOverview>, StorageError> {
@@ -130,11 +132,12 @@ impl Storage {
                                 order by m.sampled_at desc limit 1) s on true \
              left join lateral (select * from decisions x where x.cluster_id = c.id \
                                 order by x.id desc limit 1) d on true \
-             where ($1::text is null or c.name > $1) \
+             where ($1::text is null or c.name > $1) and ($3::text is null or c.team = $3) \
              order by c.name limit $2",
         )
         .bind(after)
         .bind(i64::from(limit))
+        .bind(team)
         .fetch_all(self.pool())
         .await?;
         rows.into_iter().map(ClusterOverview::try_from).collect()

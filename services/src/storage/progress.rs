@@ -236,8 +236,9 @@ impl Storage {
     pub async fn record_human_change(&self, change: &HumanChange<'_>) -> Result<(), StorageError> {
         sqlx::query(
             "insert into decisions (cluster_id, cluster_name, status, rule, from_scale, to_scale, \
-                                    write_back, reason, created_at, updated_at, finished_at) \
-             select $1, $2, 'applied', 'human_change', $3, $4, $5, $6, $7, $7, $7 \
+                                    write_back, reason, created_at, updated_at, finished_at, team) \
+             select $1, $2, 'applied', 'human_change', $3, $4, $5, $6, $7, $7, $7, \
+                    (select team from clusters where id = $1) \
              where not exists (select 1 from decisions where cluster_id = $1 \
                                and rule = 'human_change' and write_back->>'commit' = $8)",
         )

@@ -47,8 +47,9 @@ impl Storage {
     ) -> Result<DecisionRecord, StorageError> {
         let mut transaction = self.pool().begin().await?;
         let decision: DecisionRecord = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "insert into decisions (cluster_id, cluster_name, status, rule, inputs, from_scale) \
-             values ($1, $2, 'pending', $3, $4, $5) returning {COLUMNS}"
+            "insert into decisions (cluster_id, cluster_name, status, rule, inputs, from_scale, team) \
+             values ($1, $2, 'pending', $3, $4, $5, (select team from clusters where id = $1)) \
+             returning {COLUMNS}"
         )))
         .bind(new.cluster_id)
         .bind(&new.cluster_name)

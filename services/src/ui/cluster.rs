@@ -1,15 +1,18 @@
 //! `/ui/clusters/{name}`: lag, throughput and scale over a chosen window with each decision marked, the
 //! rules' verdicts right now, the decisions of the window and the policy.
 
-use axum::extract::{Path, Query, State};
+use axum::{
+    Extension,
+    extract::{Path, Query, State},
+};
 use chrono::{DateTime, Duration, Utc};
 use maud::{Markup, PreEscaped, html};
 use plotters::style::{BLACK, BLUE, GREEN, RED, RGBColor};
 use serde::Deserialize;
 
 use super::{UiError, chart, clusters::urlencode, format, layout};
-use crate::api::AppState;
 use crate::storage::{DecisionStatus, StorageError};
+use crate::{api::AppState, tenancy::Principal};
 
 /// The windows a person can choose, and the default.
 const WINDOWS: [(&str, i64); 4] = [("1h", 1), ("6h", 6), ("24h", 24), ("7d", 168)];
@@ -33,6 +36,7 @@ fn mark_color(status: DecisionStatus) -> RGBColor {
 
 pub async fn page(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
     Query(query): Query<WindowQuery>,
 ) -> Result<Markup, UiError> {
@@ -54,6 +58,9 @@ pub async fn page(
             StorageError::NotFound => UiError::NotFound(format!("no cluster named {name:?}")),
             other => other.into(),
         })?;
+    super::hide_other_team(&state, &principal, &cluster.team, || {
+        UiError::NotFound(format!("no cluster named {name:?}"))
+    })?;
     let end = Utc::now();
     let start = end - Duration::hours(hours);
     let interval = state.evaluator.scrape_interval_seconds.max(1);

@@ -1,14 +1,17 @@
 //! `/ui`: every cluster at a glance, a page at a time: scale, last decision, lag, load, scrape health and
 //! the lag over the last six hours.
 
-use axum::extract::{Query, State};
+use axum::{
+    Extension,
+    extract::{Query, State},
+};
 use chrono::{Duration, Utc};
 use maud::{Markup, PreEscaped, html};
 use serde::Deserialize;
 
 use super::{UiError, chart, format, layout};
-use crate::api::AppState;
 use crate::storage::{ClusterOverview, Sample};
+use crate::{api::AppState, tenancy::Principal};
 
 /// Clusters per page: a few sparkline queries' worth, fast on a list of thousands.
 const PAGE: u32 = 100;
@@ -90,12 +93,18 @@ pub fn urlencode(segment: &str) -> String {
 
 pub async fn page(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Query(query): Query<ListQuery>,
 ) -> Result<Markup, UiError> {
+    if query.after.as_deref().is_some_and(|a| a.contains('\0')) {
+        return Err(UiError::BadRequest(
+            "after must not contain a NUL character".to_owned(),
+        ));
+    }
     let now = Utc::now();
     let mut clusters = state
         .storage
-        .cluster_overviews(query.after.as_deref(), PAGE + 1)
+        .cluster_overviews(principal.scope(), query.after.as_deref(), PAGE + 1)
         .await?;
     let more = clusters.len() > PAGE as usize;
     clusters.truncate(PAGE as usize);

@@ -2,14 +2,17 @@
 //! fit, every step with its time, the commit and the pull request, the Argo CD operation, the reason it
 //! ended as it did.
 
-use axum::extract::{Path, State};
+use axum::{
+    Extension,
+    extract::{Path, State},
+};
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::{UiError, clusters::urlencode, format, layout};
-use crate::api::AppState;
 use crate::storage::StorageError;
+use crate::{api::AppState, tenancy::Principal};
 
 /// What the worker stores as `write_back`, read for the links it gives.
 #[derive(Debug, Default, Deserialize)]
@@ -95,6 +98,7 @@ struct Step {
 
 pub async fn page(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Markup, UiError> {
     let id: i64 = id
@@ -103,6 +107,9 @@ pub async fn page(
     let decision = state.storage.get_decision(id).await.map_err(|e| match e {
         StorageError::NotFound => UiError::NotFound(format!("no decision {id}")),
         other => other.into(),
+    })?;
+    super::hide_other_team(&state, &principal, &decision.team, || {
+        UiError::NotFound(format!("no decision {id}"))
     })?;
     let write_back: WriteBackRecord = decision
         .write_back

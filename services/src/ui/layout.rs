@@ -46,7 +46,7 @@ pub fn login(next: &str, problem: Option<&str>) -> Markup {
             body {
                 main.login {
                     h1 { "autoscaler" }
-                    p { "Log in with one of the service's API tokens (AUTOSCALER_API_TOKENS)." }
+                    p { "Log in with one of the service's API tokens (AUTOSCALER_API_TOKENS or the token file); you see your team's clusters." }
                     @if let Some(problem) = problem {
                         p.error role="alert" { (problem) }
                     }

@@ -25,6 +25,7 @@ use serde::Deserialize;
 
 use crate::api::AppState;
 use crate::storage::StorageError;
+use crate::tenancy::Principal;
 
 /// What the status page can fail with; each becomes an HTML page with the matching status.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +77,19 @@ impl IntoResponse for UiError {
     }
 }
 
+/// Another team's cluster or decision is answered as a missing one, as in the API.
+pub(crate) fn hide_other_team(
+    state: &AppState,
+    principal: &Principal,
+    team: &str,
+    missing: impl FnOnce() -> UiError,
+) -> Result<(), UiError> {
+    principal.may_see(team).map_err(|denied| {
+        state.metrics.refused(denied.reason());
+        missing()
+    })
+}
+
 /// The status page's routes; the pages need a session or a bearer token, the login does not.
 pub fn router(state: AppState) -> Router<AppState> {
     let pages = Router::new()
@@ -116,23 +130,29 @@ async fn security_headers(request: Request, next: Next) -> Response {
     response
 }
 
-fn has_session(state: &AppState, headers: &HeaderMap) -> bool {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|token| state.tokens.accepts(token.trim()));
-    bearer
-        || headers
+/// Who the request is from: a bearer token (not an engine's) or a session cookie.
+fn session_principal(state: &AppState, headers: &HeaderMap) -> Option<Principal> {
+    let bearer = crate::api::bearer(headers)
+        .and_then(|token| state.tokens.authenticate(token))
+        .map(|(principal, _)| principal)
+        .filter(|p| p.may_read().is_ok());
+    bearer.or_else(|| {
+        headers
             .get_all(header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .filter_map(session::from_cookie_header)
-            .any(|value| session::verify(&state.tokens, value, Utc::now()))
+            .find_map(|value| session::verify(&state.tokens, value, Utc::now()))
+    })
 }
 
-async fn require_session(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if has_session(&state, request.headers()) {
+async fn require_session(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if let Some(principal) = session_principal(&state, request.headers()) {
+        request.extensions_mut().insert(principal);
         return next.run(request).await;
     }
     let wanted = request.uri().path_and_query().map_or("/ui", |p| p.as_str());

@@ -1,13 +1,14 @@
 //! The status page's login session: after a token is presented once, an HTTP-only cookie that holds an
 //! expiry and a MAC keyed by that token's digest. Nothing is stored server-side, so every replica of the
-//! API accepts it, and removing a token from AUTOSCALER_API_TOKENS ends the sessions opened with it.
+//! API accepts it, and removing a token (from AUTOSCALER_API_TOKENS or the token file) ends the sessions
+//! opened with it. The session is the token's: same team, same role.
 
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::api::ApiTokens;
+use crate::tenancy::{Principal, TokenStore};
 
 pub const COOKIE: &str = "autoscaler_session";
 /// How long a login lasts.
@@ -40,8 +41,9 @@ fn unhex(text: &str) -> Option<[u8; 32]> {
 
 /// A cookie value for a login with `token`, valid until `now` plus the lifetime; `None` when the token
 /// is not one of the configured ones.
-pub fn issue(tokens: &ApiTokens, token: &str, now: DateTime<Utc>) -> Option<String> {
-    let key = tokens.matching_digest(token)?;
+pub fn issue(tokens: &TokenStore, token: &str, now: DateTime<Utc>) -> Option<String> {
+    let (principal, key) = tokens.authenticate(token)?;
+    principal.may_read().ok()?;
     let expires = now.timestamp() + LIFETIME_SECONDS;
     let nonce = uuid::Uuid::new_v4().simple().to_string();
     Some(format!(
@@ -50,28 +52,28 @@ pub fn issue(tokens: &ApiTokens, token: &str, now: DateTime<Utc>) -> Option<Stri
     ))
 }
 
-/// Whether a cookie value is a live session of one of the configured tokens.
-pub fn verify(tokens: &ApiTokens, value: &str, now: DateTime<Utc>) -> bool {
+/// The principal of a cookie value that is a live session of one of the configured tokens.
+pub fn verify(tokens: &TokenStore, value: &str, now: DateTime<Utc>) -> Option<Principal> {
     let mut parts = value.split('.');
     let (Some(expires), Some(nonce), Some(presented), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return false;
+        return None;
     };
     let (Ok(expires), Some(presented)) = (expires.parse::<i64>(), unhex(presented)) else {
-        return false;
+        return None;
     };
     if expires <= now.timestamp() || nonce.len() > 64 {
-        return false;
+        return None;
     }
     // Every configured token is tried, so the time taken does not tell which one matched.
-    tokens
-        .digests()
-        .iter()
-        .fold(subtle::Choice::from(0), |found, key| {
-            found | mac(key, expires, nonce).ct_eq(&presented)
-        })
-        .into()
+    let mut found = None;
+    for (principal, key) in tokens.keys() {
+        if bool::from(mac(&key, expires, nonce).ct_eq(&presented)) {
+            found = Some(principal);
+        }
+    }
+    found.filter(|p| p.may_read().is_ok())
 }
 
 /// The session cookie's value from a `Cookie` header.
@@ -103,42 +105,53 @@ mod tests {
 
     const TOKEN: &str = "status-page-token-0123456789";
 
+    fn store(tokens: &[&str]) -> TokenStore {
+        let tokens: Vec<String> = tokens.iter().map(|t| (*t).to_owned()).collect();
+        TokenStore::new(&tokens, &[], None).expect("a store")
+    }
+
     #[test]
     fn a_session_of_a_configured_token_is_accepted_until_it_expires() {
-        let tokens = ApiTokens::new(&["another-token-0123456789", TOKEN]);
+        let tokens = store(&["another-token-0123456789", TOKEN]);
         let now = Utc::now();
         let cookie = issue(&tokens, TOKEN, now).expect("a configured token");
-        assert!(verify(&tokens, &cookie, now));
-        assert!(verify(
-            &tokens,
-            &cookie,
-            now + chrono::Duration::seconds(LIFETIME_SECONDS - 1)
-        ));
-        assert!(!verify(
-            &tokens,
-            &cookie,
-            now + chrono::Duration::seconds(LIFETIME_SECONDS)
-        ));
+        assert!(verify(&tokens, &cookie, now).is_some());
+        assert!(
+            verify(
+                &tokens,
+                &cookie,
+                now + chrono::Duration::seconds(LIFETIME_SECONDS - 1)
+            )
+            .is_some()
+        );
+        assert!(
+            verify(
+                &tokens,
+                &cookie,
+                now + chrono::Duration::seconds(LIFETIME_SECONDS)
+            )
+            .is_none()
+        );
     }
 
     #[test]
     fn an_unknown_token_gets_no_session_and_a_removed_token_ends_its_sessions() {
-        let tokens = ApiTokens::new(&[TOKEN]);
+        let tokens = store(&[TOKEN]);
         assert!(issue(&tokens, "not-a-token-0123456789", Utc::now()).is_none());
         let cookie = issue(&tokens, TOKEN, Utc::now()).expect("issued");
-        let rotated = ApiTokens::new(&["the-new-token-0123456789"]);
-        assert!(!verify(&rotated, &cookie, Utc::now()));
+        let rotated = store(&["the-new-token-0123456789"]);
+        assert!(verify(&rotated, &cookie, Utc::now()).is_none());
     }
 
     #[test]
     fn a_forged_or_altered_cookie_is_refused() {
-        let tokens = ApiTokens::new(&[TOKEN]);
+        let tokens = store(&[TOKEN]);
         let now = Utc::now();
         let cookie = issue(&tokens, TOKEN, now).expect("issued");
         let (expires, rest) = cookie.split_once('.').expect("three parts");
         // A later expiry with the same MAC.
         let extended = format!("{}.{rest}", expires.parse::<i64>().expect("a value") + 3600);
-        assert!(!verify(&tokens, &extended, now));
+        assert!(verify(&tokens, &extended, now).is_none());
         for forged in [
             "",
             "1.2.3",
@@ -146,7 +159,7 @@ mod tests {
             &format!("{cookie}.x"),
             &cookie[..cookie.len() - 1],
         ] {
-            assert!(!verify(&tokens, forged, now), "{forged:?}");
+            assert!(verify(&tokens, forged, now).is_none(), "{forged:?}");
         }
     }
 

@@ -7,9 +7,10 @@ use axum::{Json, body::Body, extract::State, http::HeaderMap};
 use serde::Deserialize;
 use url::Url;
 
-use super::{Receipt, WebhookState, authorised, parse_json, read_body};
+use super::{Receipt, WebhookState, parse_json, read_body};
 use crate::{
     api::ApiError, cluster::FieldProblem, outbound::OutboundPolicy, storage::StorageError,
+    tenancy::Role,
 };
 
 /// Longer than any control URL a deployment needs; a longer one is refused rather than stored.
@@ -49,15 +50,45 @@ async fn accept(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Json<Receipt>, ApiError> {
-    if !authorised(headers, &state.engine_tokens) {
+    let principal = crate::api::bearer(headers)
+        .and_then(|token| state.engine_tokens.authenticate(token))
+        .map(|(principal, _)| principal)
+        .filter(|principal| principal.role == Role::Engine);
+    let Some(principal) = principal else {
+        state.metrics.refused("unauthenticated");
         return Err(ApiError::Unauthorized);
-    }
+    };
     let body = read_body(body, state.max_body_bytes).await?;
     let announcement: Announcement = parse_json(&body)?;
-    if announcement.instance.is_empty() || announcement.instance.len() > 253 {
+    if announcement.instance.is_empty()
+        || announcement.instance.len() > 253
+        || announcement.instance.contains('\0')
+    {
         return Err(ApiError::MalformedJson(
-            "instance: must be 1 to 253 characters".to_owned(),
+            "instance: must be 1 to 253 characters, without NUL".to_owned(),
         ));
+    }
+    // A cluster outside the token's scope is answered as a missing one, so a token cannot tell which
+    // names other teams use, and nothing is recorded.
+    let unknown = || {
+        ApiError::NotFound(format!(
+            "no subscribed cluster is named {:?}",
+            announcement.cluster
+        ))
+    };
+    match state.storage.get_cluster(&announcement.cluster).await {
+        Ok(cluster) => {
+            if principal
+                .may_announce(&announcement.cluster, &cluster.team)
+                .is_err()
+            {
+                state.metrics.refused("engine_scope");
+                tracing::warn!(token = %principal.name, cluster = %announcement.cluster, "an engine token announced for a cluster outside its scope");
+                return Err(unknown());
+            }
+        }
+        Err(StorageError::NotFound) => return Err(unknown()),
+        Err(e) => return Err(e.into()),
     }
     let control_url = match &announcement.control_url {
         Some(url) => Some(

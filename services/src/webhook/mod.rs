@@ -41,8 +41,9 @@ pub struct WebhookState {
     pub argocd_tokens: Arc<ApiTokens>,
     /// The secret GitHub signs deliveries with; `None` refuses every GitHub delivery.
     pub github: Option<Arc<GitHubSignature>>,
-    /// Bearer tokens engine instances present when they announce themselves.
-    pub engine_tokens: Arc<ApiTokens>,
+    /// The tokens engine instances present when they announce themselves: the engine tokens of the
+    /// token file (each scoped to its team, or to listed clusters) and the plain ones of the default team.
+    pub engine_tokens: Arc<crate::tenancy::TokenStore>,
     /// Where an announced engine control URL may point (the worker calls it with the control token).
     pub outbound: Arc<OutboundPolicy>,
     pub max_body_bytes: usize,

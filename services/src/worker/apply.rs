@@ -100,7 +100,7 @@ impl Worker {
             }
             _ => {
                 let token = match &target.control_token {
-                    Some(secret) => Some(self.secrets.resolve(secret).await?),
+                    Some(secret) => Some(self.secrets.resolve(&cluster.team, secret).await?),
                     None => None,
                 };
                 let live = self
@@ -113,7 +113,7 @@ impl Worker {
                 }
             }
         };
-        self.rescale_into_effect(decision, spec, restart_target)
+        self.rescale_into_effect(decision, &cluster.spec, restart_target)
             .await
     }
 

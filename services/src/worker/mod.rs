@@ -255,7 +255,7 @@ impl Worker {
             DecisionStatus::Committed | DecisionStatus::Syncing | DecisionStatus::Merged
         ) {
             let decision = self.storage.get_decision(decision_id).await?;
-            status = self.sync(&decision, &cluster.spec).await?;
+            status = self.sync(&decision, &cluster.team, &cluster.spec).await?;
         }
         if status == DecisionStatus::Synced {
             let decision = self.storage.get_decision(decision_id).await?;
@@ -318,9 +318,15 @@ impl Worker {
         Ok(change.to)
     }
 
-    async fn git_credential(&self, spec: &ClusterSpec) -> Result<Option<Credential>, WorkError> {
+    async fn git_credential(
+        &self,
+        team: &str,
+        spec: &ClusterSpec,
+    ) -> Result<Option<Credential>, WorkError> {
         match &spec.git.credentials {
-            Some(secret) => Ok(Some(Credential::new(self.secrets.resolve(secret).await?))),
+            Some(secret) => Ok(Some(Credential::from_secret(
+                &self.secrets.resolve(team, secret).await?,
+            ))),
             None => Ok(None),
         }
     }

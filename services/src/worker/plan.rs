@@ -33,7 +33,7 @@ impl Worker {
         }
         let direction = direction_of(decision)?;
         self.check_destinations(spec).await?;
-        let credential = self.git_credential(spec).await?;
+        let credential = self.git_credential(&cluster.team, spec).await?;
         let base = Remote {
             url: &spec.git.repository,
             branch: &spec.git.branch,
@@ -204,7 +204,7 @@ impl Worker {
                 token,
                 labels,
             } => {
-                let token = self.secrets.resolve(token).await?;
+                let token = self.secrets.resolve(&cluster.team, token).await?;
                 let github = GitHubClient::new(
                     github_api_url.as_ref(),
                     github_repository,

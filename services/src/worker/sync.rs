@@ -16,6 +16,7 @@ impl Worker {
     pub(super) async fn sync(
         &self,
         decision: &DecisionRecord,
+        team: &str,
         spec: &ClusterSpec,
     ) -> Result<DecisionStatus, WorkError> {
         let write_back = decision.write_back.as_ref().map(|w| &w.0);
@@ -26,7 +27,7 @@ impl Worker {
             .to_owned();
         let argocd = &spec.argocd;
         let token = match &argocd.token {
-            Some(secret) => Some(self.secrets.resolve(secret).await?),
+            Some(secret) => Some(self.secrets.resolve(team, secret).await?),
             None => None,
         };
         if decision.status != DecisionStatus::Syncing {
@@ -46,7 +47,7 @@ impl Worker {
             argocd.project.clone(),
             self.settings.argocd,
         );
-        let credential = self.git_credential(spec).await?;
+        let credential = self.git_credential(team, spec).await?;
         let remote = Remote {
             url: &spec.git.repository,
             branch: &spec.git.branch,

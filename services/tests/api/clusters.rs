@@ -144,13 +144,13 @@ async fn a_pull_request_cluster_keeps_its_secret_reference_and_never_a_secret() 
     with_pr["write_back"] = json!({
         "mode": "pull_request",
         "github_repository": "platform/gitops",
-        "token": {"env": "GITHUB_TOKEN"}
+        "token": {"env": "AUTOSCALER_TEAM_DEFAULT_SECRET_GITHUB"}
     });
 
     let body = app.subscribe(&with_pr).await;
 
     assert_eq!(
         body["spec"]["write_back"]["token"],
-        json!({"env": "GITHUB_TOKEN"})
+        json!({"env": "AUTOSCALER_TEAM_DEFAULT_SECRET_GITHUB"})
     );
 }

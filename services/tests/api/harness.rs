@@ -1,16 +1,42 @@
 use std::sync::Arc;
 
 use autoscaler::{
-    api::{self, ApiTokens, AppState},
+    api::{self, AppState},
     cluster::ValidationContext,
     manager::Evaluator,
     metrics::Metrics,
     rules::standard_rules,
     storage::Storage,
+    tenancy::{TokenStore, sha256_hex},
 };
 use serde_json::{Value, json};
 
+/// A plain token: an admin of the default team, who sees every team.
 pub const TOKEN: &str = "test-token-0123456789abcdef";
+/// The teams of the token file, and the roles each has a token of.
+pub const TEAMS: [&str; 2] = ["team-a", "team-b"];
+pub const ROLES: [&str; 3] = ["viewer", "editor", "admin"];
+
+/// The token of `team` with `role` (`viewer`, `editor`, `admin` or `engine`) in the harness's token file.
+pub fn team_token(team: &str, role: &str) -> String {
+    format!("{team}-{role}-token-0123456789abcdef")
+}
+
+/// A token file with a token of every role for each of the teams, by SHA-256.
+pub fn token_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut text = String::from("tokens:\n");
+    for team in TEAMS {
+        for role in ROLES.iter().chain(&["engine"]) {
+            text.push_str(&format!(
+                "  - name: {team}-{role}\n    team: {team}\n    role: {role}\n    sha256: {}\n",
+                sha256_hex(&team_token(team, role))
+            ));
+        }
+    }
+    let path = dir.join("tokens.yaml");
+    std::fs::write(&path, text).expect("write the token file");
+    path
+}
 pub const BODY_LIMIT: usize = 16 * 1024;
 
 pub use crate::database::TestDatabase;
@@ -19,7 +45,9 @@ pub struct TestApp {
     pub address: String,
     pub storage: Storage,
     pub client: reqwest::Client,
+    pub metrics: Arc<Metrics>,
     _database: TestDatabase,
+    _tokens: tempfile::TempDir,
 }
 
 impl TestApp {
@@ -42,11 +70,16 @@ impl TestApp {
             .await
             .expect("connect (creating the database)");
         storage.migrate().await.expect("migrate");
+        let tokens = tempfile::tempdir().expect("a directory for the token file");
+        let metrics = Arc::new(Metrics::default());
         let state = AppState {
             storage: storage.clone(),
-            tokens: Arc::new(ApiTokens::new(&[TOKEN])),
+            tokens: Arc::new(
+                TokenStore::new(&[TOKEN.to_owned()], &[], Some(token_file(tokens.path())))
+                    .expect("the token file"),
+            ),
             validation,
-            metrics: Arc::new(Metrics::default()),
+            metrics: metrics.clone(),
             max_body_bytes: BODY_LIMIT,
             evaluator: Arc::new(Evaluator {
                 storage: storage.clone(),
@@ -68,7 +101,9 @@ impl TestApp {
             address,
             storage,
             client: reqwest::Client::new(),
+            metrics,
             _database: database,
+            _tokens: tokens,
         }
     }
 
@@ -81,6 +116,28 @@ impl TestApp {
         self.client
             .request(method, self.url(path))
             .bearer_auth(TOKEN)
+    }
+
+    /// A request with `token`.
+    pub fn as_token(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+    }
+
+    /// The count of `autoscaler_api_refusals_total` for `reason`.
+    pub fn refusals(&self, reason: &str) -> u64 {
+        let text = self.metrics.encode();
+        let wanted = format!("autoscaler_api_refusals_total{{reason=\"{reason}\"}} ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(wanted.as_str()))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
@@ -114,7 +171,7 @@ impl TestApp {
 
     pub async fn cluster_count(&self) -> usize {
         self.storage
-            .list_clusters(None, 10_000)
+            .list_clusters(None, None, 10_000)
             .await
             .expect("list clusters")
             .len()

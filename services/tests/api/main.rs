@@ -5,6 +5,8 @@ mod clusters;
 #[path = "../common/database.rs"]
 mod database;
 mod decisions;
+mod fuzz;
 mod harness;
 mod ops;
 mod refusals;
+mod tenancy;

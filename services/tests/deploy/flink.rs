@@ -392,6 +392,7 @@ fn the_flink_subscription_matches_the_job_the_scale_file_and_the_application() {
             value: 1.0,
         };
         let record = ClusterRecord {
+            team: autoscaler::tenancy::DEFAULT_TEAM.to_owned(),
             id: 1,
             spec: spec.clone(),
             paused: false,

@@ -629,13 +629,15 @@ fn autoscaler_containers_set_only_settings_the_binary_reads_and_start() {
                 // What `autoscaler` checks at start, with the secrets directory as the pod has it.
                 let mut config = parsed.config.clone();
                 if let Some(dir) = &config.secrets_dir {
+                    // The default team's store, <dir>/default, is a Secret volume.
+                    let store = dir.join("default");
                     let mounted =
-                        mount_of(deployment, container, &dir.join("x")).is_some_and(|(m, v)| {
-                            m["mountPath"].as_str() == dir.to_str() && !v["secret"].is_null()
+                        mount_of(deployment, container, &store.join("x")).is_some_and(|(m, v)| {
+                            m["mountPath"].as_str() == store.to_str() && !v["secret"].is_null()
                         });
                     problems.check(mounted, || {
                         format!(
-                            "{at}: AUTOSCALER_SECRETS_DIR {} is not where a Secret volume is mounted",
+                            "{at}: AUTOSCALER_SECRETS_DIR {}/default (the default team's store) is not where a Secret volume is mounted",
                             dir.display()
                         )
                     });
@@ -835,8 +837,8 @@ fn secret_and_config_references_resolve() {
     problems.assert_none("Secret and ConfigMap references");
 }
 
-/// The file credentials subscriptions name are keys of the Secret mounted at the worker's
-/// AUTOSCALER_SECRETS_DIR; the env credentials are variables of the worker.
+/// The file credentials subscriptions name are keys of the Secret mounted at the default team's store under
+/// the worker's AUTOSCALER_SECRETS_DIR; the env credentials are variables of the worker.
 #[test]
 fn subscription_credentials_are_where_the_worker_looks() {
     let mut problems = Problems::default();
@@ -886,7 +888,8 @@ fn subscription_credentials_are_where_the_worker_looks() {
                                 ));
                                 continue;
                             };
-                            let volume = mount_of(deployment, container, &dir.join(&path))
+                            // The shipped subscriptions are the default team's: its store is <dir>/default.
+                            let volume = mount_of(deployment, container, &dir.join("default").join(&path))
                                 .map(|(_, v)| v.clone());
                             let secret_name = volume
                                 .as_ref()

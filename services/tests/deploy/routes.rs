@@ -35,9 +35,13 @@ pub fn autoscaler_router(role: Role) -> Router {
         .expect("a lazy pool");
     let storage = Storage::from_pool(pool);
     let metrics = Arc::new(Metrics::default());
+    let tokens = Arc::new(
+        autoscaler::tenancy::TokenStore::new(&[TOKEN.to_owned()], &[TOKEN.to_owned()], None)
+            .expect("tokens"),
+    );
     let state = AppState {
         storage: storage.clone(),
-        tokens: Arc::new(ApiTokens::new(&[TOKEN])),
+        tokens: tokens.clone(),
         validation: ValidationContext::default(),
         metrics: metrics.clone(),
         max_body_bytes: 64 * 1024,
@@ -53,7 +57,7 @@ pub fn autoscaler_router(role: Role) -> Router {
         queue: TaskQueue::new(storage.pool()),
         argocd_tokens: Arc::new(ApiTokens::new(&[TOKEN])),
         github: None,
-        engine_tokens: Arc::new(ApiTokens::new(&[TOKEN])),
+        engine_tokens: tokens,
         outbound: Arc::default(),
         max_body_bytes: 64 * 1024,
         max_age: std::time::Duration::from_secs(3 * 24 * 3600),

@@ -176,10 +176,13 @@ async fn setup() -> Setup {
         ),
     ];
     for spec in &specs {
-        storage.insert_cluster(spec).await.expect("subscribe");
+        storage
+            .insert_cluster(spec, autoscaler::storage::Actor::OPERATOR)
+            .await
+            .expect("subscribe");
     }
     storage
-        .set_cluster_paused("paused", true)
+        .set_cluster_paused("paused", true, autoscaler::storage::Actor::OPERATOR)
         .await
         .expect("pause");
 
@@ -374,7 +377,10 @@ async fn a_prometheus_that_never_answers_times_out_and_leaves_the_metrics_missin
     let storage = Storage::connect(&database.url).await.expect("connect");
     storage.migrate().await.expect("migrate");
     storage
-        .insert_cluster(&cluster_spec("stuck", &url, None))
+        .insert_cluster(
+            &cluster_spec("stuck", &url, None),
+            autoscaler::storage::Actor::OPERATOR,
+        )
         .await
         .expect("subscribe");
     let client = PrometheusClient::new(

@@ -63,7 +63,7 @@ async fn engine(fail_with: Option<&'static str>) -> Engine {
 fn target(e: &Engine, token: &str) -> RescaleTarget {
     RescaleTarget::Engine {
         control_url: e.url.parse().expect("URL parses"),
-        token: Some(token.to_owned()),
+        token: Some(token.into()),
     }
 }
 

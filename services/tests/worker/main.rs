@@ -314,7 +314,11 @@ async fn argocd_refusals_fail_the_decision_with_a_clear_reason() {
 #[tokio::test]
 async fn a_wrong_argocd_token_fails_without_showing_any_token() {
     let world = World::new().await;
-    std::fs::write(world.dir.join("secrets/argocd"), "not-the-right-token-0000").expect("secret");
+    std::fs::write(
+        world.dir.join("secrets/default/argocd"),
+        "not-the-right-token-0000",
+    )
+    .expect("secret");
     let id = world.saturated_decision().await;
 
     let progress = world.worker("host-a").run_task(id, World::retry()).await;
@@ -362,7 +366,11 @@ async fn an_unreachable_argocd_is_retried_then_given_up_with_the_reason() {
 async fn a_decision_whose_cluster_was_deleted_fails() {
     let world = World::new().await;
     let id = world.pending("up", Utc::now()).await;
-    world.storage.delete_cluster("logs").await.expect("deleted");
+    world
+        .storage
+        .delete_cluster("logs", autoscaler::storage::Actor::OPERATOR)
+        .await
+        .expect("deleted");
 
     let progress = world.worker("host-a").run_task(id, World::retry()).await;
 

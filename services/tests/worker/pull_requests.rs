@@ -26,7 +26,7 @@ pub async fn pull_request_world() -> (World, GitHubServer) {
         });
     })
     .await;
-    std::fs::write(world.dir.join("secrets/github"), GITHUB_TOKEN).expect("secret");
+    std::fs::write(world.dir.join("secrets/default/github"), GITHUB_TOKEN).expect("secret");
     github.add_repository("acme", "gitops", world.bare.clone());
     (world, github)
 }
@@ -181,7 +181,11 @@ async fn rate_limits_are_waited_out() {
 #[tokio::test]
 async fn a_rejected_github_token_fails_the_decision_without_showing_it() {
     let (world, _github) = pull_request_world().await;
-    std::fs::write(world.dir.join("secrets/github"), "ghp_wrong_token_000000").expect("secret");
+    std::fs::write(
+        world.dir.join("secrets/default/github"),
+        "ghp_wrong_token_000000",
+    )
+    .expect("secret");
     let id = world.saturated_decision().await;
 
     let progress = world.worker("host-a").run_task(id, World::retry()).await;
@@ -198,4 +202,97 @@ async fn a_rejected_github_token_fails_the_decision_without_showing_it() {
         !stored.contains("ghp_wrong_token") && !stored.contains(GITHUB_TOKEN),
         "{stored}"
     );
+}
+
+/// A `MakeWriter` that keeps every log line of the test in memory.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn no_secret_value_reaches_logs_errors_decisions_commits_or_pull_requests() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter("trace")
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    // A pull request opened with the right token, then a decision failing on a wrong one.
+    let (world, github) = pull_request_world().await;
+    let now = Utc::now();
+    world.saturated_history(now).await;
+    let opened = world.pending("up", now).await;
+    let progress = world
+        .worker("host-a")
+        .run_task(opened, World::retry())
+        .await;
+    assert_eq!(progress, Progress::Reached(DecisionStatus::PrOpen));
+    const WRONG: &str = "ghp_wrong_token_leak_check_000";
+    std::fs::write(world.dir.join("secrets/default/github"), WRONG).expect("secret");
+    let (other, _github) = pull_request_world().await;
+    std::fs::write(other.dir.join("secrets/default/github"), WRONG).expect("secret");
+    let failed = other.saturated_decision().await;
+    let progress = other
+        .worker("host-b")
+        .run_task(failed, World::retry())
+        .await;
+    assert_eq!(progress, Progress::Reached(DecisionStatus::Failed));
+
+    let mut haystacks = vec![
+        (
+            "logs",
+            String::from_utf8_lossy(&logs.0.lock().expect("lock")).into_owned(),
+        ),
+        ("metrics", world.metrics.encode()),
+    ];
+    for (what, w, id) in [
+        ("opened decision", &world, opened),
+        ("failed decision", &other, failed),
+    ] {
+        let record = w.decision(id).await;
+        haystacks.push((what, serde_json::to_string(&record).expect("json")));
+    }
+    for pull in github.pulls("acme", "gitops") {
+        haystacks.push(("pull request", format!("{} {:?}", pull.title, pull.body)));
+    }
+    for bare in [&world.bare, &other.bare] {
+        let history = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(bare)
+            .args(["log", "-p", "--all"])
+            .output()
+            .expect("git log");
+        haystacks.push((
+            "commits",
+            String::from_utf8_lossy(&history.stdout).into_owned(),
+        ));
+    }
+    assert!(
+        haystacks[0].1.contains("decision"),
+        "the logs were captured: {}",
+        haystacks[0].1.len()
+    );
+    for secret in [GITHUB_TOKEN, WRONG, crate::world::ARGOCD_TOKEN] {
+        for (what, text) in &haystacks {
+            assert!(!text.contains(secret), "{secret} found in the {what}");
+        }
+    }
 }

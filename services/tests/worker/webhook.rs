@@ -36,7 +36,10 @@ pub(crate) async fn serve(world: &World) -> String {
             "argocd:basic-password-0123",
         ])),
         github: Some(Arc::new(GitHubSignature::new(SECRET))),
-        engine_tokens: Arc::new(ApiTokens::new(&[ENGINE_TOKEN])),
+        engine_tokens: Arc::new(
+            autoscaler::tenancy::TokenStore::new(&[], &[ENGINE_TOKEN.to_owned()], None)
+                .expect("tokens"),
+        ),
         outbound: Arc::new(
             test_support::OUTBOUND_ALLOW_LOCAL
                 .parse()

@@ -64,8 +64,12 @@ impl World {
         let bare = dir.join("gitops.git");
         let seed = dir.join("seed");
         std::fs::create_dir_all(seed.join("pipelines/logs")).expect("dirs");
-        std::fs::create_dir_all(dir.join("secrets")).expect("dirs");
-        std::fs::write(dir.join("secrets/argocd"), format!("{ARGOCD_TOKEN}\n")).expect("secret");
+        std::fs::create_dir_all(dir.join("secrets/default")).expect("dirs");
+        std::fs::write(
+            dir.join("secrets/default/argocd"),
+            format!("{ARGOCD_TOKEN}\n"),
+        )
+        .expect("secret");
         git(
             &dir,
             &[
@@ -116,7 +120,10 @@ impl World {
         });
         adjust(&mut spec);
         let spec: ClusterSpec = serde_json::from_value(spec).expect("spec");
-        let cluster = storage.insert_cluster(&spec).await.expect("cluster");
+        let cluster = storage
+            .insert_cluster(&spec, autoscaler::storage::Actor::OPERATOR)
+            .await
+            .expect("cluster");
         Self {
             storage,
             argocd,
@@ -134,7 +141,7 @@ impl World {
         Worker::new(
             self.storage.clone(),
             self.metrics.clone(),
-            SecretResolver::new(Some(self.dir.join("secrets"))),
+            SecretResolver::new(Some(self.dir.join("secrets")), None),
             WorkerSettings {
                 workdir: self.dir.join(host),
                 argocd: FollowSettings {

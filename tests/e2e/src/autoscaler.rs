@@ -14,7 +14,7 @@ use crate::process::{Process, binary, free_port};
 
 pub const API_TOKEN: &str = "e2e-api-token-0123456789";
 pub const ENGINE_TOKEN: &str = "e2e-engine-token-0123456789";
-/// The Argo CD test server's token; the subscriptions name it as `{"env": "E2E_ARGOCD_TOKEN"}`.
+/// The Argo CD test server's token; the subscriptions name it as `{"env": "AUTOSCALER_TEAM_DEFAULT_SECRET_ARGOCD_TOKEN"}`.
 pub const ARGOCD_TOKEN: &str = "e2e-argocd-token-0123456789";
 
 /// How the test tunes the service: every setting is a documented environment variable.
@@ -132,8 +132,11 @@ impl Autoscaler {
                 api_token: API_TOKEN,
                 engine_token: ENGINE_TOKEN,
                 secrets: &[
-                    ("E2E_ARGOCD_TOKEN", ARGOCD_TOKEN),
-                    ("E2E_GITHUB_TOKEN", crate::review::GITHUB_TOKEN),
+                    ("AUTOSCALER_TEAM_DEFAULT_SECRET_ARGOCD_TOKEN", ARGOCD_TOKEN),
+                    (
+                        "AUTOSCALER_TEAM_DEFAULT_SECRET_GITHUB_TOKEN",
+                        crate::review::GITHUB_TOKEN,
+                    ),
                 ],
             },
         )

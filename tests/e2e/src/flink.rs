@@ -259,7 +259,7 @@ impl FlinkStack {
                     "path": scale.path, "key": scale.key},
             "write_back": {"mode": "commit"},
             "argocd": {"server": self.argocd.url(), "application": CLUSTER,
-                       "token": {"env": "E2E_ARGOCD_TOKEN"}},
+                       "token": {"env": "AUTOSCALER_TEAM_DEFAULT_SECRET_ARGOCD_TOKEN"}},
             "policy": {
                 "min_scale": 1, "max_scale": self.path.max_scale(),
                 "lag_seconds_high": 15, "lag_seconds_low": 3,

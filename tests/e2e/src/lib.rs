@@ -173,11 +173,11 @@ impl Stack {
                     "mode": "pull_request",
                     "github_repository": format!("{}/{}", review::OWNER, review::REPOSITORY),
                     "github_api_url": review.github.url(),
-                    "token": {"env": "E2E_GITHUB_TOKEN"},
+                    "token": {"env": "AUTOSCALER_TEAM_DEFAULT_SECRET_GITHUB_TOKEN"},
                 }),
             },
             "argocd": {"server": self.argocd.url(), "application": CLUSTER,
-                       "token": {"env": "E2E_ARGOCD_TOKEN"}},
+                       "token": {"env": "AUTOSCALER_TEAM_DEFAULT_SECRET_ARGOCD_TOKEN"}},
             "policy": {
                 "min_scale": 1, "max_scale": MAX_SCALE, "partition_count": PARTITIONS,
                 "lag_seconds_high": 15, "lag_seconds_low": 3,

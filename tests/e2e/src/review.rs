@@ -12,7 +12,7 @@ use test_support::github::{GitHubServer, PullSnapshot};
 pub const OWNER: &str = "acme";
 pub const REPOSITORY: &str = "gitops";
 /// The token the autoscaler presents to the GitHub test server; the subscription names it as
-/// `{"env": "E2E_GITHUB_TOKEN"}`.
+/// `{"env": "AUTOSCALER_TEAM_DEFAULT_SECRET_GITHUB_TOKEN"}`.
 pub const GITHUB_TOKEN: &str = "e2e-github-token-0123456789";
 /// The secret GitHub signs deliveries with (`AUTOSCALER_GITHUB_WEBHOOK_SECRET`).
 pub const WEBHOOK_SECRET: &str = "e2e-github-webhook-secret-0123";

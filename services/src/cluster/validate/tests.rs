@@ -340,7 +340,7 @@ fn pull_request_mode_needs_an_owner_and_name() {
     let spec = with(
         valid(),
         "/write_back",
-        json!({"mode": "pull_request", "github_repository": "just-a-name", "token": {"env": "GITHUB_TOKEN"}}),
+        json!({"mode": "pull_request", "github_repository": "just-a-name", "token": {"env": "AUTOSCALER_TEAM_DEFAULT_SECRET_GITHUB"}}),
     );
     assert_eq!(fields_of(spec), ["write_back.github_repository"]);
 }
