@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{AppState, error::ApiError, error::ErrorBody, json::ApiJson};
 use crate::{
     cluster::{ClusterSpec, FieldProblem},
-    rules::Evaluation,
+    decide::Evaluation,
     storage::{ClusterRecord, DecisionRecord, StorageError},
 };
 

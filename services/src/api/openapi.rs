@@ -11,7 +11,8 @@ use crate::{
         ArgoCdApp, ClusterSpec, FieldProblem, FlinkJobSpec, GitLocation, MetricQueries,
         MetricsSource, Policy, ScaleUnit, SecretRef, Target, TargetKind, WriteBack,
     },
-    rules::{Direction, Evaluation, Outcome, Verdict},
+    decide::Evaluation,
+    rules::{Direction, Outcome, Verdict},
     storage::{DecisionRecord, DecisionStatus},
 };
 

@@ -1,4 +1,8 @@
-use autoscaler::storage::{DecisionStatus, NewDecision};
+use autoscaler::{
+    decide::{DecisionInputs, Direction},
+    storage::{DecisionStatus, NewDecision},
+};
+use chrono::Utc;
 use serde_json::{Value, json};
 
 use crate::harness::{TestApp, spec};
@@ -13,7 +17,7 @@ async fn record_decisions(app: &TestApp, cluster: &str, count: usize) -> Vec<i64
                 cluster_id: cluster.id,
                 cluster_name: cluster.spec.name.clone(),
                 rule: "lag_above_threshold".to_owned(),
-                inputs: json!({"window": i}),
+                inputs: DecisionInputs::bare(Direction::Up, &format!("test {i}"), Utc::now(), 300),
                 from_scale: Some(2),
             })
             .await
@@ -80,7 +84,7 @@ async fn the_database_allows_one_decision_in_flight_per_cluster() {
         cluster_id: cluster.id,
         cluster_name: "epsilon".to_owned(),
         rule: "cpu_above_threshold".to_owned(),
-        inputs: json!({}),
+        inputs: DecisionInputs::bare(Direction::Up, "test", Utc::now(), 300),
         from_scale: Some(1),
     };
 

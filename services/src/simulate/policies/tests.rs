@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use super::{Bounds, Change, Ds2, Hpa, Keda, Observation, ScalingPolicy, Truth};
-use crate::storage::Sample;
+use crate::decide::Sample;
 
 const BOUNDS: Bounds = Bounds { min: 1, max: 24 };
 

@@ -1,14 +1,15 @@
-//! Estimate and check together: what a worker would write for one fired rule. Pure, so the worker and
-//! the simulator run the very same steps.
+//! The worker's step for one fired rule: the human-change veto, the estimate, the ineffective-scaling
+//! veto, the post-evaluation check, and whether Git already holds the result.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{
-    CheckOutcome, Estimate, Method, PreviousChange, ScaleUpEffect, estimate, last_scale_up,
-    post_check,
+use super::{CheckOutcome, Facts, HumanCommit, Sample, human, post_check};
+use crate::{
+    cluster::Policy,
+    estimate::{Estimate, Method, ScaleUpEffect, estimate, last_scale_up},
+    rules::Direction,
 };
-use crate::{cluster::Policy, rules::Direction, storage::Sample};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Plan {
@@ -17,6 +18,9 @@ pub struct Plan {
     pub outcome: CheckOutcome,
     /// What the newest scale-up in the history gained, where a backlog on both sides tells.
     pub last_scale_up: Option<ScaleUpEffect>,
+    /// The person's commit that vetoed the change, for the caller to record as a human change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub human_change: Option<HumanCommit>,
 }
 
 /// The new scale must carry the forecast input with CPU this far below `cpu_high`, or the CPU rule would
@@ -38,15 +42,26 @@ fn cpu_floor(estimate: &Estimate, policy: &Policy) -> u32 {
     }
 }
 
-/// Estimates the scale from `history` (time order, newest last) and checks it for a change in
-/// `direction`.
+/// Plans a change in `direction` from `history` (time order, newest last) and the caller's `facts`.
 pub fn plan(
-    history: &[Sample],
     policy: &Policy,
     direction: Direction,
-    previous: Option<PreviousChange>,
+    history: &[Sample],
+    facts: &Facts,
     now: DateTime<Utc>,
 ) -> Plan {
+    // A person's recent commit wins before anything is estimated.
+    if let Some(git) = &facts.git
+        && let Some(commit) = &git.human_commit
+        && let Some(reason) = human::veto(policy, commit, git.value, facts.last_written, now)
+    {
+        return Plan {
+            estimate: None,
+            outcome: CheckOutcome::Veto { reason },
+            last_scale_up: None,
+            human_change: Some(commit.clone()),
+        };
+    }
     let last_scale_up = last_scale_up(history, policy);
     let estimate = match estimate(history, policy) {
         Ok(estimate) => estimate,
@@ -57,6 +72,7 @@ pub fn plan(
                     reason: format!("cannot estimate: {error}"),
                 },
                 last_scale_up,
+                human_change: None,
             };
         }
     };
@@ -68,6 +84,7 @@ pub fn plan(
                 reason: effect.block_reason(),
             },
             last_scale_up,
+            human_change: None,
         };
     }
     let lag_seconds_now = history
@@ -75,6 +92,7 @@ pub fn plan(
         .rev()
         .find_map(|s| s.lag_seconds.filter(|v| v.is_finite()));
     let floor = cpu_floor(&estimate, policy);
+    let previous = facts.last_written.and_then(|w| w.previous_change());
     let mut outcome = post_check(
         policy,
         direction,
@@ -99,9 +117,19 @@ pub fn plan(
     if let (Some(effect), CheckOutcome::Apply { notes, .. }) = (ineffective, &mut outcome) {
         notes.push(effect.block_reason());
     }
+    // The estimate reads the scale from the samples; Git may already hold the result (a change merged
+    // that has not taken effect yet).
+    if let (Some(git), CheckOutcome::Apply { to, .. }) = (&facts.git, &outcome)
+        && u64::from(*to) == git.value
+    {
+        outcome = CheckOutcome::Skip {
+            reason: format!("Git already holds {to}"),
+        };
+    }
     Plan {
         estimate: Some(estimate),
         outcome,
         last_scale_up,
+        human_change: None,
     }
 }

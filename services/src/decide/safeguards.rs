@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::Direction;
 use crate::cluster::Policy;
+use crate::rules::Direction;
 
 /// What the database knows about a cluster beyond its samples.
 #[derive(Debug, Clone, Default, PartialEq)]
