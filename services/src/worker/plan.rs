@@ -168,6 +168,21 @@ impl Worker {
             decision_url: self.decision_url(decision.id),
         };
         match &spec.write_back {
+            // Recorded and nothing written: no commit, no pull request, no sync.
+            WriteBack::Recommend {} => {
+                let reason = format!(
+                    "recommends changing the scale from {from} to {to} ({}); recommend-only mode \
+                     writes nothing",
+                    inputs.reason
+                );
+                self.finish(
+                    decision.id,
+                    DecisionStatus::Running,
+                    DecisionStatus::Recommended,
+                    &reason,
+                )
+                .await
+            }
             WriteBack::Commit => self.commit(decision, spec, base, &explanation).await,
             WriteBack::PullRequest {
                 github_repository,

@@ -1,6 +1,6 @@
 use autoscaler::{
     decide::{DecisionInputs, Direction},
-    storage::{DecisionStatus, NewDecision},
+    storage::{DecisionStatus, NewDecision, Transition},
 };
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -167,4 +167,58 @@ async fn the_dry_run_says_what_would_happen_and_enqueues_nothing() {
         .await
         .expect("list");
     assert!(decisions.is_empty(), "a dry run records nothing");
+}
+
+#[tokio::test]
+async fn a_recommend_only_cluster_shows_its_recommendations_and_they_start_the_cooldown() {
+    let app = TestApp::spawn().await;
+    let mut recommend = spec("zeta");
+    recommend["write_back"] = json!({"mode": "recommend"});
+    let body = app.subscribe(&recommend).await;
+    assert_eq!(body["spec"]["write_back"], json!({"mode": "recommend"}));
+    // The mode takes no settings: anything else is refused naming the field.
+    let mut extra = spec("eta");
+    extra["write_back"] = json!({"mode": "recommend", "token": {"env": "X"}});
+    let refused = app.post_json("/api/v1/clusters", &extra).await;
+    assert_eq!(refused.status(), 422);
+    let error: Value = refused.json().await.expect("json");
+    assert!(error.to_string().contains("token"), "{error}");
+
+    let cluster = app.storage.get_cluster("zeta").await.expect("cluster");
+    let decision = app
+        .storage
+        .insert_pending_decision(&NewDecision {
+            cluster_id: cluster.id,
+            cluster_name: "zeta".to_owned(),
+            rule: "lag_above_threshold".to_owned(),
+            inputs: DecisionInputs::bare(Direction::Up, "lag 900 s", Utc::now(), 300),
+            from_scale: Some(2),
+        })
+        .await
+        .expect("insert");
+    for (from, to) in [
+        (DecisionStatus::Pending, DecisionStatus::Running),
+        (DecisionStatus::Running, DecisionStatus::Recommended),
+    ] {
+        app.storage
+            .transition(
+                decision.id,
+                &Transition::new(from, to).reason("recommends changing the scale from 2 to 4"),
+            )
+            .await
+            .expect("move");
+    }
+    let shown: Value = app
+        .get(&format!("/api/v1/decisions/{}", decision.id))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(shown["status"], "recommended");
+    assert!(shown["finished_at"].is_string(), "{shown}");
+    // Ended, and the manager's cooldown runs from it.
+    let facts = app.storage.decision_facts().await.expect("facts");
+    let facts = facts.get(&cluster.id).expect("facts of zeta");
+    assert!(!facts.in_flight);
+    assert!(facts.last_change_at.is_some());
 }
