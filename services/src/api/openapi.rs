@@ -11,7 +11,7 @@ use crate::{
         ArgoCdApp, ClusterSpec, FieldProblem, FlinkJobSpec, GitLocation, MetricQueries,
         MetricsSource, Policy, ScaleUnit, SecretRef, Target, TargetKind, WriteBack,
     },
-    decide::Evaluation,
+    decide::{CheckState, CheckVerdict, EstimateSummary, Evaluation},
     rules::{Direction, Outcome, Verdict},
     storage::{DecisionRecord, DecisionStatus},
 };
@@ -28,7 +28,7 @@ use crate::{
         ClusterSpec, Target, TargetKind, MetricsSource, MetricQueries, GitLocation, WriteBack,
         ArgoCdApp, FlinkJobSpec, ScaleUnit, Policy, SecretRef, clusters::ClusterView, clusters::ClusterPage,
         clusters::DecisionPage, DecisionRecord, DecisionStatus, ErrorBody, FieldProblem,
-        Evaluation, Verdict, Direction, Outcome,
+        Evaluation, EstimateSummary, CheckVerdict, CheckState, Verdict, Direction, Outcome,
     )),
     modifiers(&BearerAuth),
 )]

@@ -28,10 +28,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use check::{CheckOutcome, PreviousChange, post_check};
-pub use evaluate::{Evaluation, evaluate};
+pub use evaluate::{EstimateSummary, Evaluation, evaluate};
 pub use human::HumanCommit;
 pub use inputs::{DecisionInputs, PlanRecord, Window};
-pub use plan::{Plan, plan};
+pub use plan::{CheckState, CheckVerdict, Plan, plan};
 pub use safeguards::{ClusterFacts, check_safeguards};
 
 use crate::cluster::Policy;

@@ -17,38 +17,64 @@ pub struct ClusterFacts {
     pub current_scale: Option<f64>,
 }
 
-/// `Ok` when acting is allowed, else the reason it is not.
+/// Every safeguard's verdict for a change in `direction`, in the order they are checked: `(name, Ok or
+/// the reason it blocks)`.
+pub fn safeguard_verdicts(
+    policy: &Policy,
+    facts: &ClusterFacts,
+    direction: Direction,
+    now: DateTime<Utc>,
+) -> Vec<(&'static str, Result<(), String>)> {
+    let paused = if facts.paused {
+        Err("the cluster is paused".to_owned())
+    } else {
+        Ok(())
+    };
+    let in_flight = if facts.decision_in_flight {
+        Err("a decision for this cluster is already in flight".to_owned())
+    } else {
+        Ok(())
+    };
+    let cooldown = match facts.last_change_at {
+        Some(changed) => {
+            let until = changed + Duration::seconds(i64::from(policy.cooldown_seconds));
+            if now < until {
+                Err(format!("in cooldown until {}", until.to_rfc3339()))
+            } else {
+                Ok(())
+            }
+        }
+        None => Ok(()),
+    };
+    let ceiling = policy
+        .partition_count
+        .map_or(policy.max_scale, |p| p.min(policy.max_scale));
+    let bounds = match (facts.current_scale, direction) {
+        (None, _) => Err("the current scale is unknown (metric missing)".to_owned()),
+        (Some(scale), Direction::Up) if scale >= f64::from(ceiling) => Err(format!(
+            "already at the ceiling of {ceiling} (max_scale and partition count)"
+        )),
+        (Some(scale), Direction::Down) if scale <= f64::from(policy.min_scale) => {
+            Err(format!("already at min_scale ({})", policy.min_scale))
+        }
+        _ => Ok(()),
+    };
+    vec![
+        ("paused", paused),
+        ("in_flight", in_flight),
+        ("cooldown", cooldown),
+        ("scale_bounds", bounds),
+    ]
+}
+
+/// `Ok` when acting is allowed, else the reason it is not (the first safeguard that blocks).
 pub fn check_safeguards(
     policy: &Policy,
     facts: &ClusterFacts,
     direction: Direction,
     now: DateTime<Utc>,
 ) -> Result<(), String> {
-    if facts.paused {
-        return Err("the cluster is paused".to_owned());
-    }
-    if facts.decision_in_flight {
-        return Err("a decision for this cluster is already in flight".to_owned());
-    }
-    if let Some(changed) = facts.last_change_at {
-        let until = changed + Duration::seconds(i64::from(policy.cooldown_seconds));
-        if now < until {
-            return Err(format!("in cooldown until {}", until.to_rfc3339()));
-        }
-    }
-    let Some(scale) = facts.current_scale else {
-        return Err("the current scale is unknown (metric missing)".to_owned());
-    };
-    let ceiling = policy
-        .partition_count
-        .map_or(policy.max_scale, |p| p.min(policy.max_scale));
-    match direction {
-        Direction::Up if scale >= f64::from(ceiling) => Err(format!(
-            "already at the ceiling of {ceiling} (max_scale and partition count)"
-        )),
-        Direction::Down if scale <= f64::from(policy.min_scale) => {
-            Err(format!("already at min_scale ({})", policy.min_scale))
-        }
-        _ => Ok(()),
-    }
+    safeguard_verdicts(policy, facts, direction, now)
+        .into_iter()
+        .try_for_each(|(_, verdict)| verdict)
 }

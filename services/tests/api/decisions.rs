@@ -144,6 +144,8 @@ async fn the_dry_run_says_what_would_happen_and_enqueues_nothing() {
             s.lag_records = Some(60_000.0);
             s.cpu_load = Some(0.5);
             s.scale = Some(2.0);
+            s.records_in = Some(2000.0);
+            s.records_out = Some(2000.0);
             (cluster.id, s)
         })
         .collect();
@@ -161,6 +163,39 @@ async fn the_dry_run_says_what_would_happen_and_enqueues_nothing() {
     );
     assert_eq!(evaluation["act"], true);
     assert_eq!(evaluation["verdicts"].as_array().map(Vec::len), Some(4));
+    // The estimate, the scale the worker would write, and every check's verdict.
+    assert_eq!(evaluation["estimate"]["current_scale"], 2, "{evaluation}");
+    assert_eq!(evaluation["estimate"]["model"], "proportional");
+    assert!(evaluation["estimate"]["fallback_reason"].is_string());
+    let target = evaluation["target_scale"].as_u64().expect("a target scale");
+    assert!(target > 2, "{evaluation}");
+    let checks: Vec<(String, String)> = evaluation["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .map(|c| {
+            (
+                c["check"].as_str().unwrap_or_default().to_owned(),
+                c["state"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("paused", "passed"),
+        ("in_flight", "passed"),
+        ("cooldown", "passed"),
+        ("scale_bounds", "passed"),
+        ("human_change", "not_checked"),
+        ("estimate", "passed"),
+        ("ineffective_scaling", "passed"),
+        ("post_check", "passed"),
+        ("git_holds", "not_checked"),
+    ];
+    assert_eq!(
+        checks,
+        expected.map(|(c, s)| (c.to_owned(), s.to_owned())),
+        "{evaluation}"
+    );
     let decisions = app
         .storage
         .list_decisions(cluster.id, None, 10)
