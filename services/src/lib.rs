@@ -6,6 +6,7 @@ pub mod argocd;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod decide;
 pub mod estimate;
 pub mod fault;
 pub mod github;

@@ -11,7 +11,7 @@
 //!    │          ├─▶ pr_open ─▶ merged ──┘
 //!    │          │      ├─▶ rejected
 //!    │          │      └─▶ superseded
-//!    │          └─▶ vetoed | skipped
+//!    │          └─▶ vetoed | skipped | recommended (write_back.mode: recommend)
 //!    └─▶ skipped (a merged pull request goes first)
 //! every non-final status ─▶ failed
 //! ```
@@ -41,10 +41,12 @@ pub enum DecisionStatus {
     Failed,
     /// A newer decision replaced it in the same pull request.
     Superseded,
+    /// Recommend-only mode: the change was decided and recorded, and nothing was written.
+    Recommended,
 }
 
 impl DecisionStatus {
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::Pending,
         Self::Running,
         Self::Vetoed,
@@ -58,6 +60,7 @@ impl DecisionStatus {
         Self::Applied,
         Self::Failed,
         Self::Superseded,
+        Self::Recommended,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +78,7 @@ impl DecisionStatus {
             Self::Applied => "applied",
             Self::Failed => "failed",
             Self::Superseded => "superseded",
+            Self::Recommended => "recommended",
         }
     }
 
@@ -87,6 +91,7 @@ impl DecisionStatus {
                 | Self::Applied
                 | Self::Failed
                 | Self::Superseded
+                | Self::Recommended
         )
     }
 
@@ -125,7 +130,7 @@ pub fn allowed(from: DecisionStatus, to: DecisionStatus) -> bool {
         (from, to),
         (Pending, Running)
             | (Pending, Skipped)
-            | (Running, Vetoed | Skipped | Committed | PrOpen)
+            | (Running, Vetoed | Skipped | Recommended | Committed | PrOpen)
             | (PrOpen, Merged | Rejected | Superseded)
             | (Committed | Merged, Syncing)
             | (Syncing, Synced)
@@ -235,6 +240,7 @@ mod tests {
         for path in [
             &[Pending, Running, Committed, Syncing, Synced, Applied][..],
             &[Pending, Running, PrOpen, Merged, Syncing, Synced, Applied][..],
+            &[Pending, Running, Recommended][..],
         ] {
             for pair in path.windows(2) {
                 assert!(allowed(pair[0], pair[1]), "{pair:?}");
@@ -247,6 +253,8 @@ mod tests {
             (Synced, Syncing),
             (Committed, Running),
             (PrOpen, Syncing),
+            (Pending, Recommended),
+            (Recommended, Committed),
         ] {
             assert_eq!(check(from, to), Err(IllegalTransition { from, to }));
         }

@@ -14,7 +14,11 @@ mod service;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use autoscaler::storage::{DecisionStatus, NewDecision, Storage, Transition};
+use autoscaler::{
+    decide::{DecisionInputs, Direction},
+    storage::{DecisionStatus, NewDecision, Storage, Transition},
+};
+use chrono::Utc;
 use harness::{TOKEN, TestDatabase};
 use serde_json::{Value, json};
 use service::Service;
@@ -313,7 +317,7 @@ async fn pending_decision(storage: &Storage, cluster: &str) -> i64 {
             cluster_id: record.id,
             cluster_name: cluster.to_owned(),
             rule: "lag_above_threshold".to_owned(),
-            inputs: json!({"lag_seconds": 120.0}),
+            inputs: DecisionInputs::bare(Direction::Up, "lag 120 s", Utc::now(), 300),
             from_scale: Some(2),
         })
         .await

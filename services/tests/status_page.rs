@@ -20,9 +20,9 @@ use tokio::process::Command;
 use autoscaler::{
     api::{self, AppState},
     cluster::{ClusterSpec, ValidationContext},
+    decide::{DecisionInputs, Direction},
     manager::Evaluator,
     metrics::Metrics,
-    rules::standard_rules,
     storage::{DecisionStatus, NewDecision, Sample, Storage, Transition},
     tenancy::{TokenStore, sha256_hex},
 };
@@ -163,7 +163,7 @@ async fn seed(storage: &Storage) -> (i64, i64) {
         cluster_id: cluster.id,
         cluster_name: cluster.spec.name.clone(),
         rule: rule.to_owned(),
-        inputs: json!({"lag_seconds": 120.0, "window_seconds": 300}),
+        inputs: DecisionInputs::bare(Direction::Up, "lag 120 s", Utc::now(), 300),
         from_scale: Some(2),
     };
     let failed = storage
@@ -284,7 +284,6 @@ async fn site() -> (Site, i64, i64) {
         max_body_bytes: 64 * 1024,
         evaluator: Arc::new(Evaluator {
             storage: storage.clone(),
-            rules: standard_rules(),
             scrape_interval_seconds: 30,
         }),
         public_url: None,

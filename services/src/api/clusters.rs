@@ -20,7 +20,7 @@ use super::{
 };
 use crate::{
     cluster::{ClusterSpec, FieldProblem},
-    rules::Evaluation,
+    decide::Evaluation,
     storage::{ClusterRecord, DecisionRecord, StorageError},
     tenancy::Principal,
 };

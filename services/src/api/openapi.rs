@@ -11,7 +11,8 @@ use crate::{
         ArgoCdApp, ClusterSpec, FieldProblem, FlinkJobSpec, GitLocation, MetricQueries,
         MetricsSource, Policy, ScaleUnit, SecretRef, Target, TargetKind, WriteBack,
     },
-    rules::{Direction, Evaluation, Outcome, Verdict},
+    decide::{CheckState, CheckVerdict, EstimateSummary, Evaluation},
+    rules::{Direction, Outcome, Verdict},
     storage::{AuditAction, AuditEntry, DecisionRecord, DecisionStatus},
 };
 
@@ -30,7 +31,8 @@ use crate::{
         ClusterSpec, Target, TargetKind, MetricsSource, MetricQueries, GitLocation, WriteBack,
         ArgoCdApp, FlinkJobSpec, ScaleUnit, Policy, SecretRef, clusters::ClusterView, clusters::ClusterPage,
         clusters::DecisionPage, DecisionRecord, DecisionStatus, ErrorBody, FieldProblem,
-        Evaluation, Verdict, Direction, Outcome, audit::AuditPage, AuditEntry, AuditAction,
+        Evaluation, EstimateSummary, CheckVerdict, CheckState, Verdict, Direction, Outcome,
+        audit::AuditPage, AuditEntry, AuditAction,
     )),
     modifiers(&BearerAuth),
 )]

@@ -57,10 +57,11 @@ pub async fn follow(
     }
 }
 
-/// Whether the decision's end counts as success for the exit code: it took effect, or nothing was needed.
+/// Whether the decision's end counts as success for the exit code: it took effect, nothing was needed, or
+/// (recommend-only mode) it was recommended.
 pub fn outcome(decision: &Decision) -> Result<(), CliError> {
     match decision.status {
-        DecisionStatus::Applied | DecisionStatus::Skipped => Ok(()),
+        DecisionStatus::Applied | DecisionStatus::Skipped | DecisionStatus::Recommended => Ok(()),
         other => Err(CliError::Unsuccessful {
             id: decision.id,
             status: other.as_str().to_owned(),

@@ -259,6 +259,9 @@ pub enum WriteBack {
         #[serde(default = "default_labels")]
         labels: Vec<String>,
     },
+    /// Recommend only: decide and record what the scale should be (status `recommended`), and write
+    /// nothing to Git, open no pull request and sync nothing.
+    Recommend {},
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

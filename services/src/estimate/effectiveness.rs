@@ -11,7 +11,7 @@ use super::{
     runs::{Run, runs},
     saturated,
 };
-use crate::{cluster::Policy, storage::Sample};
+use crate::{cluster::Policy, decide::Sample};
 
 /// Settled samples with a backlog needed on each side of the change.
 const MIN_EVIDENCE: usize = 3;

@@ -8,23 +8,19 @@
 //! its rate meters were still ramping up (Flink's take about 70 s), so a stalled restart would otherwise
 //! read as a worker that moves nothing.
 
-mod check;
 mod effectiveness;
 mod forecast;
-mod plan;
 mod regression;
 mod runs;
 
 use serde::Serialize;
 
-pub use check::{CheckOutcome, PreviousChange, post_check};
 pub use effectiveness::{ScaleUpEffect, last_scale_up};
 pub use forecast::{Smoothed, smooth};
-pub use plan::{Plan, plan};
 pub use regression::{LineFit, fit_line};
 use runs::settled;
 
-use crate::{cluster::Policy, storage::Sample};
+use crate::{cluster::Policy, decide::Sample};
 
 /// Extra capacity on top of what the numbers ask for, so that a small forecast error is absorbed.
 const HEADROOM: f64 = 1.1;
@@ -276,4 +272,4 @@ fn saturated_per_worker(settled: &[&Sample], policy: &Policy) -> Option<Bounds> 
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

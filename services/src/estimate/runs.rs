@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::storage::Sample;
+use crate::decide::Sample;
 
 /// After the scale metric changes, samples are no evidence of capacity for this long: the job was
 /// restarting, or its rate meters were still ramping up (a real Flink's take about 70 s).

@@ -6,14 +6,13 @@ mod reconcile;
 use std::{sync::Arc, time::Instant};
 
 use chrono::{DateTime, Duration, Utc};
-use serde_json::json;
 
 pub use reconcile::{ReconcileReport, ReconcileSettings, Reconciler};
 
 use crate::{
+    decide::{self, Cluster, DecisionInputs, Evaluation, Facts, history_seconds},
     metrics::Metrics,
     queue::TaskQueue,
-    rules::{ClusterFacts, Evaluation, Rule, RuleInput, decide, standard_rules},
     scrape::{InstantQuery, ScrapeReport, scrape},
     storage::{ClusterRecord, DecisionFacts, NewDecision, Sample, Storage, StorageError},
 };
@@ -26,10 +25,10 @@ pub struct Manager<Q> {
     pub evaluator: Arc<Evaluator>,
 }
 
-/// Rules and safeguards over stored samples; shared by the loop and the dry-run endpoint.
+/// The decision core over stored samples and decision facts; shared by the loop and the dry-run endpoint.
+#[derive(Debug)]
 pub struct Evaluator {
     pub storage: Storage,
-    pub rules: Vec<Box<dyn Rule>>,
     pub scrape_interval_seconds: u32,
 }
 
@@ -53,7 +52,6 @@ impl<Q: InstantQuery> Manager<Q> {
             queue: TaskQueue::new(storage.pool()),
             evaluator: Arc::new(Evaluator {
                 storage: storage.clone(),
-                rules: standard_rules(),
                 scrape_interval_seconds,
             }),
             storage,
@@ -113,12 +111,7 @@ impl<Q: InstantQuery> Manager<Q> {
         let started = Instant::now();
         let longest = clusters
             .iter()
-            .map(|c| {
-                c.spec
-                    .policy
-                    .scale_down_window_seconds
-                    .max(c.spec.policy.scale_up_window_seconds)
-            })
+            .map(|c| history_seconds(&c.spec.policy))
             .max()
             .unwrap_or(0);
         let samples = self
@@ -163,36 +156,23 @@ impl<Q: InstantQuery> Manager<Q> {
         evaluation: &Evaluation,
         history: &[Sample],
     ) -> anyhow::Result<Option<i64>> {
+        let Some(inputs) = DecisionInputs::new(
+            &cluster.spec.policy,
+            evaluation,
+            history,
+            cluster.spec.target.scale_unit,
+        ) else {
+            return Ok(None);
+        };
         let Some(fired) = &evaluation.fired else {
             return Ok(None);
         };
-        let window = match fired.direction {
-            crate::rules::Direction::Up => cluster.spec.policy.scale_up_window_seconds,
-            crate::rules::Direction::Down => cluster.spec.policy.scale_down_window_seconds,
-        };
-        let from = evaluation.evaluated_at - Duration::seconds(i64::from(window));
-        let in_window: Vec<&Sample> = history.iter().filter(|s| s.sampled_at > from).collect();
-        let mut inputs = json!({
-            "direction": fired.direction,
-            "reason": fired.reason,
-            "verdicts": evaluation.verdicts,
-            "window": {"from": from, "to": evaluation.evaluated_at, "samples": in_window},
-        });
-        // The samples' scale and the decision's scales are in this unit (Flink only).
-        if let Some(unit) = cluster.spec.target.scale_unit {
-            inputs["scale_unit"] = json!(unit);
-        }
-        let from_scale = in_window
-            .iter()
-            .rev()
-            .find_map(|s| s.scale)
-            .map(|s| s.round() as i32);
         let new = NewDecision {
             cluster_id: cluster.id,
             cluster_name: cluster.spec.name.clone(),
-            rule: fired.rule.to_owned(),
+            rule: fired.rule.clone(),
+            from_scale: inputs.from_scale(),
             inputs,
-            from_scale,
         };
         // The decision and its task in one transaction: a manager that dies here leaves both or neither.
         let decision = match self.storage.insert_pending_decision_with_task(&new).await {
@@ -203,20 +183,11 @@ impl<Q: InstantQuery> Manager<Q> {
         tracing::info!(
             cluster = %cluster.spec.name,
             decision = decision.id,
-            rule = fired.rule,
+            rule = %fired.rule,
             reason = %fired.reason,
             "scaling task enqueued"
         );
         Ok(Some(decision.id))
-    }
-}
-
-impl std::fmt::Debug for Evaluator {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let rules: Vec<&str> = self.rules.iter().map(|r| r.name()).collect();
-        f.debug_struct("Evaluator")
-            .field("rules", &rules)
-            .finish_non_exhaustive()
     }
 }
 
@@ -227,18 +198,16 @@ impl Evaluator {
         cluster: &ClusterRecord,
         now: DateTime<Utc>,
     ) -> Result<Evaluation, StorageError> {
-        let policy = &cluster.spec.policy;
-        let longest = policy
-            .scale_down_window_seconds
-            .max(policy.scale_up_window_seconds);
+        let since = now - Duration::seconds(i64::from(history_seconds(&cluster.spec.policy)));
         let history = self
             .storage
-            .cluster_samples_since(cluster.id, now - Duration::seconds(i64::from(longest)))
+            .cluster_samples_since(cluster.id, since)
             .await?;
         let facts = self.storage.decision_facts().await?;
         Ok(self.evaluate(cluster, &history, facts.get(&cluster.id), now))
     }
 
+    /// The decision core for one cluster, with the facts the database holds.
     pub fn evaluate(
         &self,
         cluster: &ClusterRecord,
@@ -247,23 +216,16 @@ impl Evaluator {
         now: DateTime<Utc>,
     ) -> Evaluation {
         let decisions = decisions.cloned().unwrap_or_default();
-        let fresh_after = now - Duration::seconds(2 * i64::from(self.scrape_interval_seconds));
-        let facts = ClusterFacts {
+        let facts = Facts {
             paused: cluster.paused,
             decision_in_flight: decisions.in_flight,
             last_change_at: decisions.last_change_at,
-            current_scale: history
-                .iter()
-                .rev()
-                .find(|s| s.sampled_at > fresh_after)
-                .and_then(|s| s.scale),
+            ..Facts::default()
         };
-        let input = RuleInput {
+        let subject = Cluster {
             policy: &cluster.spec.policy,
-            samples: history,
-            now,
             scrape_interval_seconds: self.scrape_interval_seconds,
         };
-        decide(&self.rules, &input, &facts)
+        decide::evaluate(&subject, history, &facts, now)
     }
 }

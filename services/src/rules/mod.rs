@@ -1,23 +1,20 @@
 //! The rule evaluator: pure functions from a cluster's policy and its recent samples to a verdict per rule.
 //! A rule is a small type implementing [`Rule`]; adding one to [`standard_rules`] is all it takes for the
-//! loop, the dry-run endpoint and the simulator to use it.
+//! loop, the dry-run endpoint and the simulator to use it. What is done with the verdicts (the safeguards,
+//! the estimate, every check and veto) is the decision core's (`decide`).
 
-mod decide;
-mod safeguards;
 mod series;
 mod standard;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-pub use decide::{Evaluation, decide};
-pub use safeguards::{ClusterFacts, check_safeguards};
 pub use standard::{CpuAboveThreshold, LagAboveThreshold, LagIncreasing, SustainedLowLoad};
 
-use crate::{cluster::Policy, storage::Sample};
+use crate::{cluster::Policy, decide::Sample};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     Up,
@@ -25,7 +22,7 @@ pub enum Direction {
 }
 
 /// What a rule concluded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// The condition held over the window.
@@ -36,9 +33,9 @@ pub enum Outcome {
     NoData,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Verdict {
-    pub rule: &'static str,
+    pub rule: String,
     pub direction: Direction,
     pub outcome: Outcome,
     /// Why, with the figures the rule saw.
@@ -65,7 +62,7 @@ pub trait Rule: Send + Sync {
     fn evaluate(&self, input: &RuleInput<'_>) -> Verdict {
         let (outcome, reason) = self.check(input);
         Verdict {
-            rule: self.name(),
+            rule: self.name().to_owned(),
             direction: self.direction(),
             outcome,
             reason,

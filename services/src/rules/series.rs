@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::storage::Sample;
+use crate::decide::Sample;
 
 /// One metric's present values within a window, with their ages.
 pub struct Series {

@@ -1,7 +1,7 @@
 //! The design's rules: lag above 5 minutes, lag increasing, CPU above 80 %, and sustained low load.
 
 use super::{Direction, Outcome, Rule, RuleInput, series::Series};
-use crate::storage::Sample;
+use crate::decide::Sample;
 
 /// A condition must hold for this share of the window's samples, so one spike (or one dip) decides nothing.
 const SUSTAINED_SHARE: f64 = 0.8;

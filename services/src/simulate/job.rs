@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::noise::Noise;
-use crate::storage::Sample;
+use crate::decide::Sample;
 
 /// The window of the rate metrics, as in the presets' `rate(...[1m])`.
 const RATE_WINDOW_SECONDS: usize = 60;

@@ -36,9 +36,6 @@ use crate::cluster::Policy;
 /// job run with the usual headroom, that no policy needs to touch at once.
 const INITIAL_UTILISATION: f64 = 0.7;
 
-/// The worker (`services/src/worker`) estimates from the longest rule window, and at least an hour.
-const WORKER_MIN_HISTORY_SECONDS: u32 = 3600;
-
 /// `autoscaler simulate`. Job-model flags left out take the trace's `# model:` line, then the default.
 #[derive(Debug, Clone, PartialEq, Args)]
 pub struct SimulateArgs {
@@ -210,10 +207,7 @@ pub fn scenario(
         seed: args.seed,
         worker_history_seconds: match args.worker_history {
             Some(history) => seconds(history, "--worker-history")?,
-            None => policy
-                .scale_down_window_seconds
-                .max(policy.scale_up_window_seconds)
-                .max(WORKER_MIN_HISTORY_SECONDS),
+            None => crate::decide::history_seconds(&policy),
         },
         initial_scale,
         initial_lag_seconds,

@@ -272,7 +272,8 @@ impl Storage {
                     exists (select 1 from decisions d where d.cluster_id = c.id \
                             and d.status in ('pending', 'running', 'committed', 'merged', 'syncing')), \
                     (select coalesce(d.finished_at, d.updated_at) from decisions d \
-                     where d.cluster_id = c.id and d.status in ('synced', 'applied', 'pr_open') \
+                     where d.cluster_id = c.id \
+                       and d.status in ('synced', 'applied', 'pr_open', 'recommended') \
                      order by coalesce(d.finished_at, d.updated_at) desc limit 1) \
              from clusters c",
         )

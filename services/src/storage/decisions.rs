@@ -4,6 +4,7 @@ use sqlx::{AssertSqlSafe, types::Json};
 use utoipa::ToSchema;
 
 use super::{Storage, StorageError, conflict_on_unique};
+use crate::decide::DecisionInputs;
 pub use crate::lifecycle::DecisionStatus;
 
 /// One entry of the audit trail: why the autoscaler acted (or did not), and what came of it.
@@ -21,7 +22,7 @@ pub struct DecisionRecord {
     pub status: DecisionStatus,
     /// The rule that fired.
     pub rule: String,
-    /// The metrics window the rule saw.
+    /// The metrics window the rule saw (`decide::DecisionInputs`; empty for a human change).
     #[schema(value_type = Object)]
     pub inputs: Json<serde_json::Value>,
     /// The estimate: model, coefficients, fit, or the fallback used and why.
@@ -49,8 +50,15 @@ pub struct NewDecision {
     pub cluster_id: i64,
     pub cluster_name: String,
     pub rule: String,
-    pub inputs: serde_json::Value,
+    pub inputs: DecisionInputs,
     pub from_scale: Option<i32>,
+}
+
+impl DecisionRecord {
+    /// The inputs the manager recorded, typed.
+    pub fn typed_inputs(&self) -> Result<DecisionInputs, serde_json::Error> {
+        serde_json::from_value(self.inputs.0.clone())
+    }
 }
 
 pub(super) const COLUMNS: &str = "id, cluster_id, cluster_name, team, status, rule, inputs, estimate, from_scale, to_scale, \

@@ -177,7 +177,7 @@ impl Storage {
         since: DateTime<Utc>,
         bucket_seconds: u32,
     ) -> Result<Vec<Bucket>, StorageError> {
-        Ok(sqlx::query_as(
+        let rows: Vec<super::samples::SampleRow> = sqlx::query_as(
             "select to_timestamp(floor(extract(epoch from sampled_at) / $3) * $3) as sampled_at, \
                     avg(cpu_load) as cpu_load, max(lag_records) as lag_records, \
                     max(lag_seconds) as lag_seconds, avg(records_in) as records_in, \
@@ -189,7 +189,8 @@ impl Storage {
         .bind(since)
         .bind(f64::from(bucket_seconds.max(1)))
         .fetch_all(self.pool())
-        .await?)
+        .await?;
+        Ok(rows.into_iter().map(Sample::from).collect())
     }
 
     /// A cluster's decisions created since `since`, oldest first, at most `limit` (the newest kept).

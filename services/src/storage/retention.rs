@@ -41,7 +41,8 @@ impl Storage {
         // Final decisions only; one still open is never pruned, however old.
         let decisions = sqlx::query(
             "delete from decisions where finished_at is not null and finished_at < $1 \
-             and status in ('vetoed', 'skipped', 'rejected', 'applied', 'failed', 'superseded')",
+             and status in ('vetoed', 'skipped', 'rejected', 'applied', 'failed', 'superseded', \
+                             'recommended')",
         )
         .bind(cutoffs.decisions)
         .execute(self.pool())

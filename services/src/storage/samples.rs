@@ -4,17 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Storage, StorageError};
 
-/// One scrape of one cluster. `None` means the metric was missing or stale, never zero.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
-pub struct Sample {
-    pub sampled_at: DateTime<Utc>,
-    pub cpu_load: Option<f64>,
-    pub lag_records: Option<f64>,
-    pub lag_seconds: Option<f64>,
-    pub records_in: Option<f64>,
-    pub records_out: Option<f64>,
-    pub scale: Option<f64>,
-}
+pub use crate::decide::Sample;
 
 impl Storage {
     /// Deletes samples taken before `cutoff`; returns how many.
@@ -61,7 +51,7 @@ impl Storage {
         &self,
         since: DateTime<Utc>,
     ) -> Result<HashMap<i64, Vec<Sample>>, StorageError> {
-        let rows: Vec<SampleRow> = sqlx::query_as(
+        let rows: Vec<ClusterSampleRow> = sqlx::query_as(
             "select cluster_id, sampled_at, cpu_load, lag_records, lag_seconds, records_in, \
              records_out, scale from metric_samples where sampled_at > $1 order by cluster_id, sampled_at",
         )
@@ -73,7 +63,7 @@ impl Storage {
             by_cluster
                 .entry(row.cluster_id)
                 .or_default()
-                .push(row.sample);
+                .push(row.sample.into());
         }
         Ok(by_cluster)
     }
@@ -84,7 +74,7 @@ impl Storage {
         cluster_id: i64,
         since: DateTime<Utc>,
     ) -> Result<Vec<Sample>, StorageError> {
-        let rows = sqlx::query_as(
+        let rows: Vec<SampleRow> = sqlx::query_as(
             "select sampled_at, cpu_load, lag_records, lag_seconds, records_in, records_out, scale \
              from metric_samples where cluster_id = $1 and sampled_at > $2 order by sampled_at",
         )
@@ -92,28 +82,39 @@ impl Storage {
         .bind(since)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows)
+        Ok(rows.into_iter().map(Sample::from).collect())
+    }
+}
+
+/// A stored sample; the decision core's `Sample` knows nothing of rows.
+#[derive(sqlx::FromRow)]
+pub(super) struct SampleRow {
+    sampled_at: DateTime<Utc>,
+    cpu_load: Option<f64>,
+    lag_records: Option<f64>,
+    lag_seconds: Option<f64>,
+    records_in: Option<f64>,
+    records_out: Option<f64>,
+    scale: Option<f64>,
+}
+
+impl From<SampleRow> for Sample {
+    fn from(row: SampleRow) -> Self {
+        Self {
+            sampled_at: row.sampled_at,
+            cpu_load: row.cpu_load,
+            lag_records: row.lag_records,
+            lag_seconds: row.lag_seconds,
+            records_in: row.records_in,
+            records_out: row.records_out,
+            scale: row.scale,
+        }
     }
 }
 
 #[derive(sqlx::FromRow)]
-struct SampleRow {
+struct ClusterSampleRow {
     cluster_id: i64,
     #[sqlx(flatten)]
-    sample: Sample,
-}
-
-impl Sample {
-    /// A sample with every metric missing, to be filled by a scrape.
-    pub fn empty(sampled_at: DateTime<Utc>) -> Self {
-        Self {
-            sampled_at,
-            cpu_load: None,
-            lag_records: None,
-            lag_seconds: None,
-            records_in: None,
-            records_out: None,
-            scale: None,
-        }
-    }
+    sample: SampleRow,
 }

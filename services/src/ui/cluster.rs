@@ -85,7 +85,7 @@ pub async fn page(
         })
         .collect();
     let points =
-        |f: fn(&crate::storage::Sample) -> Option<f64>| -> Vec<(DateTime<Utc>, Option<f64>)> {
+        |f: fn(&crate::decide::Sample) -> Option<f64>| -> Vec<(DateTime<Utc>, Option<f64>)> {
             samples.iter().map(|s| (s.sampled_at, f(s))).collect()
         };
     let policy = &cluster.spec.policy;

@@ -86,7 +86,7 @@ dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: .25rem 1r
 dl.facts dt { color: var(--muted); }
 dl.facts dd { margin: 0; }
 .status { display: inline-block; padding: 0 .45rem; border-radius: 9px; font-size: .85rem; background: #e8eaef; }
-.status.applied, .status.skipped { background: #dafbe1; color: var(--ok); }
+.status.applied, .status.skipped, .status.recommended { background: #dafbe1; color: var(--ok); }
 .status.failed, .status.rejected { background: #ffebe9; color: var(--bad); }
 .status.vetoed, .status.superseded { background: #fff8c5; color: var(--warn); }
 .status.pending, .status.running, .status.committed, .status.pr_open, .status.merged, .status.syncing,

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     cluster::ScaleUnit,
+    decide::Sample,
     estimate::{Estimate, Method},
-    storage::Sample,
 };
 
 /// At most this many points per chart: enough to see a trend, small enough to read the source.

@@ -35,9 +35,6 @@ use crate::{
     storage::{ClusterRecord, DecisionRecord, DecisionStatus, Storage, StorageError, Transition},
 };
 
-/// The history the estimator learns from: the longest rule window, and at least this.
-const MIN_HISTORY: Duration = Duration::from_secs(3600);
-
 /// Why a step did not go through. Transient failures are retried; the others end the decision.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkError {

@@ -1,18 +1,17 @@
-//! The plan step: the value in Git and who set it, the cluster's history, then the estimate and the
-//! check (`estimate::plan`, the same pure code the simulator runs).
-
-use std::time::Duration;
+//! The plan step: the value in Git and who set it, the cluster's history and its last written change
+//! (the facts, by I/O), then the decision core's `decide::plan`, the same pure code the simulator runs.
 
 use chrono::{DateTime, Utc};
-use serde_json::json;
 
-use super::{Explanation, MIN_HISTORY, WorkError, Worker, short};
+use super::{Explanation, WorkError, Worker};
 use crate::{
     cluster::WriteBack,
-    estimate::{CheckOutcome, PreviousChange, plan},
+    decide::{
+        self, CheckOutcome, DecisionInputs, Facts, GitFacts, HumanCommit, PlanRecord, Written,
+        history_seconds,
+    },
     github::GitHubClient,
     gitops::Remote,
-    rules::Direction,
     storage::{ClusterRecord, DecisionRecord, DecisionStatus, HumanChange, Sample, Transition},
 };
 
@@ -31,7 +30,9 @@ impl Worker {
             )
             .await?;
         }
-        let direction = direction_of(decision)?;
+        let inputs = decision.typed_inputs().map_err(|e| {
+            WorkError::Invalid(format!("the decision's inputs cannot be read: {e}"))
+        })?;
         self.check_destinations(spec).await?;
         let credential = self.git_credential(&cluster.team, spec).await?;
         let base = Remote {
@@ -64,11 +65,10 @@ impl Worker {
             .previous_change(cluster.id, decision.id)
             .await?;
 
-        // A person's commit that changed the value (not merely the file, and not ours with a lost
-        // trailer): recorded, and it restarts the cooldown instead of being overwritten.
-        let by_hand = match &file.last_commit {
+        // A person's commit that changed the value: not ours, with or without a lost trailer.
+        let human_commit = match &file.last_commit {
             Some(commit) if commit.decision.is_none() => {
-                !self
+                let ours = self
                     .storage
                     .commit_is_ours(
                         cluster.id,
@@ -76,64 +76,63 @@ impl Worker {
                         commit.pull_request,
                         commit.branch.as_deref(),
                     )
-                    .await?
-            }
-            _ => false,
-        };
-        if by_hand && let Some(commit) = &file.last_commit {
-            let cooldown_ends =
-                commit.at + chrono::Duration::seconds(i64::from(spec.policy.cooldown_seconds));
-            let newer_than_ours = last_written.as_ref().is_none_or(|p| commit.at > p.at);
-            if newer_than_ours && now < cooldown_ends {
-                self.storage
-                    .record_human_change(&HumanChange {
-                        cluster_id: cluster.id,
-                        cluster_name: &spec.name,
-                        from_scale: last_written.as_ref().and_then(|p| p.to_scale),
-                        to_scale: i32::try_from(file.value).unwrap_or(i32::MAX),
-                        commit: &commit.sha,
-                        author: &commit.author,
-                        at: commit.at,
-                    })
                     .await?;
-                let reason = format!(
-                    "{} set the scale to {} by hand in commit {} at {}; the autoscaler waits until {} (cooldown)",
-                    commit.author,
-                    file.value,
-                    short(&commit.sha),
-                    commit.at.to_rfc3339(),
-                    cooldown_ends.to_rfc3339()
-                );
-                return self
-                    .finish(
-                        decision.id,
-                        DecisionStatus::Running,
-                        DecisionStatus::Vetoed,
-                        &reason,
-                    )
-                    .await;
+                (!ours).then(|| HumanCommit {
+                    sha: commit.sha.clone(),
+                    author: commit.author.clone(),
+                    at: commit.at,
+                })
             }
+            _ => None,
+        };
+        let history = self.history(cluster, now).await?;
+        let facts = Facts {
+            last_written: last_written
+                .as_ref()
+                .map(|p| Written::new(p.from_scale, p.to_scale, p.at)),
+            git: Some(GitFacts {
+                value: file.value,
+                human_commit,
+            }),
+            ..Facts::default()
+        };
+        let planned = decide::plan(&spec.policy, inputs.direction, &history, &facts, now);
+
+        // A person's commit restarts the cooldown instead of being overwritten: recorded, and the end.
+        if let (Some(commit), CheckOutcome::Veto { reason }) =
+            (&planned.human_change, &planned.outcome)
+        {
+            self.storage
+                .record_human_change(&HumanChange {
+                    cluster_id: cluster.id,
+                    cluster_name: &spec.name,
+                    from_scale: last_written.as_ref().and_then(|p| p.to_scale),
+                    to_scale: i32::try_from(file.value).unwrap_or(i32::MAX),
+                    commit: &commit.sha,
+                    author: &commit.author,
+                    at: commit.at,
+                })
+                .await?;
+            return self
+                .finish(
+                    decision.id,
+                    DecisionStatus::Running,
+                    DecisionStatus::Vetoed,
+                    reason,
+                )
+                .await;
         }
 
-        let history = self.history(cluster, now).await?;
-        let previous = last_written.and_then(|p| {
-            let (from, to) = (p.from_scale?, p.to_scale?);
-            Some(PreviousChange {
-                direction: if to > from {
-                    Direction::Up
-                } else {
-                    Direction::Down
-                },
-                at: p.at,
-            })
-        });
-        let planned = plan(&history, &spec.policy, direction, previous, now);
         let from = file.value;
         let to = match &planned.outcome {
             CheckOutcome::Apply { to, .. } => Some(u64::from(*to)),
             _ => None,
         };
-        let recorded = json!({"plan": planned, "git_value": from});
+        let recorded = serde_json::to_value(PlanRecord {
+            plan: &planned,
+            git_value: from,
+        })
+        .map_err(|e| WorkError::Invalid(format!("the plan cannot be recorded: {e}")))?;
         self.storage
             .record_plan(
                 decision.id,
@@ -165,28 +164,13 @@ impl Worker {
             }
             CheckOutcome::Apply { to, notes } => (u64::from(*to), notes.clone()),
         };
-        if to == from {
-            let reason = format!("Git already holds {to}");
-            return self
-                .finish(
-                    decision.id,
-                    DecisionStatus::Running,
-                    DecisionStatus::Skipped,
-                    &reason,
-                )
-                .await;
-        }
 
-        let window = window_of(decision, &history, now);
+        let window = window_of(&inputs, &history);
         let explanation = Explanation {
             cluster: &spec.name,
             decision_id: decision.id,
             rule: &decision.rule,
-            rule_reason: decision
-                .inputs
-                .get("reason")
-                .and_then(|r| r.as_str())
-                .unwrap_or(""),
+            rule_reason: &inputs.reason,
             from,
             to,
             unit: spec.target.scale_unit,
@@ -197,6 +181,21 @@ impl Worker {
             decision_url: self.decision_url(decision.id),
         };
         match &spec.write_back {
+            // Recorded and nothing written: no commit, no pull request, no sync.
+            WriteBack::Recommend {} => {
+                let reason = format!(
+                    "recommends changing the scale from {from} to {to} ({}); recommend-only mode \
+                     writes nothing",
+                    inputs.reason
+                );
+                self.finish(
+                    decision.id,
+                    DecisionStatus::Running,
+                    DecisionStatus::Recommended,
+                    &reason,
+                )
+                .await
+            }
             WriteBack::Commit => self.commit(decision, spec, base, &explanation).await,
             WriteBack::PullRequest {
                 github_repository,
@@ -222,12 +221,8 @@ impl Worker {
         cluster: &ClusterRecord,
         now: DateTime<Utc>,
     ) -> Result<Vec<Sample>, WorkError> {
-        let policy = &cluster.spec.policy;
-        let longest = policy
-            .scale_down_window_seconds
-            .max(policy.scale_up_window_seconds);
-        let span = Duration::from_secs(u64::from(longest)).max(MIN_HISTORY);
-        let since = now - chrono::Duration::from_std(span).unwrap_or(chrono::Duration::hours(1));
+        let seconds = history_seconds(&cluster.spec.policy);
+        let since = now - chrono::Duration::seconds(i64::from(seconds));
         Ok(self
             .storage
             .cluster_samples_since(cluster.id, since)
@@ -235,30 +230,12 @@ impl Worker {
     }
 }
 
-fn direction_of(decision: &DecisionRecord) -> Result<Direction, WorkError> {
-    match decision.inputs.get("direction").and_then(|d| d.as_str()) {
-        Some("up") => Ok(Direction::Up),
-        Some("down") => Ok(Direction::Down),
-        other => Err(WorkError::Invalid(format!(
-            "the decision's inputs name no direction (found {other:?})"
-        ))),
-    }
-}
-
 /// The rule's window (from the decision's inputs) and the samples in it.
 fn window_of(
-    decision: &DecisionRecord,
+    inputs: &DecisionInputs,
     history: &[Sample],
-    now: DateTime<Utc>,
 ) -> (DateTime<Utc>, DateTime<Utc>, Vec<Sample>) {
-    let bound = |name: &str| -> Option<DateTime<Utc>> {
-        let text = decision.inputs.get("window")?.get(name)?.as_str()?;
-        DateTime::parse_from_rfc3339(text)
-            .ok()
-            .map(|t| t.with_timezone(&Utc))
-    };
-    let to = bound("to").unwrap_or(now);
-    let from = bound("from").unwrap_or(to - chrono::Duration::minutes(5));
+    let (from, to) = (inputs.window.from, inputs.window.to);
     let samples = history
         .iter()
         .filter(|s| s.sampled_at > from && s.sampled_at <= to)

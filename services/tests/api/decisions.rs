@@ -1,4 +1,8 @@
-use autoscaler::storage::{DecisionStatus, NewDecision};
+use autoscaler::{
+    decide::{DecisionInputs, Direction},
+    storage::{DecisionStatus, NewDecision, Transition},
+};
+use chrono::Utc;
 use serde_json::{Value, json};
 
 use crate::harness::{TestApp, spec};
@@ -13,7 +17,7 @@ async fn record_decisions(app: &TestApp, cluster: &str, count: usize) -> Vec<i64
                 cluster_id: cluster.id,
                 cluster_name: cluster.spec.name.clone(),
                 rule: "lag_above_threshold".to_owned(),
-                inputs: json!({"window": i}),
+                inputs: DecisionInputs::bare(Direction::Up, &format!("test {i}"), Utc::now(), 300),
                 from_scale: Some(2),
             })
             .await
@@ -80,7 +84,7 @@ async fn the_database_allows_one_decision_in_flight_per_cluster() {
         cluster_id: cluster.id,
         cluster_name: "epsilon".to_owned(),
         rule: "cpu_above_threshold".to_owned(),
-        inputs: json!({}),
+        inputs: DecisionInputs::bare(Direction::Up, "test", Utc::now(), 300),
         from_scale: Some(1),
     };
 
@@ -140,6 +144,8 @@ async fn the_dry_run_says_what_would_happen_and_enqueues_nothing() {
             s.lag_records = Some(60_000.0);
             s.cpu_load = Some(0.5);
             s.scale = Some(2.0);
+            s.records_in = Some(2000.0);
+            s.records_out = Some(2000.0);
             (cluster.id, s)
         })
         .collect();
@@ -157,10 +163,97 @@ async fn the_dry_run_says_what_would_happen_and_enqueues_nothing() {
     );
     assert_eq!(evaluation["act"], true);
     assert_eq!(evaluation["verdicts"].as_array().map(Vec::len), Some(4));
+    // The estimate, the scale the worker would write, and every check's verdict.
+    assert_eq!(evaluation["estimate"]["current_scale"], 2, "{evaluation}");
+    assert_eq!(evaluation["estimate"]["model"], "proportional");
+    assert!(evaluation["estimate"]["fallback_reason"].is_string());
+    let target = evaluation["target_scale"].as_u64().expect("a target scale");
+    assert!(target > 2, "{evaluation}");
+    let checks: Vec<(String, String)> = evaluation["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .map(|c| {
+            (
+                c["check"].as_str().unwrap_or_default().to_owned(),
+                c["state"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("paused", "passed"),
+        ("in_flight", "passed"),
+        ("cooldown", "passed"),
+        ("scale_bounds", "passed"),
+        ("human_change", "not_checked"),
+        ("estimate", "passed"),
+        ("ineffective_scaling", "passed"),
+        ("post_check", "passed"),
+        ("git_holds", "not_checked"),
+    ];
+    assert_eq!(
+        checks,
+        expected.map(|(c, s)| (c.to_owned(), s.to_owned())),
+        "{evaluation}"
+    );
     let decisions = app
         .storage
         .list_decisions(cluster.id, None, 10)
         .await
         .expect("list");
     assert!(decisions.is_empty(), "a dry run records nothing");
+}
+
+#[tokio::test]
+async fn a_recommend_only_cluster_shows_its_recommendations_and_they_start_the_cooldown() {
+    let app = TestApp::spawn().await;
+    let mut recommend = spec("zeta");
+    recommend["write_back"] = json!({"mode": "recommend"});
+    let body = app.subscribe(&recommend).await;
+    assert_eq!(body["spec"]["write_back"], json!({"mode": "recommend"}));
+    // The mode takes no settings: anything else is refused naming the field.
+    let mut extra = spec("eta");
+    extra["write_back"] = json!({"mode": "recommend", "token": {"env": "X"}});
+    let refused = app.post_json("/api/v1/clusters", &extra).await;
+    assert_eq!(refused.status(), 422);
+    let error: Value = refused.json().await.expect("json");
+    assert!(error.to_string().contains("token"), "{error}");
+
+    let cluster = app.storage.get_cluster("zeta").await.expect("cluster");
+    let decision = app
+        .storage
+        .insert_pending_decision(&NewDecision {
+            cluster_id: cluster.id,
+            cluster_name: "zeta".to_owned(),
+            rule: "lag_above_threshold".to_owned(),
+            inputs: DecisionInputs::bare(Direction::Up, "lag 900 s", Utc::now(), 300),
+            from_scale: Some(2),
+        })
+        .await
+        .expect("insert");
+    for (from, to) in [
+        (DecisionStatus::Pending, DecisionStatus::Running),
+        (DecisionStatus::Running, DecisionStatus::Recommended),
+    ] {
+        app.storage
+            .transition(
+                decision.id,
+                &Transition::new(from, to).reason("recommends changing the scale from 2 to 4"),
+            )
+            .await
+            .expect("move");
+    }
+    let shown: Value = app
+        .get(&format!("/api/v1/decisions/{}", decision.id))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(shown["status"], "recommended");
+    assert!(shown["finished_at"].is_string(), "{shown}");
+    // Ended, and the manager's cooldown runs from it.
+    let facts = app.storage.decision_facts().await.expect("facts");
+    let facts = facts.get(&cluster.id).expect("facts of zeta");
+    assert!(!facts.in_flight);
+    assert!(facts.last_change_at.is_some());
 }

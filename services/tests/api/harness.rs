@@ -5,7 +5,6 @@ use autoscaler::{
     cluster::ValidationContext,
     manager::Evaluator,
     metrics::Metrics,
-    rules::standard_rules,
     storage::Storage,
     tenancy::{TokenStore, sha256_hex},
 };
@@ -83,7 +82,6 @@ impl TestApp {
             max_body_bytes: BODY_LIMIT,
             evaluator: Arc::new(Evaluator {
                 storage: storage.clone(),
-                rules: standard_rules(),
                 scrape_interval_seconds: 30,
             }),
             public_url: None,

@@ -36,7 +36,12 @@ async fn team_b_cluster(app: &TestApp) -> i64 {
             cluster_id: cluster.id,
             cluster_name: "b-orders".into(),
             rule: "lag_high".into(),
-            inputs: json!({}),
+            inputs: autoscaler::decide::DecisionInputs::bare(
+                autoscaler::rules::Direction::Up,
+                "lag 120 s",
+                chrono::Utc::now(),
+                300,
+            ),
             from_scale: Some(2),
         })
         .await

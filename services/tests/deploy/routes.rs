@@ -11,7 +11,6 @@ use autoscaler::{
     manager::Evaluator,
     metrics::Metrics,
     queue::TaskQueue,
-    rules::standard_rules,
     storage::Storage,
     webhook::{self, WebhookState},
 };
@@ -47,7 +46,6 @@ pub fn autoscaler_router(role: Role) -> Router {
         max_body_bytes: 64 * 1024,
         evaluator: Arc::new(Evaluator {
             storage: storage.clone(),
-            rules: standard_rules(),
             scrape_interval_seconds: 30,
         }),
         public_url: None,

@@ -211,11 +211,12 @@ impl Rig {
             cluster_id: self.world.cluster_id,
             cluster_name: "logs".to_owned(),
             rule: "lag_above_threshold".to_owned(),
-            inputs: json!({
-                "direction": "up",
-                "reason": "lag above threshold",
-                "window": {"from": now - ChronoDuration::seconds(300), "to": now},
-            }),
+            inputs: autoscaler::decide::DecisionInputs::bare(
+                autoscaler::rules::Direction::Up,
+                "lag above threshold",
+                now,
+                300,
+            ),
             from_scale: Some(2),
         };
         self.world

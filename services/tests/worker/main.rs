@@ -11,6 +11,7 @@ mod git_cli;
 mod human;
 mod lifecycle;
 mod pull_requests;
+mod recommend;
 mod restart;
 mod webhook;
 mod world;

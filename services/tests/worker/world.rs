@@ -6,6 +6,7 @@ use std::{path::PathBuf, process::Command, sync::Arc, time::Duration};
 use autoscaler::{
     argocd::FollowSettings,
     cluster::ClusterSpec,
+    decide::{DecisionInputs, Direction},
     github::RateLimitSettings,
     metrics::Metrics,
     storage::{DecisionRecord, NewDecision, Sample, Storage},
@@ -208,11 +209,15 @@ impl World {
                 cluster_id: self.cluster_id,
                 cluster_name: "logs".to_owned(),
                 rule: "lag_above_threshold".to_owned(),
-                inputs: json!({
-                    "direction": direction,
-                    "reason": "lag 639 s above 300 s over 300 s",
-                    "window": {"from": now - ChronoDuration::seconds(300), "to": now},
-                }),
+                inputs: DecisionInputs::bare(
+                    match direction {
+                        "down" => Direction::Down,
+                        _ => Direction::Up,
+                    },
+                    "lag 639 s above 300 s over 300 s",
+                    now,
+                    300,
+                ),
                 from_scale: Some(2),
             })
             .await

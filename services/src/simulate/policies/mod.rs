@@ -24,7 +24,7 @@ pub use keda::Keda;
 pub use oracle::Oracle;
 pub use ours::Ours;
 
-use crate::{rules::Direction, storage::Sample};
+use crate::{decide::Sample, rules::Direction};
 
 /// The last change that took effect.
 #[derive(Debug, Clone, Copy, PartialEq)]

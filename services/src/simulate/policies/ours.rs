@@ -1,33 +1,31 @@
-//! The service's own policy: the manager's step (rules and safeguards over the longest window, with the
-//! facts the database would hold) and the worker's step (estimate and check over the worker's history),
-//! by calling [`decide`] and [`plan`] themselves.
-
-use chrono::Duration;
+//! The service's own policy: the decision core (`decide::evaluate`, rules, safeguards, estimate, every
+//! check and veto) with the facts the service would hold, gathered from the simulated job instead of
+//! Postgres and Git. Called, not copied.
 
 use super::{Observation, ScalingPolicy, within};
 use crate::{
     cluster::Policy,
-    estimate::{CheckOutcome, PreviousChange, plan},
-    rules::{ClusterFacts, Rule, RuleInput, decide, standard_rules},
+    decide::{self, CheckOutcome, Cluster, Facts, GitFacts, Written},
 };
 
 pub struct Ours {
-    rules: Vec<Box<dyn Rule>>,
     policy: Policy,
     scrape_interval_seconds: u32,
-    /// How far back the worker reads the history it estimates from.
-    worker_history_seconds: u32,
+    /// How far back the service reads the history it decides from.
+    history_seconds: u32,
     /// Tasks the check vetoed or skipped: a fired rule that changed nothing.
     pub unchanged: usize,
 }
 
 impl Ours {
     pub fn new(policy: Policy, scrape_interval_seconds: u32, worker_history_seconds: u32) -> Self {
+        let longest = policy
+            .scale_down_window_seconds
+            .max(policy.scale_up_window_seconds);
         Self {
-            rules: standard_rules(),
             policy,
             scrape_interval_seconds,
-            worker_history_seconds,
+            history_seconds: worker_history_seconds.max(longest),
             unchanged: 0,
         }
     }
@@ -40,40 +38,31 @@ impl ScalingPolicy for Ours {
 
     fn decide(&mut self, observation: &Observation<'_>) -> Option<u32> {
         let now = observation.now;
-        let longest = self
-            .policy
-            .scale_down_window_seconds
-            .max(self.policy.scale_up_window_seconds);
-        let window = within(observation.samples, now, longest);
-        // As the manager does: the scale is known only from a fresh sample.
-        let fresh_after = now - Duration::seconds(2 * i64::from(self.scrape_interval_seconds));
-        let facts = ClusterFacts {
+        let history = within(observation.samples, now, self.history_seconds);
+        // What the database and Git would say: the simulated changes are the autoscaler's own, Git holds
+        // the scale the job runs at, and nobody edits it by hand.
+        let facts = Facts {
             paused: false,
             decision_in_flight: observation.in_flight,
             last_change_at: observation.last_change.map(|c| c.at),
-            current_scale: window
-                .iter()
-                .rev()
-                .find(|s| s.sampled_at > fresh_after)
-                .and_then(|s| s.scale),
+            last_written: observation.last_change.map(|c| Written {
+                at: c.at,
+                direction: Some(c.direction),
+            }),
+            git: Some(GitFacts {
+                value: u64::from(observation.scale),
+                human_commit: None,
+            }),
         };
-        let input = RuleInput {
+        let cluster = Cluster {
             policy: &self.policy,
-            samples: window,
-            now,
             scrape_interval_seconds: self.scrape_interval_seconds,
         };
-        let evaluation = decide(&self.rules, &input, &facts);
+        let evaluation = decide::evaluate(&cluster, history, &facts, now);
         if !evaluation.act {
             return None;
         }
-        let direction = evaluation.direction()?;
-        let history = within(observation.samples, now, self.worker_history_seconds);
-        let previous = observation.last_change.map(|c| PreviousChange {
-            direction: c.direction,
-            at: c.at,
-        });
-        match plan(history, &self.policy, direction, previous, now).outcome {
+        match evaluation.plan?.outcome {
             CheckOutcome::Apply { to, .. } => Some(to),
             CheckOutcome::Veto { .. } | CheckOutcome::Skip { .. } => {
                 self.unchanged += 1;

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use super::{Bounds, Change, Ds2, Hpa, Keda, Observation, ScalingPolicy, Truth};
-use crate::storage::Sample;
+use crate::decide::Sample;
 
 const BOUNDS: Bounds = Bounds { min: 1, max: 24 };
 
@@ -201,4 +201,56 @@ fn ds2_scales_down_only_after_an_hour_and_never_below_forty_percent() {
     assert_eq!(first, 150, "{answers:?}");
     // At most 60 % fewer: 10 → 4, though 1000 records/s at 70 % needs 2.
     assert_eq!(answers[first], Some(4));
+}
+
+#[test]
+fn keda_holds_within_the_hpa_tolerance_and_without_a_lag_metric() {
+    let keda = || Keda::new(BOUNDS, 1000.0);
+    // 5 replicas and 5 thresholds of lag (ratio 1.0), then 5.4 thresholds (ratio 1.08): both within 10 %.
+    assert_eq!(
+        drive(&mut keda(), 5, [lag(300_000.0), lag(324_000.0)]),
+        vec![None, None]
+    );
+    // Just past the tolerance (ratio 1.2): one more replica per threshold.
+    assert_eq!(drive(&mut keda(), 5, [lag(360_000.0)]), vec![Some(6)]);
+    // No lag metric: no recommendation, not a scale to zero.
+    let mut samples = vec![sample(0, lag(0.0), 5)];
+    samples[0].lag_records = None;
+    let answer = keda().decide(&Observation {
+        now: samples[0].sampled_at,
+        seconds: 0.0,
+        samples: &samples,
+        scale: 5,
+        in_flight: false,
+        last_change: None,
+        truth: Truth {
+            lag_records: 0.0,
+            restart_remaining_seconds: 0.0,
+        },
+    });
+    assert_eq!(answer, None);
+}
+
+#[test]
+fn ds2_never_scales_down_while_lag_is_above_five_minutes() {
+    // 10 workers at 10 % utilisation, but 400 s of lag (400000 records at 1000 records/s) all along.
+    let answers = drive(
+        &mut Ds2::new(BOUNDS, 60.0),
+        10,
+        std::iter::repeat_n(load(1000.0, 10, 400_000.0), 200),
+    );
+    assert!(
+        answers.iter().all(|a| a.is_none_or(|to| to >= 10)),
+        "{answers:?}"
+    );
+}
+
+#[test]
+fn the_hpa_never_leaves_its_bounds() {
+    let bounds = Bounds { min: 2, max: 6 };
+    // Idle at 3: the HPA would go to 1, the bounds hold it at 2 (after the stabilisation window).
+    let answers = drive(&mut Hpa::new(bounds), 3, std::iter::repeat_n(cpu(0.05), 12));
+    assert_eq!(answers.last(), Some(&Some(2)), "{answers:?}");
+    // Saturated at 5: the HPA would double, the bounds cap it at 6.
+    assert_eq!(drive(&mut Hpa::new(bounds), 5, [cpu(1.0)]), vec![Some(6)]);
 }

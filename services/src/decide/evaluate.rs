@@ -1,0 +1,159 @@
+//! Rules, safeguards and the plan together: what the autoscaler would do for one cluster right now, and
+//! why.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{
+    CheckState, CheckVerdict, Cluster, ClusterFacts, Facts, Plan, Sample, plan,
+    safeguards::safeguard_verdicts,
+};
+use crate::{
+    estimate::{Estimate, Method, estimate},
+    rules::{Direction, RuleInput, Verdict, standard_rules},
+};
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Evaluation {
+    pub evaluated_at: DateTime<Utc>,
+    /// Every rule's verdict.
+    pub verdicts: Vec<Verdict>,
+    /// The rule that fired and would be acted on, if any.
+    pub fired: Option<Verdict>,
+    /// Why a fired rule may not act now (paused, in flight, cooldown, bounds, unknown scale).
+    pub blocked_by: Option<String>,
+    /// Whether a scaling task would be enqueued.
+    pub act: bool,
+    /// What the estimator says about the history, whether or not a rule fired.
+    pub estimate: Option<EstimateSummary>,
+    /// The scale the worker would write after every check, where a rule fired and it would write one.
+    pub target_scale: Option<u32>,
+    /// Where a rule fired: every safeguard's and every check's verdict, in the order they run.
+    pub checks: Vec<CheckVerdict>,
+    /// Where a rule fired: the worker's step for its direction with the facts at hand.
+    #[serde(skip)]
+    pub plan: Option<Plan>,
+}
+
+/// The estimate in brief: the scale, the model behind it and its fit.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct EstimateSummary {
+    /// The smallest scale the model says carries the required throughput, before any check.
+    pub scale: u32,
+    pub current_scale: u32,
+    /// `regression` (capacity fitted on saturated samples) or `proportional` (per-worker throughput).
+    pub model: &'static str,
+    /// The regression's R² (regression only).
+    pub r2: Option<f64>,
+    /// Records per second one worker moves (proportional only).
+    pub per_worker: Option<f64>,
+    /// Why the regression was not used (proportional only).
+    pub fallback_reason: Option<String>,
+    /// Records per second expected a few minutes ahead.
+    pub forecast_input: f64,
+    /// Records per second needed: the forecast plus draining the lag within the catch-up time.
+    pub required_throughput: f64,
+}
+
+impl From<&Estimate> for EstimateSummary {
+    fn from(estimate: &Estimate) -> Self {
+        let (model, r2, per_worker, fallback_reason) = match &estimate.method {
+            Method::Regression { fit } => ("regression", Some(fit.r2), None, None),
+            Method::Proportional { reason, per_worker } => (
+                "proportional",
+                None,
+                Some(*per_worker),
+                Some(reason.clone()),
+            ),
+        };
+        Self {
+            scale: estimate.scale,
+            current_scale: estimate.current_scale,
+            model,
+            r2,
+            per_worker,
+            fallback_reason,
+            forecast_input: estimate.forecast_input,
+            required_throughput: estimate.required_throughput,
+        }
+    }
+}
+
+impl Evaluation {
+    pub fn direction(&self) -> Option<Direction> {
+        self.fired.as_ref().map(|v| v.direction)
+    }
+}
+
+/// Every rule over `history` (time order, newest last; at least the longest rule window), the safeguards
+/// over `facts`, and where a rule fired, the plan for its direction.
+pub fn evaluate(
+    cluster: &Cluster<'_>,
+    history: &[Sample],
+    facts: &Facts,
+    now: DateTime<Utc>,
+) -> Evaluation {
+    let rules = standard_rules();
+    let input = RuleInput {
+        policy: cluster.policy,
+        samples: history,
+        now,
+        scrape_interval_seconds: cluster.scrape_interval_seconds,
+    };
+    let (verdicts, fired) = crate::rules::evaluate(&rules, &input);
+    // The scale is known only from a fresh sample.
+    let fresh_after = now - Duration::seconds(2 * i64::from(cluster.scrape_interval_seconds));
+    let safeguards = ClusterFacts {
+        paused: facts.paused,
+        decision_in_flight: facts.decision_in_flight,
+        last_change_at: facts.last_change_at,
+        current_scale: history
+            .iter()
+            .rev()
+            .find(|s| s.sampled_at > fresh_after)
+            .and_then(|s| s.scale),
+    };
+    let mut checks: Vec<CheckVerdict> = fired
+        .as_ref()
+        .map(|v| safeguard_verdicts(cluster.policy, &safeguards, v.direction, now))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(check, verdict)| match verdict {
+            Ok(()) => CheckVerdict::new(check, CheckState::Passed, "clear"),
+            Err(reason) => CheckVerdict::new(check, CheckState::Blocked, reason),
+        })
+        .collect();
+    let blocked_by = checks
+        .iter()
+        .find(|c| c.state == CheckState::Blocked)
+        .map(|c| c.detail.clone());
+    let plan = fired
+        .as_ref()
+        .map(|v| plan(cluster.policy, v.direction, history, facts, now));
+    let target_scale = match plan.as_ref().map(|p| &p.outcome) {
+        Some(super::CheckOutcome::Apply { to, .. }) => Some(*to),
+        _ => None,
+    };
+    if let Some(plan) = &plan {
+        checks.extend(plan.checks.iter().cloned());
+    }
+    let estimate = match plan.as_ref().and_then(|p| p.estimate.as_ref()) {
+        Some(estimate) => Some(EstimateSummary::from(estimate)),
+        None => estimate(history, cluster.policy)
+            .ok()
+            .as_ref()
+            .map(EstimateSummary::from),
+    };
+    Evaluation {
+        evaluated_at: now,
+        act: fired.is_some() && blocked_by.is_none(),
+        verdicts,
+        fired,
+        blocked_by,
+        estimate,
+        target_scale,
+        checks,
+        plan,
+    }
+}
