@@ -111,6 +111,9 @@ pub struct EngineContext {
     unknown_high: Mutex<Vec<(TopicPartition, i64)>>,
     /// Where a partition without a committed offset starts (`auto.offset.reset`).
     reset_latest: bool,
+    /// Done points of revoked partitions whose commit was refused during the rebalance, committed
+    /// in the next generation before its assignment takes effect.
+    refused: Mutex<BTreeMap<TopicPartition, i64>>,
 }
 
 impl EngineContext {
@@ -118,6 +121,41 @@ impl EngineContext {
         self.buffer
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn refused(&self) -> MutexGuard<'_, BTreeMap<TopicPartition, i64>> {
+        self.refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Commits, in the new generation and before the assignment starts fetching from the committed
+    /// offsets, the done points whose commit the broker refused on revoke (the mock broker refuses
+    /// every commit while the group is joining). Safe whoever owns the partition now: everything
+    /// below a done point is in Elasticsearch, and a commit that moves back only costs re-sends.
+    fn commit_refused(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        let refused = std::mem::take(&mut *self.refused());
+        if refused.is_empty() {
+            return;
+        }
+        let offsets: Vec<(TopicPartition, i64)> = refused.into_iter().collect();
+        let kept = offsets
+            .iter()
+            .filter(|(tp, _)| tpl.find_partition(&tp.topic, tp.partition).is_some())
+            .count();
+        match commit_offsets(consumer, &offsets) {
+            Ok(()) => {
+                self.completion.metrics.commits.inc();
+                tracing::info!(
+                    partitions = offsets.len(),
+                    reassigned_here = kept,
+                    "committed the done points refused on revoke"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "committing the done points refused on revoke failed")
+            }
+        }
     }
 
     fn publish_assignment(&self) {
@@ -174,8 +212,12 @@ impl EngineContext {
         }
         if consumer.assignment_lost() {
             tracing::warn!("assignment lost; not committing for revoked partitions");
-        } else {
-            commit(consumer, &self.completion, Some(&tps));
+        } else if let Err(refused) = commit(consumer, &self.completion, Some(&tps)) {
+            let mut r = self.refused();
+            for (tp, o) in refused {
+                let e = r.entry(tp).or_insert(o);
+                *e = (*e).max(o);
+            }
         }
         let mut t = self.completion.tracker();
         for tp in &tps {
@@ -264,7 +306,7 @@ impl ConsumerContext for EngineContext {
                     .collect();
                 self.revoke(consumer, tps);
             }
-            Rebalance::Assign(_) => {}
+            Rebalance::Assign(tpl) => self.commit_refused(consumer, tpl),
             Rebalance::Error(e) => tracing::error!(error = %e, "rebalance error"),
         }
     }
@@ -284,12 +326,13 @@ impl ConsumerContext for EngineContext {
     }
 }
 
-/// Commits the tracker's offsets (all moved partitions, or exactly `only`), synchronously.
+/// Commits the tracker's offsets (all moved partitions, or exactly `only`), synchronously. On failure,
+/// returns the offsets it tried to commit.
 fn commit(
     consumer: &BaseConsumer<EngineContext>,
     completion: &Completion,
     only: Option<&[TopicPartition]>,
-) {
+) -> Result<(), Vec<(TopicPartition, i64)>> {
     let offsets: Vec<(TopicPartition, i64)> = {
         let t = completion.tracker();
         match only {
@@ -301,16 +344,9 @@ fn commit(
         }
     };
     if offsets.is_empty() {
-        return;
+        return Ok(());
     }
-    let mut tpl = TopicPartitionList::new();
-    for (tp, o) in &offsets {
-        if let Err(e) = tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*o)) {
-            tracing::error!(error = %e, "building commit list");
-            return;
-        }
-    }
-    match consumer.commit(&tpl, CommitMode::Sync) {
+    match commit_offsets(consumer, &offsets) {
         Ok(()) => {
             completion.metrics.commits.inc();
             let mut t = completion.tracker();
@@ -318,9 +354,24 @@ fn commit(
                 t.mark_committed(tp, *o);
             }
             tracing::debug!(partitions = offsets.len(), "offsets committed");
+            Ok(())
         }
-        Err(e) => tracing::warn!(error = %e, "offset commit failed; will retry"),
+        Err(e) => {
+            tracing::warn!(error = %e, "offset commit failed; will retry");
+            Err(offsets)
+        }
     }
+}
+
+fn commit_offsets(
+    consumer: &BaseConsumer<EngineContext>,
+    offsets: &[(TopicPartition, i64)],
+) -> rdkafka::error::KafkaResult<()> {
+    let mut tpl = TopicPartitionList::new();
+    for (tp, o) in offsets {
+        tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*o))?;
+    }
+    consumer.commit(&tpl, CommitMode::Sync)
 }
 
 pub struct ConsumerThread {
@@ -382,6 +433,7 @@ impl ConsumerThread {
             reassigned: AtomicBool::new(false),
             unknown_high: Mutex::new(Vec::new()),
             reset_latest: k.auto_offset_reset == crate::config::OffsetReset::Latest,
+            refused: Mutex::new(BTreeMap::new()),
         };
         let consumer: BaseConsumer<EngineContext> =
             client_config(k, instance_id).create_with_context(ctx)?;
@@ -420,7 +472,7 @@ impl ConsumerThread {
                     if rewind {
                         self.rewind();
                     }
-                    commit(&self.consumer, &self.ctx().completion, None);
+                    let _ = commit(&self.consumer, &self.ctx().completion, None);
                     let _ = reply.send(());
                 }
                 Ok(Command::Stop) | Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
@@ -443,7 +495,7 @@ impl ConsumerThread {
                     // Take no more records for now; wait for room downstream.
                     std::thread::sleep(Duration::from_millis(2));
                     if last_commit.elapsed() >= self.commit_interval {
-                        commit(&self.consumer, &self.ctx().completion, None);
+                        let _ = commit(&self.consumer, &self.ctx().completion, None);
                         last_commit = Instant::now();
                     }
                     continue;
@@ -491,13 +543,13 @@ impl ConsumerThread {
             polls = polls.wrapping_add(1);
             if (idle || polls.is_multiple_of(256)) && last_commit.elapsed() >= self.commit_interval
             {
-                commit(&self.consumer, &self.ctx().completion, None);
+                let _ = commit(&self.consumer, &self.ctx().completion, None);
                 last_commit = Instant::now();
             }
         }
         // Records still held never reached the stages; they are re-read by whoever owns the partition next.
         self.ctx().drop_buffered();
-        commit(&self.consumer, &self.ctx().completion, None);
+        let _ = commit(&self.consumer, &self.ctx().completion, None);
         tracing::info!("consumer leaving the group");
         // Dropping the consumer closes it: the revoke callback runs once more and commits.
     }
