@@ -17,7 +17,7 @@ use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use crate::config::KafkaConfig;
 use crate::metrics::PartitionLabels;
 use crate::source::completion::Completion;
-use crate::source::offsets::TopicPartition;
+use crate::source::offsets::{CommitPoint, TopicPartition, parse_metadata};
 use crate::status::{AssignedPartition, StatusBoard};
 use crate::transform::record::{Position, SourceRecord};
 
@@ -30,6 +30,9 @@ const PAUSE_AFTER_HELD_BATCHES: usize = 4;
 /// than this (Elasticsearch slow or stalled), the partitions are paused and the consumer keeps
 /// polling so it stays in the group.
 const PAUSE_AFTER_BLOCKED: Duration = Duration::from_millis(500);
+
+/// How long an assignment waits for the committed offsets' metadata.
+const COMMITTED_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often partitions without a known high watermark get one from the broker (for their lag).
 const WATERMARK_INTERVAL: Duration = Duration::from_secs(2);
@@ -113,7 +116,7 @@ pub struct EngineContext {
     reset_latest: bool,
     /// Done points of revoked partitions whose commit was refused during the rebalance, committed
     /// in the next generation before its assignment takes effect.
-    refused: Mutex<BTreeMap<TopicPartition, i64>>,
+    refused: Mutex<BTreeMap<TopicPartition, CommitPoint>>,
 }
 
 impl EngineContext {
@@ -123,7 +126,7 @@ impl EngineContext {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn refused(&self) -> MutexGuard<'_, BTreeMap<TopicPartition, i64>> {
+    fn refused(&self) -> MutexGuard<'_, BTreeMap<TopicPartition, CommitPoint>> {
         self.refused
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -138,10 +141,10 @@ impl EngineContext {
         if refused.is_empty() {
             return;
         }
-        let offsets: Vec<(TopicPartition, i64)> = refused.into_iter().collect();
+        let offsets: Vec<CommitPoint> = refused.into_values().collect();
         let kept = offsets
             .iter()
-            .filter(|(tp, _)| tpl.find_partition(&tp.topic, tp.partition).is_some())
+            .filter(|c| tpl.find_partition(&c.tp.topic, c.tp.partition).is_some())
             .count();
         match commit_offsets(consumer, &offsets) {
             Ok(()) => {
@@ -214,9 +217,13 @@ impl EngineContext {
             tracing::warn!("assignment lost; not committing for revoked partitions");
         } else if let Err(refused) = commit(consumer, &self.completion, Some(&tps)) {
             let mut r = self.refused();
-            for (tp, o) in refused {
-                let e = r.entry(tp).or_insert(o);
-                *e = (*e).max(o);
+            for point in refused {
+                match r.get(&point.tp) {
+                    Some(known) if known.offset > point.offset => {}
+                    _ => {
+                        r.insert(point.tp.clone(), point);
+                    }
+                }
             }
         }
         let mut t = self.completion.tracker();
@@ -311,12 +318,26 @@ impl ConsumerContext for EngineContext {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
+            // The commits' metadata lists records at or above the commit point that an earlier owner
+            // (or this one before a crash) already dead-lettered.
+            let committed = match consumer.committed_offsets((*tpl).clone(), COMMITTED_TIMEOUT) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading committed metadata; dead letters of a replay may be written twice");
+                    None
+                }
+            };
             {
                 let mut t = self.completion.tracker();
                 for e in tpl.elements() {
-                    t.assign(TopicPartition::new(e.topic(), e.partition()));
+                    let listed = committed
+                        .as_ref()
+                        .and_then(|c| c.find_partition(e.topic(), e.partition()))
+                        .map(|c| parse_metadata(c.metadata()))
+                        .unwrap_or_default();
+                    t.assign_with(TopicPartition::new(e.topic(), e.partition()), listed);
                 }
             }
             self.reassigned.store(true, Ordering::SeqCst);
@@ -332,14 +353,11 @@ fn commit(
     consumer: &BaseConsumer<EngineContext>,
     completion: &Completion,
     only: Option<&[TopicPartition]>,
-) -> Result<(), Vec<(TopicPartition, i64)>> {
-    let offsets: Vec<(TopicPartition, i64)> = {
+) -> Result<(), Vec<CommitPoint>> {
+    let offsets: Vec<CommitPoint> = {
         let t = completion.tracker();
         match only {
-            Some(tps) => tps
-                .iter()
-                .filter_map(|tp| t.committable(tp).map(|o| (tp.clone(), o)))
-                .collect(),
+            Some(tps) => tps.iter().filter_map(|tp| t.commit_point(tp)).collect(),
             None => t.to_commit(),
         }
     };
@@ -350,8 +368,8 @@ fn commit(
         Ok(()) => {
             completion.metrics.commits.inc();
             let mut t = completion.tracker();
-            for (tp, o) in &offsets {
-                t.mark_committed(tp, *o);
+            for point in &offsets {
+                t.mark_committed(point);
             }
             tracing::debug!(partitions = offsets.len(), "offsets committed");
             Ok(())
@@ -365,11 +383,13 @@ fn commit(
 
 fn commit_offsets(
     consumer: &BaseConsumer<EngineContext>,
-    offsets: &[(TopicPartition, i64)],
+    offsets: &[CommitPoint],
 ) -> rdkafka::error::KafkaResult<()> {
     let mut tpl = TopicPartitionList::new();
-    for (tp, o) in offsets {
-        tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*o))?;
+    for c in offsets {
+        let mut e = tpl.add_partition(&c.tp.topic, c.tp.partition);
+        e.set_offset(Offset::Offset(c.offset))?;
+        e.set_metadata(c.metadata.as_str());
     }
     consumer.commit(&tpl, CommitMode::Sync)
 }
