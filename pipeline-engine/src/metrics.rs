@@ -46,6 +46,7 @@ pub struct Metrics {
     pub dead_letters: Family<ReasonLabels, Counter>,
     pub commits: Counter,
     pub stale_acks: Counter,
+    pub dead_letters_repeated: Counter,
     pub announce_failures: Counter,
 }
 
@@ -72,6 +73,7 @@ impl Metrics {
             dead_letters: Family::default(),
             commits: Counter::default(),
             stale_acks: Counter::default(),
+            dead_letters_repeated: Counter::default(),
             announce_failures: Counter::default(),
             registry: Registry::default(),
         };
@@ -151,6 +153,11 @@ impl Metrics {
             "engine_stale_acks",
             "Acknowledgements for partitions revoked or re-assigned since the record was consumed",
             m.stale_acks.clone(),
+        );
+        registry.register(
+            "engine_dead_letters_repeated",
+            "Replayed records not written to the dead-letter destination again: already written before",
+            m.dead_letters_repeated.clone(),
         );
         registry.register(
             "engine_announce_failures",

@@ -158,6 +158,11 @@ async fn rebalance_between_two_engines_loses_nothing() {
         },
     )
     .await;
+    // Re-sends (answered 409) are the cost of the rebalance; printed to compare changes.
+    eprintln!(
+        "rebalance: 8000 records, {} re-sent (409)",
+        es.stats().conflicts
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -219,6 +224,104 @@ async fn crash_test_sigkill_at_random_moments_loses_nothing() {
     assert!(
         kills >= 1,
         "the engine was killed at least once while running"
+    );
+}
+
+/// The group's committed metadata for one partition (what the engine lists as dead-lettered).
+fn committed_metadata(bootstrap: &str, group: &str, topic: &str, partition: i32) -> Option<String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .ok()?;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition(topic, partition);
+    let got = c.committed_offsets(tpl, Duration::from_secs(5)).ok()?;
+    let e = got.find_partition(topic, partition)?;
+    Some(e.metadata().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_after_dead_lettering_does_not_write_a_second_copy() {
+    let broker = MockBroker::start(&[("app", 1), ("test-dead-letter", 1)]);
+    let es = EsServer::start(EsServerOptions::default())
+        .await
+        .expect("es");
+    // Elasticsearch holds the valid record at offset 0, so the commit point stays below the three
+    // poison records behind it, which are dead-lettered at once.
+    es.set_faults(Faults {
+        stalled: true,
+        ..Default::default()
+    });
+    let valid = log_line(0);
+    let poison: Vec<&[u8]> = vec![valid.as_slice(), b"{not json", b"[1]", b"{oops"];
+    test_support::kafka::produce(&broker.bootstrap, "app", poison.iter().map(|p| (0, *p)));
+    let opts = EngineOpts::new(&broker.bootstrap, &es.url(), "app", "g-dlq-crash");
+    let mut first = Engine::start(&opts);
+    let b = broker.bootstrap.clone();
+    let listed = tokio::task::spawn_blocking(move || {
+        wait::until_blocking(
+            "the commit lists the dead-lettered offsets",
+            DEADLINE,
+            POLL,
+            || {
+                committed_metadata(&b, "g-dlq-crash", "app", 0)
+                    .filter(|m| m == "dead_lettered:1,2,3")
+            },
+        )
+    })
+    .await
+    .expect("wait");
+    assert_eq!(listed, "dead_lettered:1,2,3");
+    assert_eq!(
+        committed(&broker.bootstrap, "g-dlq-crash", "app", 1),
+        vec![Some(0)],
+        "the commit point is still below them"
+    );
+    first.sigkill();
+    let _ = first.wait_exit(DEADLINE);
+
+    es.set_faults(Faults::default());
+    let second = Engine::start(&opts);
+    let b = broker.bootstrap.clone();
+    tokio::task::spawn_blocking(move || {
+        wait::until_blocking("offsets committed to the end", DEADLINE, POLL, || {
+            (committed(&b, "g-dlq-crash", "app", 1) == vec![Some(4)]).then_some(())
+        })
+    })
+    .await
+    .expect("wait");
+    assert!(es.ids().contains("app-0-0"));
+    let b = broker.bootstrap.clone();
+    let dead = tokio::task::spawn_blocking(move || {
+        // Ask for more than three so that a second copy would be read too.
+        test_support::kafka::read_topic(&b, "test-dead-letter", 1, 6, Duration::from_secs(3))
+    })
+    .await
+    .expect("read dead letters");
+    let mut offsets: Vec<String> = dead
+        .iter()
+        .filter_map(|r| {
+            r.headers
+                .iter()
+                .find(|(k, _)| k == "dead_letter.offset")
+                .map(|(_, v)| v.clone())
+        })
+        .collect();
+    offsets.sort();
+    assert_eq!(
+        offsets,
+        ["1", "2", "3"],
+        "one copy each:\n{}",
+        second.logs()
+    );
+    let m = second.metrics().await;
+    assert_eq!(
+        metric(&m, "engine_dead_letters_repeated_total", "pipeline"),
+        Some(3.0),
+        "{m}"
     );
 }
 

@@ -39,11 +39,7 @@ impl Completion {
         {
             let mut t = self.tracker();
             for p in positions {
-                let tp = TopicPartition {
-                    topic: p.topic.clone(),
-                    partition: p.partition,
-                };
-                match t.done(&tp, p.generation, p.offset) {
+                match t.done(&tp_of(p), p.generation, p.offset) {
                     Ack::Applied => applied += 1,
                     Ack::Stale => stale += 1,
                 }
@@ -57,6 +53,25 @@ impl Completion {
 
     /// Writes dead letters, retrying until the destination takes them, then marks them done.
     pub async fn dead_letter(&self, entries: Vec<DeadLetter>) {
+        // A replay of a record already written (as the commit metadata or this generation shows) is
+        // done without a second copy.
+        let (repeated, entries): (Vec<DeadLetter>, Vec<DeadLetter>) = {
+            let t = self.tracker();
+            entries.into_iter().partition(|e| {
+                let p = &e.record.position;
+                t.was_dead_lettered(&tp_of(p), p.generation, p.offset)
+            })
+        };
+        if !repeated.is_empty() {
+            tracing::info!(
+                records = repeated.len(),
+                "records already dead-lettered before this replay; not written again"
+            );
+            self.metrics
+                .dead_letters_repeated
+                .inc_by(repeated.len() as u64);
+            self.done(repeated.iter().map(|e| &e.record.position), false);
+        }
         if entries.is_empty() {
             return;
         }
@@ -88,6 +103,20 @@ impl Completion {
             );
             self.metrics.dead_letter(e.reason);
         }
+        {
+            let mut t = self.tracker();
+            for e in &entries {
+                let p = &e.record.position;
+                t.dead_lettered(&tp_of(p), p.generation, p.offset);
+            }
+        }
         self.done(entries.iter().map(|e| &e.record.position), false);
+    }
+}
+
+fn tp_of(p: &Position) -> TopicPartition {
+    TopicPartition {
+        topic: p.topic.clone(),
+        partition: p.partition,
     }
 }

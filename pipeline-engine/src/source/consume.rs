@@ -17,7 +17,7 @@ use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use crate::config::KafkaConfig;
 use crate::metrics::PartitionLabels;
 use crate::source::completion::Completion;
-use crate::source::offsets::TopicPartition;
+use crate::source::offsets::{CommitPoint, TopicPartition, parse_metadata};
 use crate::status::{AssignedPartition, StatusBoard};
 use crate::transform::record::{Position, SourceRecord};
 
@@ -30,6 +30,9 @@ const PAUSE_AFTER_HELD_BATCHES: usize = 4;
 /// than this (Elasticsearch slow or stalled), the partitions are paused and the consumer keeps
 /// polling so it stays in the group.
 const PAUSE_AFTER_BLOCKED: Duration = Duration::from_millis(500);
+
+/// How long an assignment waits for the committed offsets' metadata.
+const COMMITTED_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often partitions without a known high watermark get one from the broker (for their lag).
 const WATERMARK_INTERVAL: Duration = Duration::from_secs(2);
@@ -111,6 +114,9 @@ pub struct EngineContext {
     unknown_high: Mutex<Vec<(TopicPartition, i64)>>,
     /// Where a partition without a committed offset starts (`auto.offset.reset`).
     reset_latest: bool,
+    /// Done points of revoked partitions whose commit was refused during the rebalance, committed
+    /// in the next generation before its assignment takes effect.
+    refused: Mutex<BTreeMap<TopicPartition, CommitPoint>>,
 }
 
 impl EngineContext {
@@ -118,6 +124,41 @@ impl EngineContext {
         self.buffer
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn refused(&self) -> MutexGuard<'_, BTreeMap<TopicPartition, CommitPoint>> {
+        self.refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Commits, in the new generation and before the assignment starts fetching from the committed
+    /// offsets, the done points whose commit the broker refused on revoke (the mock broker refuses
+    /// every commit while the group is joining). Safe whoever owns the partition now: everything
+    /// below a done point is in Elasticsearch, and a commit that moves back only costs re-sends.
+    fn commit_refused(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        let refused = std::mem::take(&mut *self.refused());
+        if refused.is_empty() {
+            return;
+        }
+        let offsets: Vec<CommitPoint> = refused.into_values().collect();
+        let kept = offsets
+            .iter()
+            .filter(|c| tpl.find_partition(&c.tp.topic, c.tp.partition).is_some())
+            .count();
+        match commit_offsets(consumer, &offsets) {
+            Ok(()) => {
+                self.completion.metrics.commits.inc();
+                tracing::info!(
+                    partitions = offsets.len(),
+                    reassigned_here = kept,
+                    "committed the done points refused on revoke"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "committing the done points refused on revoke failed")
+            }
+        }
     }
 
     fn publish_assignment(&self) {
@@ -174,8 +215,16 @@ impl EngineContext {
         }
         if consumer.assignment_lost() {
             tracing::warn!("assignment lost; not committing for revoked partitions");
-        } else {
-            commit(consumer, &self.completion, Some(&tps));
+        } else if let Err(refused) = commit(consumer, &self.completion, Some(&tps)) {
+            let mut r = self.refused();
+            for point in refused {
+                match r.get(&point.tp) {
+                    Some(known) if known.offset > point.offset => {}
+                    _ => {
+                        r.insert(point.tp.clone(), point);
+                    }
+                }
+            }
         }
         let mut t = self.completion.tracker();
         for tp in &tps {
@@ -264,17 +313,31 @@ impl ConsumerContext for EngineContext {
                     .collect();
                 self.revoke(consumer, tps);
             }
-            Rebalance::Assign(_) => {}
+            Rebalance::Assign(tpl) => self.commit_refused(consumer, tpl),
             Rebalance::Error(e) => tracing::error!(error = %e, "rebalance error"),
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
+            // The commits' metadata lists records at or above the commit point that an earlier owner
+            // (or this one before a crash) already dead-lettered.
+            let committed = match consumer.committed_offsets((*tpl).clone(), COMMITTED_TIMEOUT) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading committed metadata; dead letters of a replay may be written twice");
+                    None
+                }
+            };
             {
                 let mut t = self.completion.tracker();
                 for e in tpl.elements() {
-                    t.assign(TopicPartition::new(e.topic(), e.partition()));
+                    let listed = committed
+                        .as_ref()
+                        .and_then(|c| c.find_partition(e.topic(), e.partition()))
+                        .map(|c| parse_metadata(c.metadata()))
+                        .unwrap_or_default();
+                    t.assign_with(TopicPartition::new(e.topic(), e.partition()), listed);
                 }
             }
             self.reassigned.store(true, Ordering::SeqCst);
@@ -284,43 +347,51 @@ impl ConsumerContext for EngineContext {
     }
 }
 
-/// Commits the tracker's offsets (all moved partitions, or exactly `only`), synchronously.
+/// Commits the tracker's offsets (all moved partitions, or exactly `only`), synchronously. On failure,
+/// returns the offsets it tried to commit.
 fn commit(
     consumer: &BaseConsumer<EngineContext>,
     completion: &Completion,
     only: Option<&[TopicPartition]>,
-) {
-    let offsets: Vec<(TopicPartition, i64)> = {
+) -> Result<(), Vec<CommitPoint>> {
+    let offsets: Vec<CommitPoint> = {
         let t = completion.tracker();
         match only {
-            Some(tps) => tps
-                .iter()
-                .filter_map(|tp| t.committable(tp).map(|o| (tp.clone(), o)))
-                .collect(),
+            Some(tps) => tps.iter().filter_map(|tp| t.commit_point(tp)).collect(),
             None => t.to_commit(),
         }
     };
     if offsets.is_empty() {
-        return;
+        return Ok(());
     }
-    let mut tpl = TopicPartitionList::new();
-    for (tp, o) in &offsets {
-        if let Err(e) = tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*o)) {
-            tracing::error!(error = %e, "building commit list");
-            return;
-        }
-    }
-    match consumer.commit(&tpl, CommitMode::Sync) {
+    match commit_offsets(consumer, &offsets) {
         Ok(()) => {
             completion.metrics.commits.inc();
             let mut t = completion.tracker();
-            for (tp, o) in &offsets {
-                t.mark_committed(tp, *o);
+            for point in &offsets {
+                t.mark_committed(point);
             }
             tracing::debug!(partitions = offsets.len(), "offsets committed");
+            Ok(())
         }
-        Err(e) => tracing::warn!(error = %e, "offset commit failed; will retry"),
+        Err(e) => {
+            tracing::warn!(error = %e, "offset commit failed; will retry");
+            Err(offsets)
+        }
     }
+}
+
+fn commit_offsets(
+    consumer: &BaseConsumer<EngineContext>,
+    offsets: &[CommitPoint],
+) -> rdkafka::error::KafkaResult<()> {
+    let mut tpl = TopicPartitionList::new();
+    for c in offsets {
+        let mut e = tpl.add_partition(&c.tp.topic, c.tp.partition);
+        e.set_offset(Offset::Offset(c.offset))?;
+        e.set_metadata(c.metadata.as_str());
+    }
+    consumer.commit(&tpl, CommitMode::Sync)
 }
 
 pub struct ConsumerThread {
@@ -382,6 +453,7 @@ impl ConsumerThread {
             reassigned: AtomicBool::new(false),
             unknown_high: Mutex::new(Vec::new()),
             reset_latest: k.auto_offset_reset == crate::config::OffsetReset::Latest,
+            refused: Mutex::new(BTreeMap::new()),
         };
         let consumer: BaseConsumer<EngineContext> =
             client_config(k, instance_id).create_with_context(ctx)?;
@@ -420,7 +492,7 @@ impl ConsumerThread {
                     if rewind {
                         self.rewind();
                     }
-                    commit(&self.consumer, &self.ctx().completion, None);
+                    let _ = commit(&self.consumer, &self.ctx().completion, None);
                     let _ = reply.send(());
                 }
                 Ok(Command::Stop) | Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
@@ -443,7 +515,7 @@ impl ConsumerThread {
                     // Take no more records for now; wait for room downstream.
                     std::thread::sleep(Duration::from_millis(2));
                     if last_commit.elapsed() >= self.commit_interval {
-                        commit(&self.consumer, &self.ctx().completion, None);
+                        let _ = commit(&self.consumer, &self.ctx().completion, None);
                         last_commit = Instant::now();
                     }
                     continue;
@@ -491,13 +563,13 @@ impl ConsumerThread {
             polls = polls.wrapping_add(1);
             if (idle || polls.is_multiple_of(256)) && last_commit.elapsed() >= self.commit_interval
             {
-                commit(&self.consumer, &self.ctx().completion, None);
+                let _ = commit(&self.consumer, &self.ctx().completion, None);
                 last_commit = Instant::now();
             }
         }
         // Records still held never reached the stages; they are re-read by whoever owns the partition next.
         self.ctx().drop_buffered();
-        commit(&self.consumer, &self.ctx().completion, None);
+        let _ = commit(&self.consumer, &self.ctx().completion, None);
         tracing::info!("consumer leaving the group");
         // Dropping the consumer closes it: the revoke callback runs once more and commits.
     }

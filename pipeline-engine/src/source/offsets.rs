@@ -4,7 +4,7 @@
 //! destination. Sink tasks finish batches out of order, so the committable offset is the lowest pending
 //! offset (or one past the highest seen when nothing is pending), never the highest acknowledged one.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -33,6 +33,38 @@ struct PartitionState {
     committed: Option<i64>,
     /// Timestamp of the most recently consumed record (for lag in seconds when nothing is pending).
     last_timestamp_ms: Option<i64>,
+    /// Offsets at or above the commit point already written to the dead-letter destination (by
+    /// this generation, or listed in the commit's metadata by an earlier owner): a replay marks
+    /// them done instead of writing a second copy.
+    dead_lettered: BTreeSet<i64>,
+    /// Bumped when `dead_lettered` grows, so that the next commit carries it even if the commit
+    /// point did not move.
+    dead_lettered_version: u64,
+    committed_version: u64,
+}
+
+/// An offset to commit with the commit's metadata (the dead-lettered offsets at or above it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitPoint {
+    pub tp: TopicPartition,
+    pub offset: i64,
+    pub metadata: String,
+    version: u64,
+}
+
+/// Prefix of the commit metadata this engine writes; other metadata is ignored.
+const METADATA_PREFIX: &str = "dead_lettered:";
+
+/// Kafka brokers keep up to `offset.metadata.max.bytes` (4096 by default) of metadata per commit:
+/// at most this many offsets are listed, the lowest first (a replay reaches them first).
+const MAX_LISTED: usize = 256;
+
+/// The dead-lettered offsets listed in commit metadata written by [`CommitPoint`].
+pub fn parse_metadata(metadata: &str) -> BTreeSet<i64> {
+    metadata
+        .strip_prefix(METADATA_PREFIX)
+        .map(|list| list.split(',').filter_map(|o| o.parse().ok()).collect())
+        .unwrap_or_default()
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -51,6 +83,27 @@ impl PartitionState {
 
     fn committable(&self) -> Option<i64> {
         self.pending.front().map(|e| e.offset).or(self.next)
+    }
+
+    fn commit_point(&self, tp: &TopicPartition) -> Option<CommitPoint> {
+        let offset = self.committable()?;
+        let listed: Vec<String> = self
+            .dead_lettered
+            .range(offset..)
+            .take(MAX_LISTED)
+            .map(i64::to_string)
+            .collect();
+        let metadata = if listed.is_empty() {
+            String::new()
+        } else {
+            format!("{METADATA_PREFIX}{}", listed.join(","))
+        };
+        Some(CommitPoint {
+            tp: tp.clone(),
+            offset,
+            metadata,
+            version: self.dead_lettered_version,
+        })
     }
 }
 
@@ -75,16 +128,38 @@ impl OffsetTracker {
 
     /// Starts (or restarts) tracking a partition; returns its new generation.
     pub fn assign(&mut self, tp: TopicPartition) -> u64 {
+        self.assign_with(tp, BTreeSet::new())
+    }
+
+    /// Starts tracking a partition whose committed metadata lists offsets already dead-lettered.
+    pub fn assign_with(&mut self, tp: TopicPartition, dead_lettered: BTreeSet<i64>) -> u64 {
         self.next_generation += 1;
         let generation = self.next_generation;
         self.partitions.insert(
             tp,
             PartitionState {
                 generation,
+                dead_lettered,
                 ..Default::default()
             },
         );
         generation
+    }
+
+    /// Notes that a record was written to the dead-letter destination (before it is marked done).
+    pub fn dead_lettered(&mut self, tp: &TopicPartition, generation: u64, offset: i64) {
+        if let Some(p) = self.current(tp, generation)
+            && p.dead_lettered.insert(offset)
+        {
+            p.dead_lettered_version += 1;
+        }
+    }
+
+    /// Whether a record was already written to the dead-letter destination.
+    pub fn was_dead_lettered(&self, tp: &TopicPartition, generation: u64, offset: i64) -> bool {
+        self.partitions
+            .get(tp)
+            .is_some_and(|p| p.generation == generation && p.dead_lettered.contains(&offset))
     }
 
     /// Stops tracking a partition; late acknowledgements for it become stale.
@@ -160,27 +235,40 @@ impl OffsetTracker {
         }
     }
 
-    /// Offsets to commit: per partition, the lowest not-done offset, where it moved past the last commit.
-    pub fn to_commit(&self) -> Vec<(TopicPartition, i64)> {
+    /// Offsets to commit: per partition, the lowest not-done offset, where it moved past the last
+    /// commit or records were dead-lettered since.
+    pub fn to_commit(&self) -> Vec<CommitPoint> {
         self.partitions
             .iter()
-            .filter_map(|(tp, p)| {
-                let c = p.committable()?;
-                (p.committed.is_none_or(|done| c > done)).then(|| (tp.clone(), c))
+            .filter(|(_, p)| {
+                p.committable()
+                    .is_some_and(|c| p.committed.is_none_or(|done| c > done))
+                    || p.dead_lettered_version > p.committed_version
             })
+            .filter_map(|(tp, p)| p.commit_point(tp))
             .collect()
     }
 
-    /// Offsets to commit for the given partitions regardless of whether they moved.
+    /// The commit point of a partition regardless of whether it moved.
+    pub fn commit_point(&self, tp: &TopicPartition) -> Option<CommitPoint> {
+        self.partitions.get(tp).and_then(|p| p.commit_point(tp))
+    }
+
+    /// Offset to commit for a partition regardless of whether it moved.
     pub fn committable(&self, tp: &TopicPartition) -> Option<i64> {
         self.partitions
             .get(tp)
             .and_then(PartitionState::committable)
     }
 
-    pub fn mark_committed(&mut self, tp: &TopicPartition, offset: i64) {
-        if let Some(p) = self.partitions.get_mut(tp) {
+    pub fn mark_committed(&mut self, point: &CommitPoint) {
+        if let Some(p) = self.partitions.get_mut(&point.tp) {
+            let offset = point.offset;
             p.committed = Some(p.committed.map_or(offset, |c| c.max(offset)));
+            p.committed_version = p.committed_version.max(point.version);
+            // Below the commit point nothing is read again by this generation's successors.
+            let committed = p.committed.unwrap_or(offset);
+            p.dead_lettered = p.dead_lettered.split_off(&committed);
         }
     }
 
@@ -254,11 +342,18 @@ mod tests {
     #[test]
     fn to_commit_reports_only_moved_partitions() {
         let (mut t, g) = tracker_with(0..3);
-        assert_eq!(t.to_commit(), vec![(tp(), 0)]);
-        t.mark_committed(&tp(), 0);
+        let offsets = |t: &OffsetTracker| -> Vec<(TopicPartition, i64)> {
+            t.to_commit()
+                .into_iter()
+                .map(|c| (c.tp, c.offset))
+                .collect()
+        };
+        assert_eq!(offsets(&t), vec![(tp(), 0)]);
+        let c = t.to_commit().remove(0);
+        t.mark_committed(&c);
         assert!(t.to_commit().is_empty());
         t.done(&tp(), g, 0);
-        assert_eq!(t.to_commit(), vec![(tp(), 1)]);
+        assert_eq!(offsets(&t), vec![(tp(), 1)]);
     }
 
     #[test]
@@ -325,6 +420,48 @@ mod tests {
             t.done(&tp(), g, o);
         }
         assert_eq!(t.oldest_timestamp_ms(&tp()), Some(30));
+    }
+
+    #[test]
+    fn dead_lettered_offsets_above_the_commit_point_travel_in_the_commit_metadata() {
+        let (mut t, g) = tracker_with(0..10);
+        t.done(&tp(), g, 0);
+        // 3 and 7 dead-lettered while 1 is still in flight: the commit point stays at 1.
+        for o in [7, 3] {
+            t.dead_lettered(&tp(), g, o);
+            t.done(&tp(), g, o);
+        }
+        let c = t.to_commit().remove(0);
+        assert_eq!((c.offset, c.metadata.as_str()), (1, "dead_lettered:3,7"));
+        t.mark_committed(&c);
+        assert!(t.to_commit().is_empty(), "nothing new");
+        t.dead_lettered(&tp(), g, 8);
+        let c = t.to_commit().remove(0);
+        assert_eq!(
+            (c.offset, c.metadata.as_str()),
+            (1, "dead_lettered:3,7,8"),
+            "a new dead letter is committed although the commit point did not move"
+        );
+        t.mark_committed(&c);
+        for o in 1..5 {
+            t.done(&tp(), g, o);
+        }
+        let c = t.to_commit().remove(0);
+        assert_eq!((c.offset, c.metadata.as_str()), (5, "dead_lettered:7,8"));
+        t.mark_committed(&c);
+
+        // The next owner reads the metadata back and does not write those again.
+        let listed = parse_metadata(&c.metadata);
+        let mut next = OffsetTracker::new();
+        let g2 = next.assign_with(tp(), listed);
+        assert!(next.was_dead_lettered(&tp(), g2, 7));
+        assert!(!next.was_dead_lettered(&tp(), g2, 6));
+        assert!(
+            !next.was_dead_lettered(&tp(), g2 + 1, 7),
+            "other generation"
+        );
+        assert!(parse_metadata("someone else's").is_empty());
+        assert!(parse_metadata("").is_empty());
     }
 
     #[test]
