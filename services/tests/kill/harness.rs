@@ -112,7 +112,11 @@ impl Rig {
             adjust(spec);
         })
         .await;
-        std::fs::write(world.dir.join("secrets/engine-control"), CONTROL_TOKEN).expect("secret");
+        std::fs::write(
+            world.dir.join("secrets/default/engine-control"),
+            CONTROL_TOKEN,
+        )
+        .expect("secret");
         // Ten minutes of a saturated job, ending a minute ago: the worker plans from it, and the
         // manager, seeing no fresh sample, does not fire on its own.
         world

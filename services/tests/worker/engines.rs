@@ -23,7 +23,11 @@ async fn engine_world(fallback: &str) -> World {
         });
     })
     .await;
-    std::fs::write(world.dir.join("secrets/engine-control"), CONTROL_TOKEN).expect("secret");
+    std::fs::write(
+        world.dir.join("secrets/default/engine-control"),
+        CONTROL_TOKEN,
+    )
+    .expect("secret");
     world
 }
 
