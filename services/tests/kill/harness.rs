@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use autoscaler::storage::{DecisionRecord, DecisionStatus, NewDecision};
+use autoscaler::storage::{DecisionRecord, DecisionStatus, NewDecision, Sample};
 use chrono::{Duration as ChronoDuration, Utc};
 use serde_json::json;
 
@@ -112,7 +112,11 @@ impl Rig {
             adjust(spec);
         })
         .await;
-        std::fs::write(world.dir.join("secrets/engine-control"), CONTROL_TOKEN).expect("secret");
+        std::fs::write(
+            world.dir.join("secrets/default/engine-control"),
+            CONTROL_TOKEN,
+        )
+        .expect("secret");
         // Ten minutes of a saturated job, ending a minute ago: the worker plans from it, and the
         // manager, seeing no fresh sample, does not fire on its own.
         world
@@ -123,6 +127,33 @@ impl Rig {
             engine,
             started: 0,
         }
+    }
+
+    /// A minute of samples every 5 s (the rig's scrape interval) up to now, as the manager would have
+    /// stored them from the saturated engine that `metrics::Metrics` exposes.
+    pub async fn recent_history(&self) {
+        let now = Utc::now();
+        let batch: Vec<(i64, Sample)> = (0..12_i32)
+            .map(|i| {
+                (
+                    self.world.cluster_id,
+                    Sample {
+                        sampled_at: now - ChronoDuration::seconds(i64::from(5 * (11 - i))),
+                        cpu_load: Some(0.97),
+                        lag_records: Some(640_000.0 + 5000.0 * f64::from(i)),
+                        lag_seconds: Some(640.0 + 5.0 * f64::from(i)),
+                        records_in: Some(5000.0),
+                        records_out: Some(2000.0),
+                        scale: Some(2.0),
+                    },
+                )
+            })
+            .collect();
+        self.world
+            .storage
+            .insert_samples(&batch)
+            .await
+            .expect("samples");
     }
 
     /// Starts `role` as a child process, paused at `pause` if given (the marker file is returned).
