@@ -58,6 +58,8 @@ impl Role {
 
 pub struct RoleProcess {
     pub role: Role,
+    /// Where it listens (the webhook role's receivers).
+    pub url: String,
     child: Child,
 }
 
@@ -193,7 +195,14 @@ impl Rig {
                 .env("AUTOSCALER_TEST_PAUSE_MARKER", &marker);
         }
         let child = command.spawn().expect("the autoscaler binary starts");
-        (RoleProcess { role, child }, marker)
+        (
+            RoleProcess {
+                role,
+                url: format!("http://127.0.0.1:{port}"),
+                child,
+            },
+            marker,
+        )
     }
 
     fn database_url(&self) -> String {

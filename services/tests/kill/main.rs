@@ -14,6 +14,7 @@ mod git_cli;
 mod harness;
 mod metrics;
 mod soak;
+mod webhook;
 #[path = "../worker/world.rs"]
 #[expect(
     dead_code,
