@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use autoscaler::storage::{DecisionRecord, DecisionStatus, NewDecision};
+use autoscaler::storage::{DecisionRecord, DecisionStatus, NewDecision, Sample};
 use chrono::{Duration as ChronoDuration, Utc};
 use serde_json::json;
 
@@ -58,6 +58,8 @@ impl Role {
 
 pub struct RoleProcess {
     pub role: Role,
+    /// Where it listens (the webhook role's receivers).
+    pub url: String,
     child: Child,
 }
 
@@ -129,6 +131,33 @@ impl Rig {
         }
     }
 
+    /// A minute of samples every 5 s (the rig's scrape interval) up to now, as the manager would have
+    /// stored them from the saturated engine that `metrics::Metrics` exposes.
+    pub async fn recent_history(&self) {
+        let now = Utc::now();
+        let batch: Vec<(i64, Sample)> = (0..12_i32)
+            .map(|i| {
+                (
+                    self.world.cluster_id,
+                    Sample {
+                        sampled_at: now - ChronoDuration::seconds(i64::from(5 * (11 - i))),
+                        cpu_load: Some(0.97),
+                        lag_records: Some(640_000.0 + 5000.0 * f64::from(i)),
+                        lag_seconds: Some(640.0 + 5.0 * f64::from(i)),
+                        records_in: Some(5000.0),
+                        records_out: Some(2000.0),
+                        scale: Some(2.0),
+                    },
+                )
+            })
+            .collect();
+        self.world
+            .storage
+            .insert_samples(&batch)
+            .await
+            .expect("samples");
+    }
+
     /// Starts `role` as a child process, paused at `pause` if given (the marker file is returned).
     pub fn spawn(&mut self, role: Role, pause: Option<&str>) -> (RoleProcess, PathBuf) {
         self.started += 1;
@@ -166,7 +195,14 @@ impl Rig {
                 .env("AUTOSCALER_TEST_PAUSE_MARKER", &marker);
         }
         let child = command.spawn().expect("the autoscaler binary starts");
-        (RoleProcess { role, child }, marker)
+        (
+            RoleProcess {
+                role,
+                url: format!("http://127.0.0.1:{port}"),
+                child,
+            },
+            marker,
+        )
     }
 
     fn database_url(&self) -> String {

@@ -12,7 +12,9 @@ mod engine_control;
 #[path = "../common/git.rs"]
 mod git_cli;
 mod harness;
+mod metrics;
 mod soak;
+mod webhook;
 #[path = "../worker/world.rs"]
 #[expect(
     dead_code,
@@ -81,13 +83,23 @@ async fn a_worker_killed_during_the_engine_restart_verifies_it_after_a_take_over
 }
 
 /// The manager is killed inside the transaction that records a decision with its task: neither exists
-/// afterwards, so nothing blocks the cluster, and the next manager decides again.
+/// afterwards, so nothing blocks the cluster, and the next manager decides again and carries it out once.
+/// The manager scrapes the real Prometheus, which scrapes a saturated engine's metrics.
 #[tokio::test]
-#[ignore = "the manager fires only on fresh samples it scraped itself; this rig has no Prometheus stand-in yet"]
 async fn a_manager_killed_between_recording_and_enqueueing_leaves_neither() {
-    let mut rig = Rig::new(|_| {}).await;
-    // A saturated job with a fresh sample: the manager's rules fire on the first evaluation.
-    rig.world.saturated_history(chrono::Utc::now()).await;
+    let dir = std::env::temp_dir().join(format!("kill-prom-{}", uuid::Uuid::new_v4().simple()));
+    let metrics = metrics::Metrics::saturated(&dir).await;
+    let url = metrics.url();
+    let mut rig = Rig::new(|spec| {
+        spec["metrics"]["prometheus_url"] = url.into();
+        // The shortest windows a spec may have: the test's recent history fills them.
+        spec["policy"]["scale_up_window_seconds"] = 30.into();
+        spec["policy"]["scale_down_window_seconds"] = 30.into();
+    })
+    .await;
+    // The manager's earlier scrapes (it scrapes every 5 s here): with the one it makes on starting, the
+    // scale-up window is full and fresh, so its rules fire on its first evaluation.
+    rig.recent_history().await;
     let (paused, marker) = rig.spawn(Role::Manager, Some(fault::MANAGER_RECORDED));
     rig.paused(&marker).await;
     paused.kill();
@@ -101,7 +113,7 @@ async fn a_manager_killed_between_recording_and_enqueueing_leaves_neither() {
         .expect("jobs");
     assert_eq!(tasks, 0, "and no task");
 
-    rig.world.saturated_history(chrono::Utc::now()).await;
+    rig.recent_history().await;
     let _manager = rig.spawn(Role::Manager, None).0;
     let _worker = rig.spawn(Role::Worker, None).0;
     test_support::wait::until_some("the next manager to decide", CONVERGE, || async {
@@ -110,12 +122,17 @@ async fn a_manager_killed_between_recording_and_enqueueing_leaves_neither() {
     .await
     .expect("a decision");
     let verdict = rig.converge(CONVERGE).await;
-    assert_eq!(verdict.stuck, 0, "{verdict:?}");
+    assert_eq!(verdict.stuck, 0, "{verdict:?}\n{}", rig.logs());
     assert_eq!(verdict.duplicates, 0, "{verdict:?}");
     assert!(verdict.untrue.is_empty(), "{verdict:?}");
     assert_eq!(
         verdict.by_status.get("applied"),
         Some(&1),
-        "the new manager's decision went through: {verdict:?}"
+        "the new manager's decision went through: {verdict:?}\n{}",
+        rig.logs()
     );
+    assert_eq!(verdict.decisions, 1, "one decision: {verdict:?}");
+    assert_eq!(verdict.commits, 1, "one commit for it: {verdict:?}");
+    drop(metrics);
+    let _ = std::fs::remove_dir_all(dir);
 }
