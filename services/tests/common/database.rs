@@ -10,23 +10,31 @@ pub fn admin_url() -> String {
 pub struct TestDatabase {
     pub name: String,
     pub url: String,
+    admin: String,
 }
 
 impl TestDatabase {
     pub fn new() -> Self {
+        Self::on(&admin_url())
+    }
+
+    /// A database of its own on the server that `admin` (a URL of an existing database there) names.
+    pub fn on(admin: &str) -> Self {
         let name = format!("autoscaler_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = admin_url();
-        let base = admin
-            .rsplit_once('/')
-            .map_or(admin.as_str(), |(base, _)| base);
+        let base = admin.rsplit_once('/').map_or(admin, |(base, _)| base);
         let url = format!("{base}/{name}");
-        Self { name, url }
+        Self {
+            name,
+            url,
+            admin: admin.to_owned(),
+        }
     }
 }
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let name = self.name.clone();
+        let admin = self.admin.clone();
         // Drop runs outside async; a short-lived runtime on its own thread does the async cleanup.
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -34,7 +42,7 @@ impl Drop for TestDatabase {
                 .build()
                 .expect("cleanup runtime");
             runtime.block_on(async {
-                if let Ok(pool) = sqlx::PgPool::connect(&admin_url()).await {
+                if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
                     let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "drop database if exists {name} with (force)"
                     )))

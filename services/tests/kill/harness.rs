@@ -14,6 +14,7 @@ use autoscaler::storage::{DecisionRecord, DecisionStatus, NewDecision, Sample};
 use chrono::{Duration as ChronoDuration, Utc};
 use serde_json::json;
 
+use crate::database::TestDatabase;
 use crate::engine_control::{CONTROL_TOKEN, Engine, engine};
 use crate::world::{PATH, World, git};
 
@@ -102,9 +103,17 @@ pub struct Verdict {
 impl Rig {
     /// A non-reactive engine cluster: after the sync the worker restarts the engine at `control_url`.
     pub async fn new(adjust: impl FnOnce(&mut serde_json::Value)) -> Self {
+        Self::new_on(TestDatabase::new(), adjust).await
+    }
+
+    /// [`Rig::new`] in `database` (on a Postgres of the test's own, which it may restart).
+    pub async fn new_on(
+        database: TestDatabase,
+        adjust: impl FnOnce(&mut serde_json::Value),
+    ) -> Self {
         let engine = engine("logs-0", None).await;
         let url = engine.url.clone();
-        let world = World::with_spec(move |spec| {
+        let world = World::with_spec_on(database, move |spec| {
             spec["target"] = json!({
                 "kind": "engine",
                 "reactive": false,

@@ -3,7 +3,8 @@
 //! SIGKILLed at each step of a decision (a test-only pause point, `AUTOSCALER_TEST_PAUSE_AT`, holds the
 //! process exactly there) and at random moments (the soak). After each kill the system must converge:
 //! at most one commit per decision, no decision left open, and what an applied decision says is what Git
-//! and the engine hold. Postgres is not restarted: it is the machine's, shared with every other test.
+//! and the engine hold. Postgres is crashed and restarted too: a server of the test's own
+//! (`test_support::postgres`), since the machine's is shared with every other test.
 
 #[path = "../common/database.rs"]
 mod database;
@@ -135,4 +136,48 @@ async fn a_manager_killed_between_recording_and_enqueueing_leaves_neither() {
     assert_eq!(verdict.commits, 1, "one commit for it: {verdict:?}");
     drop(metrics);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Postgres itself goes down as a crash would (every connection cut, no checkpoint) while a worker
+/// follows the sync, and comes back: the roles reconnect, the decision is carried out once, and nothing
+/// stays open. The server is the test's own, so restarting it disturbs no other test.
+#[tokio::test]
+async fn postgres_crashed_and_restarted_while_a_worker_follows_the_sync_converges() {
+    let postgres = test_support::postgres::OwnPostgres::start().expect("a Postgres of our own");
+    let mut rig = Rig::new_on(database::TestDatabase::on(&postgres.admin_url()), |_| {}).await;
+    // The sync does not finish until the test lets it: the worker is following it when Postgres goes.
+    rig.world.argocd.set_polls_to_complete(world::APP, u32::MAX);
+    let id = rig.decide().await.expect("a decision");
+    let _roles: Vec<_> = Role::ALL
+        .into_iter()
+        .map(|role| rig.spawn(role, None).0)
+        .collect();
+    test_support::wait::until_some("the worker to follow the sync", CONVERGE, || async {
+        Ok((rig.world.decision(id).await.status == DecisionStatus::Syncing).then_some(()))
+    })
+    .await
+    .expect("syncing");
+
+    postgres.crash_and_restart().expect("Postgres restarted");
+    rig.world.argocd.set_polls_to_complete(world::APP, 1);
+
+    let verdict = rig.converge(CONVERGE).await;
+    let decision = rig.world.decision(id).await;
+    assert_eq!(
+        decision.status,
+        DecisionStatus::Applied,
+        "{verdict:?} {decision:?}\n{}",
+        rig.logs()
+    );
+    assert_eq!(verdict.commits, 1, "{verdict:?}");
+    assert_eq!(verdict.duplicates, 0, "{verdict:?}");
+    assert_eq!(verdict.stuck, 0, "{verdict:?}");
+    // The crash hit the roles' live connections (Postgres says so as it cuts them).
+    assert!(
+        rig.logs()
+            .contains("terminating connection due to immediate shutdown"),
+        "{}",
+        rig.logs()
+    );
+    assert!(verdict.untrue.is_empty(), "{verdict:?}");
 }

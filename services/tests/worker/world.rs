@@ -57,7 +57,11 @@ impl World {
 
     /// A world whose cluster spec `adjust` may change first.
     pub async fn with_spec(adjust: impl FnOnce(&mut Value)) -> Self {
-        let database = TestDatabase::new();
+        Self::with_spec_on(TestDatabase::new(), adjust).await
+    }
+
+    /// [`World::with_spec`] in `database` (on a server of the test's own).
+    pub async fn with_spec_on(database: TestDatabase, adjust: impl FnOnce(&mut Value)) -> Self {
         let storage = Storage::connect(&database.url).await.expect("connect");
         storage.migrate().await.expect("migrate");
 

@@ -8,6 +8,7 @@
 //! - [`flink_cluster`]: a real Apache Flink 2.3 cluster as JVM processes on loopback (session or
 //!   application mode, default/adaptive/reactive scheduler, TaskManagers started and stopped one by one);
 //! - [`prometheus`]: the real Prometheus server, scraping what a test names;
+//! - [`postgres`]: a Postgres server of the test's own, which it may crash and restart;
 //! - [`process`]: child processes that log to a file and are killed when dropped;
 //! - [`flink_probe`]: the probe job (`tests/flink-probe/`): its jar, arguments, rate schedule and
 //!   the ground truth it gives (records produced at any instant, and what the sink wrote);
@@ -23,6 +24,7 @@ pub mod flink_probe;
 pub mod git;
 pub mod github;
 pub mod kafka;
+pub mod postgres;
 pub mod process;
 pub mod prometheus;
 mod serve;
