@@ -11,8 +11,8 @@ use utoipa::{
 use super::{audit, clusters, error::ErrorBody};
 use crate::{
     cluster::{
-        ArgoCdApp, ClusterSpec, FieldProblem, bounds, FlinkJobSpec, GitLocation, MetricQueries,
-        MetricsSource, Policy, ScaleUnit, SecretRef, Target, TargetKind, WriteBack,
+        ArgoCdApp, ClusterSpec, FieldProblem, FlinkJobSpec, GitLocation, MetricQueries,
+        MetricsSource, Policy, ScaleUnit, SecretRef, Target, TargetKind, WriteBack, bounds,
     },
     decide::{CheckState, CheckVerdict, EstimateSummary, Evaluation},
     rules::{Direction, Outcome, Verdict},
@@ -157,6 +157,8 @@ mod tests {
             for parameter in get.as_array().into_iter().flatten() {
                 if parameter["name"] == "limit" {
                     limits += 1;
+                    assert_eq!(parameter["in"], "query", "{path}");
+                    assert_eq!(parameter["required"], false, "{path}");
                     assert_eq!(parameter["schema"]["minimum"], json!(1), "{path}");
                     assert_eq!(
                         parameter["schema"]["maximum"],

@@ -240,7 +240,10 @@ pub struct GitLocation {
     pub branch: String,
     /// The YAML file holding the scale, relative to the repository root: no leading `/`, no `.`, `..`
     /// or empty components, ending in `.yaml` or `.yml`.
-    #[schema(example = "pipelines/logs-ingest/values.yaml", pattern = "^[^/].*\\.ya?ml$")]
+    #[schema(
+        example = "pipelines/logs-ingest/values.yaml",
+        pattern = "^[^/].*\\.ya?ml$"
+    )]
     pub path: String,
     /// Dot-separated path to the number in that file: at most 32 segments, each a key of letters, digits,
     /// `_` and `-`, optionally followed by list indexes such as `containers[0]`.

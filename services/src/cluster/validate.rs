@@ -425,7 +425,10 @@ fn check_dns_label(name: &str) -> Result<(), String> {
 }
 
 fn check_dns_subdomain(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > MAX_DNS_SUBDOMAIN_LEN || name.split('.').any(|l| check_dns_label(l).is_err()) {
+    if name.is_empty()
+        || name.len() > MAX_DNS_SUBDOMAIN_LEN
+        || name.split('.').any(|l| check_dns_label(l).is_err())
+    {
         return Err(format!(
             "must be a DNS subdomain (dot-separated DNS labels, at most 253 characters), got {name:?}"
         ));
