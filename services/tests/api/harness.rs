@@ -68,10 +68,6 @@ impl TestApp {
         Self::start(validation, max_body_bytes).await
     }
 
-    pub async fn spawn_with(validation: ValidationContext) -> Self {
-        Self::start(validation, BODY_LIMIT).await
-    }
-
     async fn start(validation: ValidationContext, max_body_bytes: usize) -> Self {
         let database = TestDatabase::new();
         let storage = Storage::connect(&database.url)
