@@ -78,12 +78,15 @@ pub struct DecisionPage {
 }
 
 const DEFAULT_PAGE: u32 = 50;
-const MAX_PAGE: u32 = 500;
+/// The largest page; the document states it on every `limit` (a test ties the two).
+pub(super) const MAX_PAGE: u32 = 500;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ClusterPageQuery {
     /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
     /// Only clusters whose name sorts after this one.
     after: Option<String>,
@@ -91,8 +94,10 @@ pub struct ClusterPageQuery {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DecisionPageQuery {
     /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
     /// Only decisions older than this id.
     before: Option<i64>,
@@ -247,10 +252,13 @@ pub async fn read(
 
 /// Replace a cluster's spec. The name in the body must be the one in the path.
 ///
+/// The body's `name` must equal the path's `{name}`; another name is refused with 422 and the field `name`
+/// (a cluster cannot be renamed: unsubscribe it and subscribe the new name).
+///
 /// Role: editor or admin of the cluster's team, or an admin of the default team. Another team's cluster is answered 404, as a missing one.
 #[utoipa::path(
     put, path = "/api/v1/clusters/{name}", tag = "clusters",
-    params(("name" = String, Path)),
+    params(("name" = String, Path, description = "The cluster's name. The body's `name` must equal it: a cluster cannot be renamed, and a different name is a 422 naming `name`.")),
     request_body = ClusterSpec,
     security(("bearer" = [])),
     responses(

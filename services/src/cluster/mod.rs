@@ -11,4 +11,4 @@ pub use spec::{
     ArgoCdApp, ClusterSpec, Destination, FlinkJobSpec, GitLocation, MetricQueries, MetricsSource,
     Policy, ScaleUnit, Target, TargetKind, WriteBack,
 };
-pub use validate::{FieldProblem, ValidationContext};
+pub use validate::{FieldProblem, ValidationContext, bounds};

@@ -11,8 +11,14 @@ use super::SecretRef;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterSpec {
-    /// A DNS label: lowercase letters, digits and `-`, at most 63 characters.
-    #[schema(example = "logs-ingest")]
+    /// A DNS label: lowercase letters, digits and `-`, at most 63 characters, starting and ending with a
+    /// letter or digit. A cluster is never renamed: `PUT` takes the same name as its path.
+    #[schema(
+        example = "logs-ingest",
+        min_length = 1,
+        max_length = 63,
+        pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+    )]
     pub name: String,
     pub target: Target,
     pub metrics: MetricsSource,
@@ -93,7 +99,10 @@ pub enum ScaleUnit {
     Parallelism {},
     /// TaskManager replicas with this many slots each (`spec.taskManager.replicas` in reactive mode):
     /// the job runs at replicas × slots.
-    TaskManagers { slots_per_task_manager: u32 },
+    TaskManagers {
+        #[schema(minimum = 1)]
+        slots_per_task_manager: u32,
+    },
 }
 
 impl ScaleUnit {
@@ -142,10 +151,11 @@ impl ScaleUnit {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FlinkJobSpec {
-    /// The running job's name, as `GET /jobs/overview` shows it.
+    /// The running job's name, as `GET /jobs/overview` shows it. Not blank.
+    #[schema(min_length = 1)]
     pub job_name: String,
-    /// The uploaded jar to resubmit (`/jars/{jar_id}/run`). Not needed in reactive mode, where
-    /// nothing is resubmitted.
+    /// The uploaded jar to resubmit (`/jars/{jar_id}/run`): at least 5 characters, no `/`. Not needed
+    /// in reactive mode, where nothing is resubmitted.
     #[serde(default)]
     pub jar_id: String,
     #[serde(default)]
@@ -170,10 +180,12 @@ pub struct MetricsSource {
     #[schema(value_type = String, example = "http://prometheus:9090")]
     pub prometheus_url: Url,
     /// Label matchers that pick this cluster's series out of the kind's preset queries, such as
-    /// `{"pipeline": "logs-ingest"}`. Required unless every metric has its own query.
+    /// `{"pipeline": "logs-ingest"}`. Required unless every metric has its own query. At least one
+    /// label; each a Prometheus label name (`[a-zA-Z_][a-zA-Z0-9_]*`) with a non-empty value.
     #[serde(default)]
     pub selector: Option<BTreeMap<String, String>>,
-    /// Per-metric PromQL overrides; each must return one value for this cluster.
+    /// Per-metric PromQL overrides; each must return one value for this cluster. Each is 1 to 4096 bytes
+    /// and not blank.
     #[serde(default)]
     pub queries: MetricQueries,
 }
@@ -182,17 +194,23 @@ pub struct MetricsSource {
 #[serde(deny_unknown_fields)]
 pub struct MetricQueries {
     /// CPU load, 0 to 1 per core available to the job.
+    #[schema(min_length = 1, max_length = 4096)]
     pub cpu_load: Option<String>,
     /// Consumer lag in records.
+    #[schema(min_length = 1, max_length = 4096)]
     pub lag_records: Option<String>,
     /// Consumer lag in seconds.
+    #[schema(min_length = 1, max_length = 4096)]
     pub lag_seconds: Option<String>,
     /// Records consumed per second.
+    #[schema(min_length = 1, max_length = 4096)]
     pub records_in: Option<String>,
     /// Records written out per second.
+    #[schema(min_length = 1, max_length = 4096)]
     pub records_out: Option<String>,
     /// The current scale: the instance count; for a Flink target the job's parallelism, which the
     /// manager stores in `target.scale_unit`.
+    #[schema(min_length = 1, max_length = 4096)]
     pub scale: Option<String>,
 }
 
@@ -216,14 +234,23 @@ pub struct GitLocation {
     /// Any Git remote: `https://`, `ssh://`, `git@host:path` or `file://`. Without credentials in it.
     #[schema(example = "https://git.example.com/platform/gitops.git")]
     pub repository: String,
+    /// A Git branch name (`git check-ref-format`), at most 255 bytes.
     #[serde(default = "default_branch")]
-    #[schema(example = "main")]
+    #[schema(example = "main", min_length = 1, max_length = 255)]
     pub branch: String,
-    /// The YAML file holding the scale, relative to the repository root.
-    #[schema(example = "pipelines/logs-ingest/values.yaml")]
+    /// The YAML file holding the scale, relative to the repository root: no leading `/`, no `.`, `..`
+    /// or empty components, ending in `.yaml` or `.yml`.
+    #[schema(
+        example = "pipelines/logs-ingest/values.yaml",
+        pattern = "^[^/].*\\.ya?ml$"
+    )]
     pub path: String,
-    /// Dot-separated path to the number in that file.
-    #[schema(example = "engine.replicas")]
+    /// Dot-separated path to the number in that file: at most 32 segments, each a key of letters, digits,
+    /// `_` and `-`, optionally followed by list indexes such as `containers[0]`.
+    #[schema(
+        example = "engine.replicas",
+        pattern = "^[A-Za-z0-9_-]+(\\[[0-9]{1,6}\\])*(\\.[A-Za-z0-9_-]+(\\[[0-9]{1,6}\\])*){0,31}$"
+    )]
     pub key: String,
     /// Credentials for pushing, if the remote needs them.
     #[serde(default)]
@@ -247,7 +274,8 @@ pub enum WriteBack {
     Commit,
     /// Open (or update) one pull request per cluster for review.
     PullRequest {
-        /// `owner/name` on GitHub.
+        /// `owner/name` on GitHub, each 1 to 100 letters, digits, `-`, `_` or `.`.
+        #[schema(pattern = "^[A-Za-z0-9._-]{1,100}/[A-Za-z0-9._-]{1,100}$")]
         github_repository: String,
         /// GitHub's REST API; defaults to `https://api.github.com`. Set it for GitHub Enterprise.
         #[serde(default)]
@@ -255,7 +283,7 @@ pub enum WriteBack {
         github_api_url: Option<Url>,
         /// A token allowed to push branches and open pull requests.
         token: SecretRef,
-        /// Labels put on the pull request.
+        /// Labels put on the pull request: each 1 to 50 characters, no comma, no surrounding spaces.
         #[serde(default = "default_labels")]
         labels: Vec<String>,
     },
@@ -269,12 +297,13 @@ pub enum WriteBack {
 pub struct ArgoCdApp {
     #[schema(value_type = String, example = "https://argocd.example.com")]
     pub server: Url,
-    #[schema(example = "logs-ingest")]
+    /// A DNS subdomain (dot-separated DNS labels), at most 253 characters.
+    #[schema(example = "logs-ingest", min_length = 1, max_length = 253)]
     pub application: String,
     /// The application's project. With it, Argo CD tells a missing application (404) from a
-    /// forbidden one; without it, both are 403.
+    /// forbidden one; without it, both are 403. A DNS subdomain, at most 253 characters.
     #[serde(default)]
-    #[schema(example = "streaming")]
+    #[schema(example = "streaming", min_length = 1, max_length = 253)]
     pub project: Option<String>,
     /// An Argo CD API token.
     #[serde(default)]
@@ -285,37 +314,57 @@ pub struct ArgoCdApp {
 }
 
 /// When and how far to scale. Defaults are the design's: lag above 300 s or CPU above 0.8 scales up.
+///
+/// Besides each field's own bounds, these rules tie fields together: `min_scale` ≤ `max_scale`;
+/// `max_scale` ≤ `partition_count` (with TaskManagers as the unit, ≤ partitions ÷ slots, rounded up);
+/// `cpu_low` < `cpu_high`; `lag_seconds_low` < `lag_seconds_high`; `scale_down_window_seconds` ≥
+/// `scale_up_window_seconds`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
+    /// At least 1 and at most `max_scale`.
     #[serde(default = "default_min_scale")]
+    #[schema(minimum = 1, maximum = 10000)]
     pub min_scale: u32,
+    /// At least `min_scale` and at most 10000 (and `partition_count`).
+    #[schema(minimum = 1, maximum = 10000)]
     pub max_scale: u32,
     /// The source topic's partition count: parallelism above it does no work. Always in partitions; with
     /// TaskManagers as the scale unit, `max_scale` may reach partitions ÷ slots, rounded up.
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub partition_count: Option<u32>,
     /// Scale up when lag stays above this many seconds over the scale-up window.
     #[serde(default = "default_lag_seconds_high")]
+    #[schema(exclusive_minimum = 0)]
     pub lag_seconds_high: f64,
     /// Scale up when CPU load stays above this over the scale-up window.
     #[serde(default = "default_cpu_high")]
+    #[schema(exclusive_minimum = 0, maximum = 1)]
     pub cpu_high: f64,
-    /// Scale down only when CPU load stays below this over the scale-down window...
+    /// Scale down only when CPU load stays below this over the scale-down window (below `cpu_high`)...
     #[serde(default = "default_cpu_low")]
+    #[schema(minimum = 0, exclusive_maximum = 1)]
     pub cpu_low: f64,
-    /// ...and lag stays below this many seconds.
+    /// ...and lag stays below this many seconds (below `lag_seconds_high`).
     #[serde(default = "default_lag_seconds_low")]
+    #[schema(minimum = 0)]
     pub lag_seconds_low: f64,
+    /// 30 seconds to 7 days.
     #[serde(default = "default_scale_up_window")]
+    #[schema(minimum = 30, maximum = 604800)]
     pub scale_up_window_seconds: u32,
+    /// 30 seconds to 7 days, and at least `scale_up_window_seconds`.
     #[serde(default = "default_scale_down_window")]
+    #[schema(minimum = 30, maximum = 604800)]
     pub scale_down_window_seconds: u32,
-    /// No new action this long after a change was applied.
+    /// No new action this long after a change was applied. 0 to 7 days.
     #[serde(default = "default_cooldown")]
+    #[schema(minimum = 0, maximum = 604800)]
     pub cooldown_seconds: u32,
-    /// The new scale must drain the current lag within this time.
+    /// The new scale must drain the current lag within this time. 30 seconds to 7 days.
     #[serde(default = "default_catch_up")]
+    #[schema(minimum = 30, maximum = 604800)]
     pub catch_up_seconds: u32,
 }
 

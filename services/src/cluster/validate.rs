@@ -54,9 +54,28 @@ impl ValidationContext {
     }
 }
 
-const MAX_QUERY_LEN: usize = 4096;
-const MAX_SCALE: u32 = 10_000;
-const DAY_SECONDS: u32 = 86_400;
+/// The bounds the checks below enforce. The OpenAPI document states each of them (utoipa takes only
+/// literals there); `api::openapi`'s tests tie the document's numbers to these.
+pub mod bounds {
+    pub const MAX_QUERY_LEN: usize = 4096;
+    pub const MAX_SCALE: u32 = 10_000;
+    pub const DAY_SECONDS: u32 = 86_400;
+    /// The longest window, cooldown or catch-up time.
+    pub const MAX_WINDOW_SECONDS: u32 = 7 * DAY_SECONDS;
+    /// The shortest scale-up, scale-down and catch-up window: a few scrapes.
+    pub const MIN_WINDOW_SECONDS: u32 = 30;
+    pub const MAX_DNS_LABEL_LEN: usize = 63;
+    pub const MAX_DNS_SUBDOMAIN_LEN: usize = 253;
+    pub const MAX_BRANCH_LEN: usize = 255;
+    pub const MAX_ENV_NAME_LEN: usize = 128;
+    /// Each of a GitHub repository's owner and name.
+    pub const MAX_GITHUB_NAME_LEN: usize = 100;
+    pub const MAX_LABEL_LEN: usize = 50;
+    /// The pattern of a DNS label (RFC 1123), as Kubernetes names are.
+    pub const DNS_LABEL_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+}
+
+use bounds::*;
 
 #[derive(Default)]
 struct Problems(Vec<FieldProblem>);
@@ -312,7 +331,9 @@ fn validate_policy(policy: &Policy, bounds_in_partitions: bool, problems: &mut P
     if policy.min_scale < 1 {
         problems.add("policy.min_scale", "must be at least 1");
     }
-    if policy.max_scale > MAX_SCALE {
+    if policy.max_scale < 1 {
+        problems.add("policy.max_scale", "must be at least 1");
+    } else if policy.max_scale > MAX_SCALE {
         problems.add("policy.max_scale", format!("must be at most {MAX_SCALE}"));
     }
     if policy.min_scale > policy.max_scale {
@@ -361,18 +382,22 @@ fn validate_policy(policy: &Policy, bounds_in_partitions: bool, problems: &mut P
         (
             "policy.scale_up_window_seconds",
             policy.scale_up_window_seconds,
-            30,
+            MIN_WINDOW_SECONDS,
         ),
         (
             "policy.scale_down_window_seconds",
             policy.scale_down_window_seconds,
-            30,
+            MIN_WINDOW_SECONDS,
         ),
-        ("policy.catch_up_seconds", policy.catch_up_seconds, 30),
+        (
+            "policy.catch_up_seconds",
+            policy.catch_up_seconds,
+            MIN_WINDOW_SECONDS,
+        ),
         ("policy.cooldown_seconds", policy.cooldown_seconds, 0),
     ];
     for (field, seconds, least) in windows {
-        if seconds < least || seconds > 7 * DAY_SECONDS {
+        if seconds < least || seconds > MAX_WINDOW_SECONDS {
             problems.add(field, format!("must be between {least} seconds and 7 days"));
         }
     }
@@ -391,7 +416,7 @@ fn check_dns_label(name: &str) -> Result<(), String> {
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     let alnum_ends = name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric());
-    if name.is_empty() || name.len() > 63 || !valid_chars || !alnum_ends {
+    if name.is_empty() || name.len() > MAX_DNS_LABEL_LEN || !valid_chars || !alnum_ends {
         return Err(format!(
             "must be a DNS label (1 to 63 lowercase letters, digits or '-', starting and ending with a letter or digit), got {name:?}"
         ));
@@ -400,7 +425,10 @@ fn check_dns_label(name: &str) -> Result<(), String> {
 }
 
 fn check_dns_subdomain(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > 253 || name.split('.').any(|l| check_dns_label(l).is_err()) {
+    if name.is_empty()
+        || name.len() > MAX_DNS_SUBDOMAIN_LEN
+        || name.split('.').any(|l| check_dns_label(l).is_err())
+    {
         return Err(format!(
             "must be a DNS subdomain (dot-separated DNS labels, at most 253 characters), got {name:?}"
         ));
@@ -460,7 +488,7 @@ fn check_git_remote(remote: &str) -> Result<(), String> {
 /// The rules of `git check-ref-format` that matter for a branch name.
 fn check_branch(branch: &str) -> Result<(), String> {
     let bad = branch.is_empty()
-        || branch.len() > 255
+        || branch.len() > MAX_BRANCH_LEN
         || branch.starts_with(['-', '/'])
         || branch.ends_with(['/', '.'])
         || branch.ends_with(".lock")
@@ -532,7 +560,7 @@ fn check_key_path(key: &str) -> Result<(), String> {
 fn check_github_repository(repository: &str) -> Result<(), String> {
     let part_ok = |s: &str| {
         !s.is_empty()
-            && s.len() <= 100
+            && s.len() <= MAX_GITHUB_NAME_LEN
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
     };
@@ -568,7 +596,7 @@ fn check_query(query: &str) -> Result<(), String> {
 /// GitHub label names: 1 to 50 characters, no commas (the API splits on them).
 fn check_label(label: &str) -> Result<(), String> {
     let length = label.chars().count();
-    if length == 0 || length > 50 || label.contains(',') || label.trim() != label {
+    if length == 0 || length > MAX_LABEL_LEN || label.contains(',') || label.trim() != label {
         return Err(format!(
             "{label:?} is not a usable label: 1 to 50 characters, no comma, no surrounding spaces"
         ));
@@ -613,7 +641,7 @@ fn nul_characters(value: &serde_json::Value, path: &str, problems: &mut Problems
 fn check_secret(secret: &SecretRef, ctx: &ValidationContext) -> Result<(), String> {
     if let SecretRef::Env(name) = secret {
         let mut chars = name.chars();
-        let ok = name.len() <= 128
+        let ok = name.len() <= MAX_ENV_NAME_LEN
             && chars
                 .next()
                 .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')

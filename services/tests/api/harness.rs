@@ -52,18 +52,23 @@ pub struct TestApp {
 impl TestApp {
     /// A server whose specs may name the tests' loopback servers and local Git remotes.
     pub async fn spawn() -> Self {
-        Self::spawn_with(ValidationContext {
+        Self::spawn_with_body_limit(BODY_LIMIT).await
+    }
+
+    /// As [`TestApp::spawn`], with bodies up to `max_body_bytes` (the service's default is 64 KiB).
+    pub async fn spawn_with_body_limit(max_body_bytes: usize) -> Self {
+        let validation = ValidationContext {
             outbound: Arc::new(
                 test_support::OUTBOUND_ALLOW_LOCAL
                     .parse()
                     .expect("the tests' allow-list"),
             ),
             ..ValidationContext::default()
-        })
-        .await
+        };
+        Self::start(validation, max_body_bytes).await
     }
 
-    pub async fn spawn_with(validation: ValidationContext) -> Self {
+    async fn start(validation: ValidationContext, max_body_bytes: usize) -> Self {
         let database = TestDatabase::new();
         let storage = Storage::connect(&database.url)
             .await
@@ -79,7 +84,7 @@ impl TestApp {
             ),
             validation,
             metrics: metrics.clone(),
-            max_body_bytes: BODY_LIMIT,
+            max_body_bytes,
             evaluator: Arc::new(Evaluator {
                 storage: storage.clone(),
                 scrape_interval_seconds: 30,
