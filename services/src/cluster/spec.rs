@@ -366,7 +366,18 @@ pub struct Policy {
     #[serde(default = "default_catch_up")]
     #[schema(minimum = 30, maximum = 604800)]
     pub catch_up_seconds: u32,
+    /// The busy share the estimator sizes for: the new scale carries the forecast input at this
+    /// utilisation (plus draining the lag), and a scale-down comes as soon as one worker fewer would still
+    /// run the window's busiest moment at or below it. Between 0.3 and 0.95; lower buys headroom, higher
+    /// saves replica-hours. The default is the one `bench/simulate/run.sh` found cheapest within the
+    /// lag goals.
+    #[serde(default = "default_target_utilization")]
+    #[schema(example = 0.8, minimum = 0.3, maximum = 0.95)]
+    pub target_utilization: f64,
 }
+
+/// The bounds of `policy.target_utilization`.
+pub const TARGET_UTILIZATION_RANGE: std::ops::RangeInclusive<f64> = 0.3..=0.95;
 
 fn default_min_scale() -> u32 {
     1
@@ -394,6 +405,9 @@ fn default_cooldown() -> u32 {
 }
 fn default_catch_up() -> u32 {
     600
+}
+fn default_target_utilization() -> f64 {
+    0.8
 }
 
 /// A place the service connects to on a spec's behalf.

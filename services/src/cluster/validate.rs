@@ -366,6 +366,17 @@ fn validate_policy(policy: &Policy, bounds_in_partitions: bool, problems: &mut P
             "must be at least 0 and below policy.cpu_high",
         );
     }
+    if !super::spec::TARGET_UTILIZATION_RANGE.contains(&policy.target_utilization) {
+        problems.add(
+            "policy.target_utilization",
+            format!(
+                "must be between {} and {}, got {}",
+                super::spec::TARGET_UTILIZATION_RANGE.start(),
+                super::spec::TARGET_UTILIZATION_RANGE.end(),
+                policy.target_utilization
+            ),
+        );
+    }
     if !(policy.lag_seconds_high > 0.0 && policy.lag_seconds_high.is_finite()) {
         problems.add(
             "policy.lag_seconds_high",

@@ -100,7 +100,7 @@ fn a_plan_estimates_then_checks() {
         None,
         now(),
     );
-    assert_eq!(plan.estimate.as_ref().map(|e| e.scale), Some(8));
+    assert_eq!(plan.estimate.as_ref().map(|e| e.scale), Some(9));
     let CheckOutcome::Apply { to, notes } = &plan.outcome else {
         panic!("expected a change, got {:?}", plan.outcome);
     };

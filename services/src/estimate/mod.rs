@@ -22,8 +22,6 @@ use runs::settled;
 
 use crate::{cluster::Policy, decide::Sample};
 
-/// Extra capacity on top of what the numbers ask for, so that a small forecast error is absorbed.
-const HEADROOM: f64 = 1.1;
 /// How far ahead the input rate is forecast.
 const FORECAST_HORIZON_SECONDS: f64 = 300.0;
 /// A capacity model needs this many saturated samples, at this many distinct scales, with this fit.
@@ -55,8 +53,8 @@ pub struct Estimate {
     pub current_scale: u32,
     /// Records per second expected `FORECAST_HORIZON_SECONDS` ahead.
     pub forecast_input: f64,
-    /// Records per second needed: forecast input plus draining the lag within the catch-up time, with
-    /// headroom.
+    /// Records per second of capacity needed: the forecast input at the policy's target utilisation,
+    /// plus draining the lag within the catch-up time.
     pub required_throughput: f64,
     /// The smallest scale the model says delivers the required throughput, before any bounds.
     pub scale: u32,
@@ -92,8 +90,10 @@ pub fn estimate(history: &[Sample], policy: &Policy) -> Result<Estimate, Estimat
     let current_scale = scale_now as u32;
     let lag_records = latest("lag_records", |s| s.lag_records)?.max(0.0);
     let forecast_input = forecast_input(history)?;
-    let required_throughput =
-        (forecast_input + lag_records / f64::from(policy.catch_up_seconds.max(1))) * HEADROOM;
+    // Sized for the forecast at the target utilisation: the spare share absorbs a forecast error, and
+    // what a spec does not spare it does not pay for.
+    let required_throughput = forecast_input / policy.target_utilization.clamp(0.05, 1.0)
+        + lag_records / f64::from(policy.catch_up_seconds.max(1));
 
     let settled = settled(history);
     let (method, scale) = match capacity_model(&settled, policy) {

@@ -53,12 +53,16 @@ fn regression_learns_capacity_and_sizes_for_input_plus_catch_up() {
     };
     assert!((fit.slope - 1000.0).abs() < 20.0, "{fit:?}");
     assert!(fit.r2 > 0.99, "{fit:?}");
-    // (6000 input + 600000 lag / 600 s catch-up) × 1.1 headroom = 7700 records/s → 8 workers.
+    // 6000 input ÷ 0.8 target utilisation + 600000 lag / 600 s catch-up = 8500 records/s → 9 workers.
     assert!(
-        (estimate.required_throughput - 7700.0).abs() < 1.0,
+        (estimate.required_throughput - 8500.0).abs() < 1.0,
         "{estimate:?}"
     );
-    assert_eq!(estimate.scale, 8);
+    assert_eq!(estimate.scale, 9);
+}
+
+fn estimate_for(history: &[Sample], policy_json: serde_json::Value) -> Estimate {
+    estimate(history, &policy(policy_json)).expect("estimate")
 }
 
 #[test]
@@ -70,8 +74,10 @@ fn too_few_distinct_scales_falls_back_to_proportional_and_says_why() {
     };
     assert!(reason.contains("distinct scale"), "{reason}");
     assert!((per_worker - 1000.0).abs() < 2.0);
-    // 6000 × 1.1 / 1000 = 6.6 → 7.
-    assert_eq!(estimate.scale, 7);
+    // 6000 ÷ 0.8 / 1000 = 7.5 → 8; at 0.95 target utilisation 6.3 → 7.
+    assert_eq!(estimate.scale, 8);
+    let cheaper = estimate_for(&history, serde_json::json!({"target_utilization": 0.95}));
+    assert_eq!(cheaper.scale, 7, "{cheaper:?}");
 }
 
 #[test]
@@ -111,8 +117,8 @@ fn cpu_headroom_never_exceeds_what_a_saturated_worker_moved() {
     };
     // CPU alone would say 275 / 0.1 = 2750 per worker and one worker; the ceiling says 450.
     assert!((per_worker - 450.0).abs() < 5.0, "{estimate:?}");
-    // 1100 × 1.1 / 450 = 2.7 → 3, not 1.
-    assert_eq!(estimate.scale, 3, "{estimate:?}");
+    // 1100 ÷ 0.8 / 450 = 3.06 → 4, not 1.
+    assert_eq!(estimate.scale, 4, "{estimate:?}");
 }
 
 #[test]
@@ -173,8 +179,8 @@ fn non_finite_and_negative_readings_are_ignored_or_floored() {
     let estimate = estimate(&history, &policy(serde_json::json!({}))).expect("estimate");
     assert!(estimate.forecast_input.is_finite(), "{estimate:?}");
     assert!(estimate.required_throughput.is_finite() && estimate.required_throughput > 0.0);
-    // Negative lag counts as none: 6000 × 1.1 / 1000 per worker → 7.
-    assert_eq!(estimate.scale, 7, "{estimate:?}");
+    // Negative lag counts as none: 6000 ÷ 0.8 / 1000 per worker → 8.
+    assert_eq!(estimate.scale, 8, "{estimate:?}");
 }
 
 /// What a reactive Flink job showed: a burst at one worker (about 400 records/s each), a restart at three

@@ -113,9 +113,38 @@ impl Rule for CpuAboveThreshold {
     }
 }
 
+/// The cost-aware path of the scale-down rule, so that a job sized for a burst comes down soon after it:
+/// over the (short) scale-up window, lag stayed below the low threshold and one worker fewer would have
+/// run the busiest moment at or below the target utilisation. `None` where the window lacks the data.
+fn cheaper_scale_fits(input: &RuleInput<'_>, scale: Option<f64>) -> Option<Result<String, String>> {
+    let window = input.policy.scale_up_window_seconds;
+    let cpu = series(input, |s| s.cpu_load, window);
+    let lag = series(input, |s| s.lag_seconds, window);
+    cpu.sufficiency("cpu_load").ok()?;
+    lag.sufficiency("lag_seconds").ok()?;
+    let scale = scale.filter(|s| *s >= 2.0)?;
+    let one_fewer = cpu.max() * scale / (scale - 1.0);
+    // Never above what the slow path allows, or the CPU rule could fire right after.
+    let target = input
+        .policy
+        .target_utilization
+        .min(input.policy.cpu_high * FEWER_WORKERS_CPU_SHARE);
+    let figures = format!(
+        "over the last {window}s: CPU on one worker fewer at most {one_fewer:.2} (at most the target          {target}?), lag at most {:.0}s",
+        lag.max()
+    );
+    if one_fewer <= target && lag.max() < input.policy.lag_seconds_low {
+        Some(Ok(figures))
+    } else {
+        Some(Err(figures))
+    }
+}
+
 /// Lag below the low threshold for the whole (longer) scale-down window, and CPU either below the low
 /// threshold throughout or low enough that one worker fewer would have stayed clearly below the scale-up
-/// threshold even at the window's busiest moment.
+/// threshold even at the window's busiest moment. Or, sooner, the cost-aware path
+/// ([`cheaper_scale_fits`]): over the scale-up window alone, one worker fewer would still meet the target
+/// utilisation.
 pub struct SustainedLowLoad;
 
 impl Rule for SustainedLowLoad {
@@ -148,9 +177,12 @@ impl Rule for SustainedLowLoad {
         );
         let cpu_low = cpu_max < input.policy.cpu_low || one_fewer.is_some_and(|c| c < fits_fewer);
         if cpu_low && lag_max < input.policy.lag_seconds_low {
-            (Outcome::Fired, figures)
-        } else {
-            (Outcome::Quiet, figures)
+            return (Outcome::Fired, figures);
+        }
+        match cheaper_scale_fits(input, scale) {
+            Some(Ok(recent)) => (Outcome::Fired, format!("{figures}; {recent}")),
+            Some(Err(recent)) => (Outcome::Quiet, format!("{figures}; {recent}")),
+            None => (Outcome::Quiet, figures),
         }
     }
 }

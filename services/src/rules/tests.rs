@@ -147,11 +147,36 @@ fn low_load_fires_only_over_the_whole_longer_window() {
     // Quiet for the scale-up window only: not enough history for the scale-down window.
     let short = samples(11, |_| sample(0.1, 10.0, 1.0));
     assert_eq!(verdict(&SustainedLowLoad, &short).outcome, Outcome::NoData);
-    let one_busy_moment = samples(61, |i| sample(if i == 30 { 0.6 } else { 0.1 }, 10.0, 1.0));
+    // A busy moment within the scale-up window holds both paths back.
+    let one_busy_moment = samples(61, |i| sample(if i == 58 { 0.6 } else { 0.1 }, 10.0, 1.0));
     assert_eq!(
         verdict(&SustainedLowLoad, &one_busy_moment).outcome,
         Outcome::Quiet
     );
+}
+
+#[test]
+fn low_load_fires_soon_after_a_burst_when_one_worker_fewer_meets_the_target() {
+    // A backlog 20 minutes ago (lag 200 s), drained since, at 30 % CPU on 2 workers: one fewer would run
+    // at 60 %, below the default target.
+    let after_burst = samples(61, |i| {
+        if i < 20 {
+            sample(1.0, 50_000.0, 200.0)
+        } else {
+            sample(0.3, 10.0, 1.0)
+        }
+    });
+    let fired = verdict(&SustainedLowLoad, &after_burst);
+    assert_eq!(fired.outcome, Outcome::Fired, "{}", fired.reason);
+    // At 40 % CPU one worker fewer would run at 80 %, above the target: not yet.
+    let busier = samples(61, |i| {
+        if i < 20 {
+            sample(1.0, 50_000.0, 200.0)
+        } else {
+            sample(0.4, 10.0, 1.0)
+        }
+    });
+    assert_eq!(verdict(&SustainedLowLoad, &busier).outcome, Outcome::Quiet);
 }
 
 #[test]

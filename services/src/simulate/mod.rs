@@ -93,6 +93,9 @@ pub struct SimulateArgs {
     /// The policy's upper bound [default: the partition count].
     #[arg(long)]
     pub max_scale: Option<u32>,
+    /// The policy's target utilisation [default: the policy's default].
+    #[arg(long)]
+    pub target_utilization: Option<f64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -172,12 +175,23 @@ pub fn scenario(
             args.min_scale
         ));
     }
-    let policy: Policy = serde_json::from_value(serde_json::json!({
+    let mut policy = serde_json::json!({
         "min_scale": args.min_scale,
         "max_scale": max_scale,
         "partition_count": model.partitions,
-    }))
-    .map_err(|e| SimulateError::Invalid(format!("policy: {e}")))?;
+    });
+    if let Some(target) = args.target_utilization {
+        if !crate::cluster::TARGET_UTILIZATION_RANGE.contains(&target) {
+            return invalid(format!(
+                "--target-utilization must be between {} and {}",
+                crate::cluster::TARGET_UTILIZATION_RANGE.start(),
+                crate::cluster::TARGET_UTILIZATION_RANGE.end()
+            ));
+        }
+        policy["target_utilization"] = target.into();
+    }
+    let policy: Policy = serde_json::from_value(policy)
+        .map_err(|e| SimulateError::Invalid(format!("policy: {e}")))?;
     let scrape_interval_seconds = seconds(scrape_interval, "--scrape-interval")?;
     if scrape_interval_seconds == 0 {
         return invalid("--scrape-interval must be at least 1s".to_owned());

@@ -225,6 +225,16 @@ fn thresholds_out_of_range_are_refused() {
             "policy.scale_down_window_seconds",
         ),
         ("/policy/min_scale", json!(0), "policy.min_scale"),
+        (
+            "/policy/target_utilization",
+            json!(0.99),
+            "policy.target_utilization",
+        ),
+        (
+            "/policy/target_utilization",
+            json!(0.1),
+            "policy.target_utilization",
+        ),
     ];
     for (pointer, value, field) in cases {
         assert_eq!(
