@@ -113,6 +113,10 @@ impl Rule for CpuAboveThreshold {
     }
 }
 
+/// The cost-aware path fires only when the input over the scale-up window is at most this share of its
+/// peak over the scale-down window.
+const LOAD_FALLEN_SHARE: f64 = 0.8;
+
 /// The cost-aware path of the scale-down rule, so that a job sized for a burst comes down soon after it:
 /// over the (short) scale-up window, lag stayed below the low threshold and one worker fewer would have
 /// run the busiest moment at or below the target utilisation. `None` where the window lacks the data.
@@ -123,6 +127,16 @@ fn cheaper_scale_fits(input: &RuleInput<'_>, scale: Option<f64>) -> Option<Resul
     cpu.sufficiency("cpu_load").ok()?;
     lag.sufficiency("lag_seconds").ok()?;
     let scale = scale.filter(|s| *s >= 2.0)?;
+    // Only once the load has fallen from its peak over the longer window: a burst is over. Trimming a
+    // scale the load still needs, right after a scale-up, would cost a reversal of the step's settling.
+    let recent_input = series(input, |s| s.records_in, window);
+    let longer_input = series(
+        input,
+        |s| s.records_in,
+        input.policy.scale_down_window_seconds,
+    );
+    recent_input.sufficiency("records_in").ok()?;
+    let fallen = recent_input.max() <= LOAD_FALLEN_SHARE * longer_input.max();
     let one_fewer = cpu.max() * scale / (scale - 1.0);
     // Never above what the slow path allows, or the CPU rule could fire right after.
     let target = input
@@ -130,10 +144,12 @@ fn cheaper_scale_fits(input: &RuleInput<'_>, scale: Option<f64>) -> Option<Resul
         .target_utilization
         .min(input.policy.cpu_high * FEWER_WORKERS_CPU_SHARE);
     let figures = format!(
-        "over the last {window}s: CPU on one worker fewer at most {one_fewer:.2} (at most the target          {target}?), lag at most {:.0}s",
+        "over the last {window}s: input at most {:.0}/s against a peak of {:.0}/s, one worker fewer at most {one_fewer:.2} CPU (target {target:.2}), lag at most {:.0}s",
+        recent_input.max(),
+        longer_input.max(),
         lag.max()
     );
-    if one_fewer <= target && lag.max() < input.policy.lag_seconds_low {
+    if fallen && one_fewer <= target && lag.max() < input.policy.lag_seconds_low {
         Some(Ok(figures))
     } else {
         Some(Err(figures))

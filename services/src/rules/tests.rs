@@ -157,26 +157,42 @@ fn low_load_fires_only_over_the_whole_longer_window() {
 
 #[test]
 fn low_load_fires_soon_after_a_burst_when_one_worker_fewer_meets_the_target() {
-    // A backlog 20 minutes ago (lag 200 s), drained since, at 30 % CPU on 2 workers: one fewer would run
-    // at 60 %, below the default target.
-    let after_burst = samples(61, |i| {
+    // A burst 20 minutes ago (5000 records/s, lag 200 s), drained since, at 1000 records/s and 30 % CPU on
+    // 2 workers: one fewer would run at 60 %, below the default target.
+    let burst = |cpu: f64, after_cpu: f64| {
+        samples(61, move |i| {
+            if i < 20 {
+                Sample {
+                    records_in: Some(5000.0),
+                    ..sample(cpu, 50_000.0, 200.0)
+                }
+            } else {
+                sample(after_cpu, 10.0, 1.0)
+            }
+        })
+    };
+    let fired = verdict(&SustainedLowLoad, &burst(1.0, 0.3));
+    assert_eq!(fired.outcome, Outcome::Fired, "{}", fired.reason);
+    // At 40 % CPU one worker fewer would run at 80 %, above the target: not yet.
+    assert_eq!(
+        verdict(&SustainedLowLoad, &burst(1.0, 0.4)).outcome,
+        Outcome::Quiet
+    );
+    // The same low figures without a fall in the input (just after a scale-up, say): not the fast path.
+    let steady = samples(61, |i| {
         if i < 20 {
             sample(1.0, 50_000.0, 200.0)
         } else {
             sample(0.3, 10.0, 1.0)
         }
     });
-    let fired = verdict(&SustainedLowLoad, &after_burst);
-    assert_eq!(fired.outcome, Outcome::Fired, "{}", fired.reason);
-    // At 40 % CPU one worker fewer would run at 80 %, above the target: not yet.
-    let busier = samples(61, |i| {
-        if i < 20 {
-            sample(1.0, 50_000.0, 200.0)
-        } else {
-            sample(0.4, 10.0, 1.0)
-        }
-    });
-    assert_eq!(verdict(&SustainedLowLoad, &busier).outcome, Outcome::Quiet);
+    let verdict_steady = verdict(&SustainedLowLoad, &steady);
+    assert_eq!(
+        verdict_steady.outcome,
+        Outcome::Quiet,
+        "{}",
+        verdict_steady.reason
+    );
 }
 
 #[test]
