@@ -124,7 +124,9 @@ async fn handle(task: ScalingTask, runner: Data<Arc<Runner>>) -> Result<(), BoxD
     .await
 }
 
-/// Serves the queue until `shutdown`, running up to `concurrency` tasks at once.
+/// Serves the queue until `shutdown`, running up to `concurrency` tasks at once. When the queue's
+/// connection fails (Postgres restarted, a network cut), apalis' worker stops; it is built again after a
+/// backoff, so the process keeps taking tasks once the database is back instead of idling forever.
 pub async fn run_queue(
     worker: Arc<Worker>,
     pool: sqlx::PgPool,
@@ -133,15 +135,52 @@ pub async fn run_queue(
     retry: RetrySettings,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let runner = Arc::new(Runner { worker, retry });
+    let mut failures = 0;
+    loop {
+        let started = std::time::Instant::now();
+        let result = serve_queue(&runner, &pool, &name, concurrency, &shutdown).await;
+        if shutdown.is_cancelled() {
+            return result;
+        }
+        // A run that lasted a while was healthy: the next failure starts the backoff afresh.
+        if started.elapsed() > QUEUE_HEALTHY_RUN {
+            failures = 0;
+        }
+        failures += 1;
+        let wait = backoff(retry.backoff, failures).min(QUEUE_MAX_BACKOFF);
+        match result {
+            Err(error) => {
+                tracing::error!(%error, ?wait, "the task queue worker stopped; starting it again")
+            }
+            Ok(()) => tracing::warn!(?wait, "the task queue worker ended; starting it again"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = shutdown.cancelled() => return Ok(()),
+        }
+    }
+}
+
+const QUEUE_HEALTHY_RUN: Duration = Duration::from_secs(60);
+const QUEUE_MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+async fn serve_queue(
+    runner: &Arc<Runner>,
+    pool: &sqlx::PgPool,
+    name: &str,
+    concurrency: usize,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
     // LISTEN/NOTIFY wakes the worker as soon as the manager enqueues; polling alone backs off to
     // tens of seconds on an idle queue, and a decision would wait that long for a worker.
-    let backend = PostgresStorage::<ScalingTask>::new(&pool).with_pubsub();
-    let runner = Arc::new(Runner { worker, retry });
+    let backend = PostgresStorage::<ScalingTask>::new(pool).with_pubsub();
     let apalis_worker = WorkerBuilder::new(name)
         .backend(backend)
         .concurrency(concurrency)
-        .data(runner)
+        .data(runner.clone())
         .build(handle);
+    let shutdown = shutdown.clone();
     apalis_worker
         .run_until(async move {
             shutdown.cancelled().await;
