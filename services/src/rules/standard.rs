@@ -118,8 +118,9 @@ impl Rule for CpuAboveThreshold {
 const LOAD_FALLEN_SHARE: f64 = 0.8;
 
 /// The cost-aware path of the scale-down rule, so that a job sized for a burst comes down soon after it:
-/// over the (short) scale-up window, lag stayed below the low threshold and one worker fewer would have
-/// run the busiest moment at or below the target utilisation. `None` where the window lacks the data.
+/// the input has fallen from its peak, and over the (short) scale-up window lag stayed below the low
+/// threshold and one worker fewer would have run the busiest moment at or below the target utilisation.
+/// `None` where the window lacks the data.
 fn cheaper_scale_fits(input: &RuleInput<'_>, scale: Option<f64>) -> Option<Result<String, String>> {
     let window = input.policy.scale_up_window_seconds;
     let cpu = series(input, |s| s.cpu_load, window);
@@ -128,7 +129,7 @@ fn cheaper_scale_fits(input: &RuleInput<'_>, scale: Option<f64>) -> Option<Resul
     lag.sufficiency("lag_seconds").ok()?;
     let scale = scale.filter(|s| *s >= 2.0)?;
     // Only once the load has fallen from its peak over the longer window: a burst is over. Trimming a
-    // scale the load still needs, right after a scale-up, would cost a reversal of the step's settling.
+    // scale just raised for a load that stays would add an action to every step's settling.
     let recent_input = series(input, |s| s.records_in, window);
     let longer_input = series(
         input,
