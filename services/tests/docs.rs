@@ -305,6 +305,21 @@ fn describe(output: &Output) -> String {
     )
 }
 
+/// The getting-started guide's `logs-ingest.yaml`: the spec its examples, and the API guide's, apply.
+fn getting_started_spec(guide: &Markdown) -> String {
+    guide
+        .blocks
+        .iter()
+        .find(|(language, lines)| {
+            language == "yaml"
+                && lines
+                    .first()
+                    .is_some_and(|l| l.contains("logs-ingest.yaml"))
+        })
+        .map(|(_, lines)| lines.join("\n"))
+        .expect("the getting-started guide's spec")
+}
+
 /// What a guide's example runs: the CLI and curl lines. Setup (`scripts/setup.sh`, `cargo run`,
 /// `export`, `alias`) is what the tests and CI themselves do.
 fn is_example(command: &str) -> bool {
@@ -316,17 +331,7 @@ fn the_cli_and_curl_examples_of_the_guides_run_as_written() {
     let root = repository_root();
     let getting_started = Markdown::read(&root.join("docs/getting-started.md"));
     let api = Markdown::read(&root.join("docs/api.md"));
-    let spec_yaml = getting_started
-        .blocks
-        .iter()
-        .find(|(language, lines)| {
-            language == "yaml"
-                && lines
-                    .first()
-                    .is_some_and(|l| l.contains("logs-ingest.yaml"))
-        })
-        .map(|(_, lines)| lines.join("\n"))
-        .expect("the getting-started guide's spec");
+    let spec_yaml = getting_started_spec(&getting_started);
     let examples = Examples::start(&spec_yaml);
 
     let mut commands: Vec<String> = getting_started
@@ -379,17 +384,7 @@ fn the_refusal_the_api_guide_shows_is_the_one_printed() {
         })
         .expect("the refusal example");
     let getting_started = Markdown::read(&root.join("docs/getting-started.md"));
-    let spec_yaml = getting_started
-        .blocks
-        .iter()
-        .find(|(language, lines)| {
-            language == "yaml"
-                && lines
-                    .first()
-                    .is_some_and(|l| l.contains("logs-ingest.yaml"))
-        })
-        .map(|(_, lines)| lines.join("\n"))
-        .expect("the getting-started guide's spec");
+    let spec_yaml = getting_started_spec(&getting_started);
     let mut bad: serde_yaml::Value = serde_yaml::from_str(&spec_yaml).expect("YAML");
     bad["target"]["reactive"] = false.into();
     bad["policy"]["max_scale"] = 0.into();

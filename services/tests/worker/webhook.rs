@@ -174,22 +174,67 @@ async fn a_merged_pull_request_is_synced_and_applied_and_a_replay_changes_nothin
     assert_eq!(world.argocd.applied_revision(APP), Some(merge_commit));
 }
 
+/// How a reviewer ends a pull request.
+enum Close {
+    Merge,
+    Reject,
+}
+
+/// A decision waiting in its pull request on the GitHub test server, and the webhook receiver.
+struct Waiting {
+    world: World,
+    github: test_support::github::GitHubServer,
+    base: String,
+    id: i64,
+    number: u64,
+}
+
+impl Waiting {
+    async fn new() -> Self {
+        let (world, github) = pull_request_world().await;
+        let base = serve(&world).await;
+        let id = world.saturated_decision().await;
+        world.worker("host-a").run_task(id, World::retry()).await;
+        let number = github.pulls("acme", "gitops")[0].number;
+        Self {
+            world,
+            github,
+            base,
+            id,
+            number,
+        }
+    }
+
+    /// Merges or closes the pull request on the test server; the body of the event GitHub sends.
+    fn closed(&self, how: Close) -> Vec<u8> {
+        match how {
+            Close::Merge => {
+                self.github
+                    .merge_pull("acme", "gitops", self.number)
+                    .expect("merged");
+            }
+            Close::Reject => self
+                .github
+                .close_pull("acme", "gitops", self.number)
+                .expect("closed"),
+        }
+        serde_json::to_vec(
+            &self
+                .github
+                .webhook_payload("acme", "gitops", self.number)
+                .expect("payload"),
+        )
+        .expect("json")
+    }
+}
+
 /// A merge delivered many times at once, under one id and under several, is acted on exactly once:
 /// one delivery recorded with its effect, one sync task, every other answer a duplicate or a replay.
 #[tokio::test]
 async fn concurrent_copies_of_a_merge_are_acted_on_once() {
-    let (world, github) = pull_request_world().await;
-    let base = serve(&world).await;
-    let id = world.saturated_decision().await;
-    world.worker("host-a").run_task(id, World::retry()).await;
-    let number = github.pulls("acme", "gitops")[0].number;
-    github.merge_pull("acme", "gitops", number).expect("merged");
-    let body = serde_json::to_vec(
-        &github
-            .webhook_payload("acme", "gitops", number)
-            .expect("payload"),
-    )
-    .expect("json");
+    let pull = Waiting::new().await;
+    let (world, base, id) = (&pull.world, &pull.base, pull.id);
+    let body = pull.closed(Close::Merge);
     let signature = sign(&body);
 
     let copies = (0..12).map(|i| {
@@ -225,15 +270,9 @@ async fn concurrent_copies_of_a_merge_are_acted_on_once() {
 /// pruned, so it could be a captured delivery replayed.
 #[tokio::test]
 async fn a_stale_github_delivery_is_refused() {
-    let (world, github) = pull_request_world().await;
-    let base = serve(&world).await;
-    let id = world.saturated_decision().await;
-    world.worker("host-a").run_task(id, World::retry()).await;
-    let number = github.pulls("acme", "gitops")[0].number;
-    github.merge_pull("acme", "gitops", number).expect("merged");
-    let mut payload = github
-        .webhook_payload("acme", "gitops", number)
-        .expect("payload");
+    let pull = Waiting::new().await;
+    let (world, base, id) = (&pull.world, &pull.base, pull.id);
+    let mut payload: Value = serde_json::from_slice(&pull.closed(Close::Merge)).expect("json");
     payload["pull_request"]["closed_at"] =
         json!((Utc::now() - chrono::Duration::days(4)).to_rfc3339());
     let body = serde_json::to_vec(&payload).expect("json");
@@ -264,18 +303,9 @@ async fn a_stale_github_delivery_is_refused() {
 
 #[tokio::test]
 async fn a_pull_request_closed_without_merging_is_rejected() {
-    let (world, github) = pull_request_world().await;
-    let base = serve(&world).await;
-    let id = world.saturated_decision().await;
-    world.worker("host-a").run_task(id, World::retry()).await;
-    let number = github.pulls("acme", "gitops")[0].number;
-    github.close_pull("acme", "gitops", number).expect("closed");
-    let body = serde_json::to_vec(
-        &github
-            .webhook_payload("acme", "gitops", number)
-            .expect("payload"),
-    )
-    .expect("json");
+    let pull = Waiting::new().await;
+    let (world, base, id) = (&pull.world, &pull.base, pull.id);
+    let body = pull.closed(Close::Reject);
 
     let (status, receipt) = deliver_github(&base, "pull_request", "d-2", &body, &sign(&body)).await;
 
