@@ -262,7 +262,7 @@ async fn concurrent_copies_of_a_merge_are_acted_on_once() {
         "{answers:?}"
     );
     assert_eq!(world.decision(id).await.status, DecisionStatus::Merged);
-    assert_eq!(deliveries(&world).await, 1);
+    assert_eq!(deliveries(world).await, 1);
     assert_eq!(world.storage.open_tasks(id).await.expect("tasks"), 1);
 }
 
@@ -277,7 +277,7 @@ async fn a_stale_github_delivery_is_refused() {
         json!((Utc::now() - chrono::Duration::days(4)).to_rfc3339());
     let body = serde_json::to_vec(&payload).expect("json");
 
-    let (status, error) = deliver_github(&base, "pull_request", "d-7", &body, &sign(&body)).await;
+    let (status, error) = deliver_github(base, "pull_request", "d-7", &body, &sign(&body)).await;
 
     assert_eq!(
         (status, error["error"].as_str()),
@@ -292,7 +292,7 @@ async fn a_stale_github_delivery_is_refused() {
         "{error}"
     );
     assert_eq!(world.decision(id).await.status, DecisionStatus::PrOpen);
-    assert_eq!(deliveries(&world).await, 0);
+    assert_eq!(deliveries(world).await, 0);
     assert!(
         world
             .metrics
@@ -307,7 +307,7 @@ async fn a_pull_request_closed_without_merging_is_rejected() {
     let (world, base, id) = (&pull.world, &pull.base, pull.id);
     let body = pull.closed(Close::Reject);
 
-    let (status, receipt) = deliver_github(&base, "pull_request", "d-2", &body, &sign(&body)).await;
+    let (status, receipt) = deliver_github(base, "pull_request", "d-2", &body, &sign(&body)).await;
 
     assert_eq!(status, 200, "{receipt}");
     let decision = world.decision(id).await;
