@@ -14,20 +14,11 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 cargo build --release -q -p pipeline-engine -p test-support --bins --example bench-bulk-sink
 
-first_line() { for _ in $(seq 200); do [ -s "$1" ] && break; sleep 0.1; done; head -1 "$1"; }
-"$BIN/kafka-mock-broker" --topic bench:16 >"$WORK/broker" </dev/null &
-PIDS+=($!)
-BOOT=$(first_line "$WORK/broker")
-# The same records as bench/engine/run.sh.
-python3 - "$RECORDS" <<'PY' | kcat -P -b "$BOOT" -t bench -X linger.ms=20 -X batch.num.messages=10000 \
-  -X sticky.partitioning.linger.ms=0 -X queue.buffering.max.messages=1000000
-import sys
-svcs = ["checkout", "payments", "search", "auth"]
-w = sys.stdout.write
-for i in range(int(sys.argv[1])):
-    w('{"ts":"2024-05-01T12:%02d:%02d.%03dZ","level":"info","service":"%s","host":"web-%02d","trace_id":"%016x","status":200,"latency_ms":%d,"user_agent":"Mozilla/5.0 (X11; Linux x86_64)","msg":"GET /api/v1/items/%d handled in time"}\n'
-      % (i // 60000 % 60, i // 1000 % 60, i % 1000, svcs[i % 4], i % 32, i * 2654435761 % (1 << 64), i % 997, i))
-PY
+# shellcheck source=bench/engine/lib.sh
+. bench/engine/lib.sh
+start_broker bench:16
+gen_records "$RECORDS" | produce bench
+
 "$BIN/examples/bench-bulk-sink" >"$WORK/sink" 2>/dev/null </dev/null &
 PIDS+=($!)
 SINK=$(first_line "$WORK/sink")

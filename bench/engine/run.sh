@@ -53,8 +53,7 @@ es_count() { curl -s "$1/_count" | sed -E 's/.*"count":([0-9]+).*/\1/'; }
 start_es() { # name → URL in ES, pid in ES_PID
   "$BIN/es-test-server" --no-sources >"$WORK/es.$1" 2>/dev/null </dev/null &
   ES_PID=$!; PIDS+=("$ES_PID")
-  for _ in $(seq 100); do [ -s "$WORK/es.$1" ] && break; sleep 0.1; done
-  ES=$(head -1 "$WORK/es.$1")
+  ES=$(first_line "$WORK/es.$1")
 }
 wait_count() { # url target timeout_s; returns 1 on timeout
   local end=$(($(date +%s) + $3))
@@ -63,28 +62,9 @@ wait_count() { # url target timeout_s; returns 1 on timeout
   done
   return 1
 }
-gen_records() { # count → stdout: ~239-byte JSON log lines, like the talk's (85 MB/s at 375k records/s)
-  python3 - "$1" <<'PY'
-import sys
-svcs = ["checkout", "payments", "search", "auth"]
-w = sys.stdout.write
-for i in range(int(sys.argv[1])):
-    w('{"ts":"2024-05-01T12:%02d:%02d.%03dZ","level":"info","service":"%s","host":"web-%02d","trace_id":"%016x","status":200,"latency_ms":%d,"user_agent":"Mozilla/5.0 (X11; Linux x86_64)","msg":"GET /api/v1/items/%d handled in time"}\n'
-      % (i // 60000 % 60, i // 1000 % 60, i % 1000, svcs[i % 4], i % 32, i * 2654435761 % (1 << 64), i % 997, i))
-PY
-}
-produce() { # topic [kcat options…] < lines; fails on any delivery error
-  local topic=$1; shift
-  kcat -P -b "$BOOT" -t "$topic" -X linger.ms=20 -X batch.num.messages=10000 \
-    -X sticky.partitioning.linger.ms=0 -X queue.buffering.max.messages=1000000 "$@" 2>"$WORK/produce.err"
-  if grep -qi 'fail\|error' "$WORK/produce.err"; then cat "$WORK/produce.err" >&2; exit 1; fi
-}
-held() { kcat -C -b "$BOOT" -t "$1" -o beginning -e -q -f '%o\n' | wc -l; }
-
-"$BIN/kafka-mock-broker" --topic "bench:$PARTITIONS" --topic "stall:$PARTITIONS" >"$WORK/broker" </dev/null &
-PIDS+=($!)
-for _ in $(seq 100); do [ -s "$WORK/broker" ] && break; sleep 0.1; done
-BOOT=$(head -1 "$WORK/broker")
+# shellcheck source=bench/engine/lib.sh
+. bench/engine/lib.sh
+start_broker "bench:$PARTITIONS" "stall:$PARTITIONS"
 
 gen_records "$RECORDS" >"$WORK/records"
 AVG=$(awk '{s+=length($0)} END {printf "%d", s/NR}' "$WORK/records")

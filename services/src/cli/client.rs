@@ -48,6 +48,14 @@ pub struct Decision {
     pub steps: Vec<Step>,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// Identical skipped decisions this one stands for (absent from servers before the count existed).
+    #[serde(default = "one")]
+    pub repeats: i32,
+    pub first_at: Option<DateTime<Utc>>,
+}
+
+fn one() -> i32 {
+    1
 }
 
 /// One thing the worker did for a decision.

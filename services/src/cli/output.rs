@@ -183,7 +183,10 @@ pub fn decisions(
     for d in decisions.iter().map(|d| &d.typed) {
         rows.add_row(vec![
             d.id.to_string(),
-            d.status.as_str().to_owned(),
+            match d.repeats {
+                1 => d.status.as_str().to_owned(),
+                n => format!("{} ×{n}", d.status.as_str()),
+            },
             d.rule.clone(),
             scale_change(d.from_scale, d.to_scale),
             age(d.created_at, now),
@@ -223,6 +226,16 @@ pub fn decision(
     writeln!(out, "Rule:      {}", d.rule)?;
     writeln!(out, "Scale:     {}", scale_change(d.from_scale, d.to_scale))?;
     writeln!(out, "Created:   {}", d.created_at.to_rfc3339())?;
+    if d.repeats > 1 {
+        let first = d
+            .first_at
+            .map_or_else(|| "-".to_owned(), |at| at.to_rfc3339());
+        writeln!(
+            out,
+            "Repeated:  {} identical skips since {first}",
+            d.repeats
+        )?;
+    }
     if let Some(finished) = d.finished_at {
         writeln!(out, "Finished:  {}", finished.to_rfc3339())?;
     }

@@ -42,6 +42,11 @@ pub struct DecisionRecord {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// How many identical `skipped` decisions this one stands for, itself included: a rule that keeps
+    /// firing while the checked scale equals the current one collapses into its newest decision.
+    pub repeats: i32,
+    /// When the first of those repeats was taken (`None` for a decision that stands for itself only).
+    pub first_at: Option<DateTime<Utc>>,
 }
 
 /// What the rule evaluator knows when it decides to act.
@@ -62,7 +67,7 @@ impl DecisionRecord {
 }
 
 pub(super) const COLUMNS: &str = "id, cluster_id, cluster_name, team, status, rule, inputs, estimate, from_scale, to_scale, \
-    write_back, sync, reason, steps, created_at, updated_at, finished_at";
+    write_back, sync, reason, steps, created_at, updated_at, finished_at, repeats, first_at";
 
 impl Storage {
     /// Records a pending decision. `Conflict` when the cluster already has one in flight.

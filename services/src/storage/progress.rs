@@ -151,8 +151,10 @@ impl Storage {
     /// status found) when the decision is no longer in `from`, `IllegalTransition` for a move the
     /// lifecycle does not have. The step, when given, is appended in the same statement.
     pub async fn transition(&self, id: i64, change: &Transition<'_>) -> Result<(), StorageError> {
-        let mut connection = self.pool().acquire().await?;
-        transition_in(&mut connection, id, change).await
+        let mut transaction = self.pool().begin().await?;
+        transition_in(&mut transaction, id, change).await?;
+        transaction.commit().await?;
+        Ok(())
     }
 
     /// Stores the estimate and the checked scale.
@@ -330,6 +332,7 @@ pub(super) async fn transition_in(
     .fetch_one(&mut *connection)
     .await?;
     match (moved, found) {
+        (Some(DecisionStatus::Skipped), _) => collapse_repeated_skip(connection, id).await,
         (Some(_), _) => Ok(()),
         (None, Some(found)) => Err(StorageError::LostRace {
             id,
@@ -338,6 +341,36 @@ pub(super) async fn transition_in(
         }),
         (None, None) => Err(StorageError::NotFound),
     }
+}
+
+/// Folds the cluster's previous decision into `id` when both were skipped for the same rule, reason and
+/// scales: the newest row stays (the one a caller just finished and may be following) and counts the run.
+/// Runs in the caller's transaction, with the move to `skipped`, so a crash leaves both rows or one.
+async fn collapse_repeated_skip(
+    connection: &mut PgConnection,
+    id: i64,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "with skipped as (select * from decisions where id = $1), \
+         previous as ( \
+             select d.* from decisions d, skipped \
+             where d.cluster_id = skipped.cluster_id and d.id < skipped.id \
+             order by d.id desc limit 1), \
+         folded as ( \
+             delete from decisions d using previous, skipped \
+             where d.id = previous.id and previous.status = 'skipped' \
+               and previous.rule = skipped.rule \
+               and previous.reason is not distinct from skipped.reason \
+               and previous.from_scale is not distinct from skipped.from_scale \
+               and previous.to_scale is not distinct from skipped.to_scale \
+             returning d.repeats as runs, coalesce(d.first_at, d.created_at) as since) \
+         update decisions set repeats = decisions.repeats + folded.runs, first_at = folded.since \
+         from folded where decisions.id = $1",
+    )
+    .bind(id)
+    .execute(&mut *connection)
+    .await?;
+    Ok(())
 }
 
 /// `Storage::add_step` on a connection the caller holds.

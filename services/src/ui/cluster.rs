@@ -202,7 +202,7 @@ pub async fn page(
                         @for d in decisions.iter().rev() {
                             tr {
                                 td { a href=(format!("/ui/decisions/{}", d.id)) { "#" (d.id) } }
-                                td { (format::status(d.status)) }
+                                td { (format::status(d.status)) (format::repeats(d.repeats)) }
                                 td { (d.rule) }
                                 td { (format::scale_change(d.from_scale, d.to_scale)) }
                                 td { (format::time(d.created_at)) }

@@ -137,6 +137,11 @@ pub async fn page(
                 dt { "Rule" } dd { (decision.rule) }
                 dt { "Scale" } dd { (format::scale_change(decision.from_scale, decision.to_scale)) }
                 dt { "Taken" } dd { (format::time(decision.created_at)) }
+                @if decision.repeats > 1 {
+                    dt { "Repeated" }
+                    dd #repeats { (decision.repeats) " identical skips, the first "
+                        (decision.first_at.map_or_else(|| "-".to_owned(), format::time)) }
+                }
                 dt { "Last change" } dd { (format::time(decision.updated_at)) }
                 @if let Some(finished) = decision.finished_at {
                     dt { "Ended" } dd { (format::time(finished)) " "

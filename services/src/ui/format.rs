@@ -57,6 +57,11 @@ pub fn status(status: DecisionStatus) -> Markup {
     html! { span class=(format!("status {}", status.as_str())) { (status.as_str()) } }
 }
 
+/// " ×N" after the status of a decision that stands for N identical skips; nothing for one.
+pub fn repeats(repeats: i32) -> Markup {
+    html! { @if repeats > 1 { " " span.muted.repeats { "×" (repeats) } } }
+}
+
 pub fn scale_change(from: Option<i32>, to: Option<i32>) -> String {
     let show = |v: Option<i32>| v.map_or_else(|| "?".to_owned(), |v| v.to_string());
     match (from, to) {

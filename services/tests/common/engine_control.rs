@@ -13,7 +13,7 @@ pub const CONTROL_TOKEN: &str = "engine-control-token-0123";
 pub struct Engine {
     #[allow(
         dead_code,
-        reason = "named in the worker tests' messages, not in the kill tests"
+        reason = "named in the worker tests' messages, not in the kill or rescale tests"
     )]
     pub name: String,
     pub url: String,

@@ -100,6 +100,17 @@ pub struct Verdict {
     pub untrue: Vec<String>,
 }
 
+impl Verdict {
+    /// What every kill test asks of the end state: no decision acted twice, none is left open, and
+    /// every applied one is true to Git and the engine. `context` (the kill point, a seed, the logs)
+    /// goes into the message.
+    pub fn assert_sound(&self, context: impl std::fmt::Display) {
+        assert_eq!(self.duplicates, 0, "acted twice: {self:?}\n{context}");
+        assert_eq!(self.stuck, 0, "left open: {self:?}\n{context}");
+        assert!(self.untrue.is_empty(), "untrue: {self:?}\n{context}");
+    }
+}
+
 impl Rig {
     /// A non-reactive engine cluster: after the sync the worker restarts the engine at `control_url`.
     pub async fn new(adjust: impl FnOnce(&mut serde_json::Value)) -> Self {

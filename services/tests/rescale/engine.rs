@@ -1,63 +1,13 @@
 //! The engine target, against the engine's own control router with a stand-in for its supervisor.
 
-use std::sync::Arc;
-
 use autoscaler::rescale::{Problem, RescaleMethod, RescaleTarget, Situation};
-use pipeline_engine::control::{ControlState, RescaleRequest, control_router};
-use pipeline_engine::metrics::Metrics;
-use pipeline_engine::status::{State, Status, StatusBoard};
-use tokio::sync::mpsc;
 
+use super::engine_control::{CONTROL_TOKEN as TOKEN, Engine};
 use super::{names, run, settings};
 
-const TOKEN: &str = "s3cret-control-token";
-
-struct Engine {
-    url: String,
-    status: Arc<StatusBoard>,
-}
-
-/// Serves `control_router` on a free port. Rescale requests are answered as the engine's supervisor
-/// does: the new status, or `Err(message)` when `fail_with` is set.
+/// One instance named "logs-0", its supervisor refusing with `fail_with`.
 async fn engine(fail_with: Option<&'static str>) -> Engine {
-    let status = Arc::new(StatusBoard::new(Status {
-        pipeline: "logs".to_owned(),
-        instance_id: "logs-0".to_owned(),
-        state: State::Running,
-        parallelism: 2,
-        sink_parallelism: 2,
-        in_flight_per_sink: 4,
-        assigned_partitions: Vec::new(),
-    }));
-    let (tx, mut rx) = mpsc::channel::<RescaleRequest>(1);
-    let board = status.clone();
-    tokio::spawn(async move {
-        while let Some(req) = rx.recv().await {
-            let result = match fail_with {
-                Some(msg) => Err(msg.to_owned()),
-                None => {
-                    board.update(|s| {
-                        s.parallelism = req.target.process;
-                        s.sink_parallelism = req.target.sink;
-                    });
-                    Ok(board.snapshot())
-                }
-            };
-            let _ = req.reply.send(result);
-        }
-    });
-    let router = control_router(ControlState {
-        metrics: Arc::new(Metrics::new("logs", "logs-0")),
-        status: status.clone(),
-        token: Some(Arc::from(TOKEN)),
-        rescale: tx,
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a free port");
-    let url = format!("http://{}", listener.local_addr().expect("bound address"));
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    Engine { url, status }
+    super::engine_control::engine("logs-0", fail_with).await
 }
 
 fn target(e: &Engine, token: &str) -> RescaleTarget {

@@ -2,6 +2,8 @@
 //! control router.
 
 mod engine;
+#[path = "../common/engine_control.rs"]
+mod engine_control;
 mod flink;
 mod flink_adaptive;
 mod flink_failures;

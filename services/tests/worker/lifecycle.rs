@@ -537,3 +537,61 @@ async fn old_deliveries_finished_tasks_and_final_decisions_are_pruned_and_open_o
     assert_eq!(tasks_of(&world, open).await, 1);
     assert!(world.storage.get_decision(old).await.is_err());
 }
+
+#[tokio::test]
+async fn identical_skips_collapse_into_the_newest_with_a_count_and_a_different_one_starts_anew() {
+    let world = World::new().await;
+    let now = Utc::now();
+    let storage = &world.storage;
+    // The worker's last two moves of a decision whose checked scale equals the current one.
+    let skip = |id: i64, reason: &'static str| async move {
+        for change in [
+            Transition::new(DecisionStatus::Pending, DecisionStatus::Running),
+            Transition::new(DecisionStatus::Running, DecisionStatus::Skipped).reason(reason),
+        ] {
+            storage.transition(id, &change).await.expect("moved");
+        }
+    };
+    let same = "the checked scale equals the current scale (2)";
+    let mut skipped = Vec::new();
+    let mut first_taken = None;
+    for _ in 0..3 {
+        let id = world.pending("up", now).await;
+        first_taken = first_taken.or(Some(world.decision(id).await.created_at));
+        skip(id, same).await;
+        skipped.push(id);
+    }
+    let newest = world.decision(skipped[2]).await;
+    assert_eq!(newest.repeats, 3, "{newest:?}");
+    assert_eq!(newest.reason.as_deref(), Some(same));
+    assert_eq!(newest.first_at, first_taken, "the first skip's time");
+    for folded in [skipped[0], skipped[1]] {
+        assert!(
+            matches!(
+                storage.get_decision(folded).await,
+                Err(StorageError::NotFound)
+            ),
+            "decision {folded} was folded into the newest"
+        );
+    }
+
+    // A different reason is a different skip.
+    let other = world.pending("up", now).await;
+    skip(other, "Git already holds 2").await;
+    assert_eq!(world.decision(other).await.repeats, 1);
+    assert_eq!(world.decision(skipped[2]).await.repeats, 3);
+
+    // Another outcome comes between: the next identical skip stands for itself again.
+    let failed = world.pending("up", now).await;
+    storage
+        .finish_decision(failed, DecisionStatus::Failed, Some("push refused"))
+        .await
+        .expect("failed");
+    let after = world.pending("up", now).await;
+    skip(after, "Git already holds 2").await;
+    assert_eq!(world.decision(after).await.repeats, 1);
+    assert!(
+        storage.get_decision(other).await.is_ok(),
+        "not folded across a failure"
+    );
+}
