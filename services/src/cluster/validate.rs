@@ -318,10 +318,7 @@ impl ClusterSpec {
                 check_github_repository(&comment_on.github_repository),
             );
             if let Some(url) = &comment_on.github_api_url {
-                problems.check(
-                    "write_back.comment_on.github_api_url",
-                    check_http_url(url),
-                );
+                problems.check("write_back.comment_on.github_api_url", check_http_url(url));
             }
             problems.check(
                 "write_back.comment_on.token",

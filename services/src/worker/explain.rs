@@ -360,10 +360,17 @@ mod tests {
         );
         // One renderer: the table and charts are the pull request body's, byte for byte.
         let body = explanation.pull_request_body();
-        let table = &body[body.find("| | |").expect("a table")..body.find("\nMerging").expect("end")];
+        let table =
+            &body[body.find("| | |").expect("a table")..body.find("\nMerging").expect("end")];
         assert!(comment.contains(table), "{comment}");
-        assert!(comment.contains("changes `pipelines/logs/values.yaml`"), "{comment}");
-        assert!(comment.ends_with("<!-- autoscaler-decision: 42 -->"), "{comment}");
+        assert!(
+            comment.contains("changes `pipelines/logs/values.yaml`"),
+            "{comment}"
+        );
+        assert!(
+            comment.ends_with("<!-- autoscaler-decision: 42 -->"),
+            "{comment}"
+        );
         assert!(!comment.contains("<!--autoscaler:{"), "{comment}");
     }
 

@@ -106,8 +106,8 @@ impl Worker {
             "recommends changing the scale from {} to {} ({}); recommend-only mode writes nothing",
             explanation.from, explanation.to, explanation.rule_reason
         );
-        let mut change = Transition::new(DecisionStatus::Running, DecisionStatus::Recommended)
-            .reason(&reason);
+        let mut change =
+            Transition::new(DecisionStatus::Running, DecisionStatus::Recommended).reason(&reason);
         let step = match comment_on {
             Some(comment_on) => Some(
                 self.comment_recommendation(decision, cluster, explanation, comment_on)
@@ -196,7 +196,10 @@ impl Worker {
         failed_on: &mut Option<u64>,
     ) -> Result<CommentStep, CommentError> {
         let spec: &ClusterSpec = &cluster.spec;
-        let token = self.secrets.resolve(&cluster.team, &comment_on.token).await?;
+        let token = self
+            .secrets
+            .resolve(&cluster.team, &comment_on.token)
+            .await?;
         let github = GitHubClient::new(
             comment_on.github_api_url.as_ref(),
             &comment_on.github_repository,
@@ -209,7 +212,10 @@ impl Worker {
         let mut touching = Vec::new();
         for pull in &open {
             *failed_on = Some(pull.number);
-            if github.pull_changes_file(pull.number, &spec.git.path).await? {
+            if github
+                .pull_changes_file(pull.number, &spec.git.path)
+                .await?
+            {
                 touching.push(pull.number);
             }
         }
@@ -249,7 +255,10 @@ impl Worker {
                 .filter(|(_, url)| url.is_some())
                 .map(|(number, _)| *number)
                 .collect(),
-            comment_urls: commented.iter().filter_map(|(_, url)| url.clone()).collect(),
+            comment_urls: commented
+                .iter()
+                .filter_map(|(_, url)| url.clone())
+                .collect(),
         }))
     }
 }

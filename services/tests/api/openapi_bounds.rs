@@ -279,7 +279,11 @@ async fn every_stated_bound_of_the_spec_holds_at_the_bound_and_is_refused_past_i
 
     for bound in &bounds {
         let (inside, past) = bound.inside_and_past();
-        let at = with(full_spec_for(&bound.path), &bound.path, value_for(bound, inside));
+        let at = with(
+            full_spec_for(&bound.path),
+            &bound.path,
+            value_for(bound, inside),
+        );
         let response = subscribe(&app, &at).await;
         if response.status() == 201 {
             unsubscribe(&app, &at).await;
@@ -297,7 +301,11 @@ async fn every_stated_bound_of_the_spec_holds_at_the_bound_and_is_refused_past_i
         if bound.is_length() && past < 0.0 {
             continue;
         }
-        let beyond = with(full_spec_for(&bound.path), &bound.path, value_for(bound, past));
+        let beyond = with(
+            full_spec_for(&bound.path),
+            &bound.path,
+            value_for(bound, past),
+        );
         let response = subscribe(&app, &beyond).await;
         let status = response.status().as_u16();
         assert!(

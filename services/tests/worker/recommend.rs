@@ -105,7 +105,14 @@ fn open_pull_requests(world: &World, github: &GitHubServer) -> (u64, u64) {
     )
     .expect("bob's branch");
     let ada = github
-        .open_pull_as("acme", "gitops", "ada", "ada/more-logs", "main", "More logs")
+        .open_pull_as(
+            "acme",
+            "gitops",
+            "ada",
+            "ada/more-logs",
+            "main",
+            "More logs",
+        )
         .expect("ada's pull request");
     let bob = github
         .open_pull_as("acme", "gitops", "bob", "bob/readme", "main", "Readme")
@@ -156,7 +163,10 @@ async fn a_pull_request_changing_the_scale_file_gets_the_recommendation_once() {
         .collect();
     assert_eq!(ours.len(), 1, "{ours:?}");
     let comment = &ours[0];
-    assert_eq!(comment.number, ada, "Bob's pull request does not change {PATH}");
+    assert_eq!(
+        comment.number, ada,
+        "Bob's pull request does not change {PATH}"
+    );
     let body = &comment.body;
     assert!(
         body.starts_with(&format!(
@@ -191,7 +201,12 @@ async fn a_pull_request_changing_the_scale_file_gets_the_recommendation_once() {
     // Still nothing written: no commit on main, the people's branches untouched, no sync.
     assert_eq!(world.log(), ["seed"]);
     assert!(world.argocd.sync_requests(APP).is_empty());
-    assert!(github.pulls("acme", "gitops").iter().all(|p| p.author != BOT_LOGIN));
+    assert!(
+        github
+            .pulls("acme", "gitops")
+            .iter()
+            .all(|p| p.author != BOT_LOGIN)
+    );
 
     // The task delivered again finds the decision ended and comments nothing more.
     let again = world.worker("host-b").run_task(id, World::retry()).await;
@@ -304,10 +319,7 @@ async fn with_no_pull_request_changing_the_scale_file_nothing_is_posted() {
     assert_eq!(progress, Progress::Reached(DecisionStatus::Recommended));
     assert!(github.comments("acme", "gitops").is_empty());
     assert!(
-        !github
-            .requests()
-            .iter()
-            .any(|(method, _)| method == "POST"),
+        !github.requests().iter().any(|(method, _)| method == "POST"),
         "{:?}",
         github.requests()
     );

@@ -25,7 +25,10 @@ async fn fixture() -> Fixture {
     git::init_bare_repo(
         &repo,
         "main",
-        &[(VALUES, "parallelism: 4\nslots: 2\n"), ("README.md", "deploy\n")],
+        &[
+            (VALUES, "parallelism: 4\nslots: 2\n"),
+            ("README.md", "deploy\n"),
+        ],
     )
     .expect("bare repo");
     git::commit_files(
@@ -50,7 +53,14 @@ async fn fixture() -> Fixture {
     let server = GitHubServer::start(TOKEN).await.expect("start");
     server.add_repository("acme", "deploy", repo.clone());
     let number = server
-        .open_pull_as("acme", "deploy", "ada", "ada/more-orders", "main", "More orders")
+        .open_pull_as(
+            "acme",
+            "deploy",
+            "ada",
+            "ada/more-orders",
+            "main",
+            "More orders",
+        )
         .expect("ada's pull request");
     assert_eq!(number, 1);
     Fixture {
@@ -115,7 +125,11 @@ async fn a_pull_requests_files_are_its_diff_from_the_merge_base_in_githubs_shape
     assert_eq!(status, 200);
     assert!(header(&headers, "link").is_none(), "one page");
     let values = &body[1];
-    let blob = git::run(&f.repo, &["rev-parse", &format!("ada/more-orders:{VALUES}")]).expect("blob");
+    let blob = git::run(
+        &f.repo,
+        &["rev-parse", &format!("ada/more-orders:{VALUES}")],
+    )
+    .expect("blob");
     let head = git::rev_parse(&f.repo, "ada/more-orders").expect("head");
     let url = f.server.url();
     assert_eq!(
@@ -241,7 +255,13 @@ async fn a_rename_of_a_file_on_base_says_renamed_with_the_previous_name() {
 async fn comments_are_created_with_201_and_location_and_listed_oldest_first() {
     let f = fixture().await;
     f.server
-        .comment_as("acme", "deploy", 1, "ada", "Reviewers: this is for the sale.")
+        .comment_as(
+            "acme",
+            "deploy",
+            1,
+            "ada",
+            "Reviewers: this is for the sale.",
+        )
         .expect("ada comments");
     let crab = octocrab(&f.server);
     let comment = crab
@@ -250,7 +270,10 @@ async fn comments_are_created_with_201_and_location_and_listed_oldest_first() {
         .await
         .expect("octocrab reads the created comment");
     assert_eq!(comment.user.login, BOT_LOGIN);
-    assert_eq!(comment.body.as_deref(), Some("The autoscaler recommends 5."));
+    assert_eq!(
+        comment.body.as_deref(),
+        Some("The autoscaler recommends 5.")
+    );
 
     let (status, headers, created) = raw(
         &f.server,
@@ -300,7 +323,11 @@ async fn comments_are_created_with_201_and_location_and_listed_oldest_first() {
     let snapshot = f.server.comments("acme", "deploy");
     assert_eq!(snapshot.len(), 3);
     assert_eq!(
-        (snapshot[2].number, snapshot[2].id, snapshot[2].author.as_str()),
+        (
+            snapshot[2].number,
+            snapshot[2].id,
+            snapshot[2].author.as_str()
+        ),
         (1, id, BOT_LOGIN)
     );
     // The pull request counts its conversation.
@@ -337,7 +364,13 @@ async fn comment_lists_paginate_and_filter_on_since() {
             .as_str()
         )
     );
-    let (_, _, second) = raw(&f.server, reqwest::Method::GET, &format!("{path}&page=2"), None).await;
+    let (_, _, second) = raw(
+        &f.server,
+        reqwest::Method::GET,
+        &format!("{path}&page=2"),
+        None,
+    )
+    .await;
     assert_eq!(second, json!([second[0].clone()]));
     assert_eq!(second[0]["body"], "three");
 
@@ -401,7 +434,10 @@ async fn a_comment_without_a_body_or_on_no_pull_request_is_refused_as_github_doe
     assert!(f.server.comments("acme", "deploy").is_empty());
 
     for (method, path) in [
-        (reqwest::Method::POST, "/repos/acme/deploy/issues/9/comments"),
+        (
+            reqwest::Method::POST,
+            "/repos/acme/deploy/issues/9/comments",
+        ),
         (reqwest::Method::GET, "/repos/acme/deploy/issues/9/comments"),
         (reqwest::Method::GET, "/repos/acme/deploy/pulls/9/files"),
         (reqwest::Method::GET, "/repos/acme/nope/pulls/1/files"),

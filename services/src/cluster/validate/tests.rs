@@ -403,7 +403,10 @@ fn recommend_mode_comments_only_where_a_valid_repository_url_and_team_secret_say
     let problems = problems_of(refused, &ValidationContext::default());
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].field, "write_back.comment_on.github_api_url");
-    assert!(problems[0].problem.contains("outbound policy"), "{problems:?}");
+    assert!(
+        problems[0].problem.contains("outbound policy"),
+        "{problems:?}"
+    );
     // A field it does not know is refused, like every other part of the spec.
     let unknown = with(
         valid(),

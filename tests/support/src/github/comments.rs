@@ -14,9 +14,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::errors::{
-    DOCS_CREATE_COMMENT, DOCS_LIST_COMMENTS, not_a, not_found, validation_failed,
-};
+use super::errors::{DOCS_CREATE_COMMENT, DOCS_LIST_COMMENTS, not_a, not_found, validation_failed};
 use super::list::paginated;
 use super::model::CommentRecord;
 use super::pulls::{parse_number, parse_object};
@@ -93,7 +91,8 @@ pub(crate) async fn create(
     };
     let text = match map.get("body") {
         None | Some(Value::Null) => {
-            let missing = json!({"resource": "IssueComment", "code": "missing_field", "field": "body"});
+            let missing =
+                json!({"resource": "IssueComment", "code": "missing_field", "field": "body"});
             return validation_failed(vec![missing], DOCS_CREATE_COMMENT).into_response();
         }
         Some(Value::String(text)) if text.trim().is_empty() => {

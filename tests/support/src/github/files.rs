@@ -106,7 +106,13 @@ pub(crate) fn changed_files(
     let raw = git::run(
         bare,
         &[
-            "diff", "--raw", "-z", "-M", "--no-abbrev", &merge_base, head_sha,
+            "diff",
+            "--raw",
+            "-z",
+            "-M",
+            "--no-abbrev",
+            &merge_base,
+            head_sha,
         ],
     )?;
     let numstat = git::run(

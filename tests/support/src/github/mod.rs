@@ -318,9 +318,7 @@ impl GitHubServer {
     ) -> anyhow::Result<u64> {
         let (json, _) = comments::add(&self.shared, owner, repo, number, author, body)
             .with_context(|| format!("no pull request #{number} in {owner}/{repo}"))?;
-        json["id"]
-            .as_u64()
-            .context("the comment has an id")
+        json["id"].as_u64().context("the comment has an id")
     }
 
     /// Merges the pull request's head into its base in the bare repository with a merge commit

@@ -303,7 +303,12 @@ pub(crate) fn pull_request(
 }
 
 /// An issue comment as GitHub returns it (`issue-comment`), with its Markdown as `body`.
-pub(crate) fn comment(ctx: &Ctx<'_>, repo: &RepoRecord, number: u64, comment: &CommentRecord) -> Value {
+pub(crate) fn comment(
+    ctx: &Ctx<'_>,
+    repo: &RepoRecord,
+    number: u64,
+    comment: &CommentRecord,
+) -> Value {
     let full = repo.full_name();
     json!({
         "id": comment.id,
