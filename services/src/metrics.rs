@@ -91,6 +91,9 @@ pub struct Metrics {
     pub scrape_queries: Family<OutcomeLabels, Counter>,
     pub metric_missing: Family<MetricLabels, Counter>,
     pub worker_tasks: Family<OutcomeLabels, Counter>,
+    /// Recommend-only mode's pull request comments, by outcome: posted, already_posted,
+    /// no_pull_request, failed.
+    pub recommendation_comments: Family<OutcomeLabels, Counter>,
     pub webhook_deliveries: Family<DeliveryLabels, Counter>,
     /// Requests refused for who made them: no token, a role that may not, another team's cluster.
     pub api_refusals: Family<RefusalLabels, Counter>,
@@ -127,6 +130,7 @@ impl Default for Metrics {
         let scrape_queries = Family::<OutcomeLabels, Counter>::default();
         let metric_missing = Family::<MetricLabels, Counter>::default();
         let worker_tasks = Family::<OutcomeLabels, Counter>::default();
+        let recommendation_comments = Family::<OutcomeLabels, Counter>::default();
         let webhook_deliveries = Family::<DeliveryLabels, Counter>::default();
         let reconciler_actions = Family::<ReconcileLabels, Counter>::default();
         let api_refusals = Family::<RefusalLabels, Counter>::default();
@@ -177,6 +181,11 @@ impl Default for Metrics {
             worker_tasks.clone(),
         );
         registry.register(
+            "recommendation_comments",
+            "Recommend-only mode's comments on pull requests that change the scale file, by outcome (posted, already_posted, no_pull_request, failed)",
+            recommendation_comments.clone(),
+        );
+        registry.register(
             "webhook_deliveries",
             "Webhook deliveries by source and outcome (recorded, duplicate, ignored, or the refusal)",
             webhook_deliveries.clone(),
@@ -219,6 +228,7 @@ impl Default for Metrics {
             scrape_queries,
             metric_missing,
             worker_tasks,
+            recommendation_comments,
             webhook_deliveries,
             api_refusals,
             reconciler_actions,

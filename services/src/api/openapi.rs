@@ -11,7 +11,7 @@ use utoipa::{
 use super::{audit, clusters, error::ErrorBody};
 use crate::{
     cluster::{
-        ArgoCdApp, ClusterSpec, FieldProblem, FlinkJobSpec, GitLocation, MetricQueries,
+        ArgoCdApp, ClusterSpec, CommentOn, FieldProblem, FlinkJobSpec, GitLocation, MetricQueries,
         MetricsSource, Policy, ScaleUnit, SecretRef, Target, TargetKind, WriteBack, bounds,
     },
     decide::{CheckState, CheckVerdict, EstimateSummary, Evaluation},
@@ -31,7 +31,7 @@ use crate::{
         clusters::evaluate, clusters::decision, audit::list,
     ),
     components(schemas(
-        ClusterSpec, Target, TargetKind, MetricsSource, MetricQueries, GitLocation, WriteBack,
+        ClusterSpec, Target, TargetKind, MetricsSource, MetricQueries, GitLocation, WriteBack, CommentOn,
         ArgoCdApp, FlinkJobSpec, ScaleUnit, Policy, SecretRef, clusters::ClusterView, clusters::ClusterPage,
         clusters::DecisionPage, DecisionRecord, DecisionStatus, ErrorBody, FieldProblem,
         Evaluation, EstimateSummary, CheckVerdict, CheckState, Verdict, Direction, Outcome,

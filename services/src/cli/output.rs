@@ -69,7 +69,7 @@ fn write_back(cluster: &ClusterView) -> &'static str {
     match cluster.spec.write_back {
         WriteBack::Commit => "commit",
         WriteBack::PullRequest { .. } => "pull_request",
-        WriteBack::Recommend {} => "recommend",
+        WriteBack::Recommend { .. } => "recommend",
     }
 }
 

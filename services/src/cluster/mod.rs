@@ -8,7 +8,7 @@ mod validate;
 pub use crate::tenancy::secrets::OUTSIDE_STORE;
 pub use secret::SecretRef;
 pub use spec::{
-    ArgoCdApp, ClusterSpec, Destination, FlinkJobSpec, GitLocation, MetricQueries, MetricsSource,
-    Policy, ScaleUnit, TARGET_UTILIZATION_RANGE, Target, TargetKind, WriteBack,
+    ArgoCdApp, ClusterSpec, CommentOn, Destination, FlinkJobSpec, GitLocation, MetricQueries,
+    MetricsSource, Policy, ScaleUnit, TARGET_UTILIZATION_RANGE, Target, TargetKind, WriteBack,
 };
 pub use validate::{FieldProblem, ValidationContext, bounds};

@@ -288,8 +288,29 @@ pub enum WriteBack {
         labels: Vec<String>,
     },
     /// Recommend only: decide and record what the scale should be (status `recommended`), and write
-    /// nothing to Git, open no pull request and sync nothing.
-    Recommend {},
+    /// nothing to Git, open no pull request and sync nothing. With `comment_on`, the recommendation is
+    /// also commented on the open pull requests that change the scale file.
+    Recommend {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment_on: Option<CommentOn>,
+    },
+}
+
+/// Where recommend-only mode comments its recommendations: the open pull requests against `git.branch`
+/// that change `git.path`, in this GitHub repository. A comment that cannot be posted is recorded on the
+/// decision and changes nothing else.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommentOn {
+    /// `owner/name` on GitHub, each 1 to 100 letters, digits, `-`, `_` or `.`.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,100}/[A-Za-z0-9._-]{1,100}$")]
+    pub github_repository: String,
+    /// GitHub's REST API; defaults to `https://api.github.com`. Set it for GitHub Enterprise.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub github_api_url: Option<Url>,
+    /// A token allowed to read pull requests and write issue comments.
+    pub token: SecretRef,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -437,6 +458,19 @@ impl ClusterSpec {
         } = &self.write_back
         {
             found.push(("write_back.github_api_url", Destination::Http(url)));
+        }
+        if let WriteBack::Recommend {
+            comment_on:
+                Some(CommentOn {
+                    github_api_url: Some(url),
+                    ..
+                }),
+        } = &self.write_back
+        {
+            found.push((
+                "write_back.comment_on.github_api_url",
+                Destination::Http(url),
+            ));
         }
         found
     }

@@ -309,6 +309,22 @@ impl ClusterSpec {
             }
             problems.check("write_back.token", check_secret(token, ctx));
         }
+        if let WriteBack::Recommend {
+            comment_on: Some(comment_on),
+        } = &self.write_back
+        {
+            problems.check(
+                "write_back.comment_on.github_repository",
+                check_github_repository(&comment_on.github_repository),
+            );
+            if let Some(url) = &comment_on.github_api_url {
+                problems.check("write_back.comment_on.github_api_url", check_http_url(url));
+            }
+            problems.check(
+                "write_back.comment_on.token",
+                check_secret(&comment_on.token, ctx),
+            );
+        }
     }
 
     fn validate_argocd(&self, ctx: &ValidationContext, problems: &mut Problems) {

@@ -1,10 +1,16 @@
 //! One pull request per cluster on GitHub (octocrab): found by its head branch, updated in place by every
 //! new decision, created only when none is open. The branch itself is pushed with git (see `gitops`);
-//! this module only speaks the pull request API.
+//! this module only speaks the pull request API. In recommend-only mode it also finds other people's
+//! open pull requests that change a file, and comments on them.
 
 mod rate_limit;
 
-use octocrab::{Octocrab, params};
+use chrono::{DateTime, Utc};
+use octocrab::{
+    Octocrab, Page,
+    models::{issues::Comment, repos::DiffEntry},
+    params,
+};
 use url::Url;
 
 pub use rate_limit::RateLimitSettings;
@@ -46,6 +52,26 @@ pub struct PullRequest {
     /// Whether this call opened it (rather than updating an open one).
     pub created: bool,
 }
+
+/// An open pull request someone else opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenPull {
+    pub number: u64,
+    pub url: Option<String>,
+}
+
+/// A comment the autoscaler posted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostedComment {
+    pub id: u64,
+    pub url: String,
+}
+
+/// How many of a pull request's files are read to find the scale file among them.
+pub const FILES_PER_PULL: u8 = 100;
+
+/// How many pages of 100 comments are read to find one the autoscaler posted.
+pub const COMMENT_PAGES: u32 = 3;
 
 /// What to put in the pull request.
 #[derive(Debug, Clone)]
@@ -200,6 +226,115 @@ impl GitHubClient {
             number: pr.number,
             url: pr.html_url.map(|u| u.to_string()),
             created: false,
+        })
+    }
+
+    /// The open pull requests into `base`, newest first, at most `at_most` (GitHub pages up to 100).
+    pub async fn open_pulls_into(
+        &self,
+        base: &str,
+        at_most: u8,
+    ) -> Result<Vec<OpenPull>, GitHubError> {
+        let page = self
+            .call("list open pull requests", || async {
+                self.crab
+                    .pulls(&self.owner, &self.repo)
+                    .list()
+                    .state(params::State::Open)
+                    .base(base)
+                    .sort(params::pulls::Sort::Created)
+                    .direction(params::Direction::Descending)
+                    .per_page(at_most)
+                    .send()
+                    .await
+            })
+            .await?;
+        Ok(page
+            .items
+            .into_iter()
+            .take(usize::from(at_most))
+            .map(|pr| OpenPull {
+                number: pr.number,
+                url: pr.html_url.map(|u| u.to_string()),
+            })
+            .collect())
+    }
+
+    /// Whether the pull request changes `path` (or renames it away), judged on its first
+    /// [`FILES_PER_PULL`] files: GitHub lists a pull request's files in pages, and a bot reading every
+    /// page of a huge refactoring would spend the rate limit on it.
+    pub async fn pull_changes_file(&self, number: u64, path: &str) -> Result<bool, GitHubError> {
+        let route = format!("/repos/{}/{}/pulls/{number}/files", self.owner, self.repo);
+        let query = [("per_page", FILES_PER_PULL), ("page", 1)];
+        let files: Page<DiffEntry> = self
+            .call("list a pull request's files", || async {
+                self.crab.get(&route, Some(&query)).await
+            })
+            .await?;
+        Ok(files
+            .items
+            .iter()
+            .any(|f| f.filename == path || f.previous_filename.as_deref() == Some(path)))
+    }
+
+    /// Whether a comment on the pull request (or issue), updated since `since`, contains `marker`.
+    /// Reads at most [`COMMENT_PAGES`] pages of 100: `since` keeps them to the recent ones.
+    pub async fn has_comment_with(
+        &self,
+        number: u64,
+        marker: &str,
+        since: DateTime<Utc>,
+    ) -> Result<bool, GitHubError> {
+        let mut page = self
+            .call("list a pull request's comments", || async {
+                self.crab
+                    .issues(&self.owner, &self.repo)
+                    .list_comments(number)
+                    .since(since)
+                    .per_page(100u8)
+                    .send()
+                    .await
+            })
+            .await?;
+        for read in 1..=COMMENT_PAGES {
+            if page
+                .items
+                .iter()
+                .any(|c| c.body.as_deref().is_some_and(|b| b.contains(marker)))
+            {
+                return Ok(true);
+            }
+            if read == COMMENT_PAGES {
+                break;
+            }
+            let next = page.next.clone();
+            match self
+                .call("list a pull request's comments", || async {
+                    self.crab.get_page::<Comment>(&next).await
+                })
+                .await?
+            {
+                Some(more) => page = more,
+                None => break,
+            }
+        }
+        Ok(false)
+    }
+
+    /// Comments `body` on the pull request (an issue comment, as a person would in the conversation).
+    pub async fn comment(&self, number: u64, body: &str) -> Result<PostedComment, GitHubError> {
+        let _creating = CREATING.lock().await;
+        let comment = self
+            .call("comment on the pull request", || async {
+                self.crab
+                    .issues(&self.owner, &self.repo)
+                    .create_comment(number, body)
+                    .await
+            })
+            .await?;
+        Ok(PostedComment {
+            id: comment.id.into_inner(),
+            url: comment.html_url.to_string(),
         })
     }
 

@@ -80,6 +80,41 @@ impl Explanation<'_> {
     }
 
     pub fn pull_request_body(&self) -> String {
+        let mut body = self.facts("proposes to scale");
+        let _ = writeln!(
+            body,
+            "\nMerging applies the change through Argo CD. Closing without merging keeps the current scale.\n"
+        );
+        let mut metadata = serde_json::json!({
+            "cluster": self.cluster,
+            "decision": self.decision_id,
+            "from": self.from,
+            "to": self.to,
+        });
+        if let Some(unit) = self.unit {
+            metadata["scale_unit"] = serde_json::json!(unit);
+        }
+        let _ = write!(body, "<!--autoscaler:{metadata}-->");
+        body
+    }
+
+    /// The comment recommend-only mode leaves on a pull request that changes the scale file `path`:
+    /// the same facts as a pull request of its own, and the decision's marker, by which a retried task
+    /// finds the comment it already posted.
+    pub fn recommendation_comment(&self, path: &str) -> String {
+        let mut body = self.facts("recommends scaling");
+        let _ = writeln!(
+            body,
+            "\nThis pull request changes `{}`, where the scale lives. The autoscaler runs in recommend-only \
+             mode (`write_back.mode: recommend`): it wrote nothing and will not.\n",
+            path.replace('`', "'")
+        );
+        body.push_str(&decision_marker(self.decision_id));
+        body
+    }
+
+    /// What the change is and why: the headline, the table of facts and the charts.
+    fn facts(&self, verb: &str) -> String {
         let mut body = String::new();
         let change = match self.unit {
             None => format!(" from **{}** to **{}**", self.from, self.to),
@@ -87,7 +122,7 @@ impl Explanation<'_> {
         };
         let _ = writeln!(
             body,
-            "The autoscaler proposes to scale **{}**{change}.\n",
+            "The autoscaler {verb} **{}**{change}.\n",
             self.cluster
         );
         let _ = writeln!(body, "| | |\n|---|---|");
@@ -129,20 +164,6 @@ impl Explanation<'_> {
         };
         let _ = writeln!(body, "| Decision | {decision} |\n");
         body.push_str(&self.charts());
-        let _ = writeln!(
-            body,
-            "\nMerging applies the change through Argo CD. Closing without merging keeps the current scale.\n"
-        );
-        let mut metadata = serde_json::json!({
-            "cluster": self.cluster,
-            "decision": self.decision_id,
-            "from": self.from,
-            "to": self.to,
-        });
-        if let Some(unit) = self.unit {
-            metadata["scale_unit"] = serde_json::json!(unit);
-        }
-        let _ = write!(body, "<!--autoscaler:{metadata}-->");
         body
     }
 
@@ -179,6 +200,11 @@ impl Explanation<'_> {
         out.push_str("_Each point averages the samples of its slot; a slot without samples repeats the previous value._\n");
         out
     }
+}
+
+/// The hidden line that marks a comment as this decision's: GitHub renders HTML comments as nothing.
+pub fn decision_marker(decision_id: i64) -> String {
+    format!("<!-- autoscaler-decision: {decision_id} -->")
 }
 
 /// `per` names one unit of scale: worker, subtask or TaskManager.
@@ -319,6 +345,33 @@ mod tests {
             .find(|l| l.trim_start().starts_with("x-axis"))
             .expect("an axis");
         assert_eq!(axis.matches('"').count(), 2 * CHART_POINTS, "{axis}");
+    }
+
+    #[test]
+    fn the_recommendation_comment_has_the_pull_requests_facts_and_the_decisions_marker() {
+        let samples = samples(60);
+        let explanation = explanation(&samples);
+        let comment = explanation.recommendation_comment("pipelines/logs/values.yaml");
+        assert!(
+            comment.starts_with(
+                "The autoscaler recommends scaling **logs-ingest** from **2** to **5**.\n"
+            ),
+            "{comment}"
+        );
+        // One renderer: the table and charts are the pull request body's, byte for byte.
+        let body = explanation.pull_request_body();
+        let table =
+            &body[body.find("| | |").expect("a table")..body.find("\nMerging").expect("end")];
+        assert!(comment.contains(table), "{comment}");
+        assert!(
+            comment.contains("changes `pipelines/logs/values.yaml`"),
+            "{comment}"
+        );
+        assert!(
+            comment.ends_with("<!-- autoscaler-decision: 42 -->"),
+            "{comment}"
+        );
+        assert!(!comment.contains("<!--autoscaler:{"), "{comment}");
     }
 
     #[test]

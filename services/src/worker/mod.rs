@@ -1,5 +1,7 @@
 //! The worker: carries out one scaling decision. Plan (estimate and check, against the value in Git),
-//! write (a commit, or a branch and one pull request per cluster), then sync Argo CD and follow it.
+//! write (a commit, or a branch and one pull request per cluster), then sync Argo CD and follow it. In
+//! recommend-only mode nothing is written: the decision ends `recommended`, commented on the pull
+//! requests that change the scale file when the spec asks for it.
 //!
 //! Every step moves the decision's status forward in Postgres before the next begins, and the step
 //! itself is idempotent (a commit is found again by its decision trailer, a pull request by its branch),
@@ -9,6 +11,7 @@ mod apply;
 mod explain;
 mod plan;
 mod queue;
+mod recommend;
 mod secrets;
 mod sync;
 mod write;
@@ -23,6 +26,9 @@ use crate::outbound::{OutboundPolicy, Refusal, guard};
 
 pub use explain::Explanation;
 pub use queue::{RetrySettings, run_queue};
+pub use recommend::{
+    CommentFailedStep, CommentStep, CommentedStep, MAX_PULLS_READ, NoPullRequestStep,
+};
 pub use secrets::{SecretError, SecretResolver};
 
 use crate::{

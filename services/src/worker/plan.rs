@@ -182,19 +182,9 @@ impl Worker {
         };
         match &spec.write_back {
             // Recorded and nothing written: no commit, no pull request, no sync.
-            WriteBack::Recommend {} => {
-                let reason = format!(
-                    "recommends changing the scale from {from} to {to} ({}); recommend-only mode \
-                     writes nothing",
-                    inputs.reason
-                );
-                self.finish(
-                    decision.id,
-                    DecisionStatus::Running,
-                    DecisionStatus::Recommended,
-                    &reason,
-                )
-                .await
+            WriteBack::Recommend { comment_on } => {
+                self.recommend(decision, cluster, &explanation, comment_on.as_ref())
+                    .await
             }
             WriteBack::Commit => self.commit(decision, spec, base, &explanation).await,
             WriteBack::PullRequest {

@@ -176,6 +176,22 @@ fn full_spec() -> Value {
     })
 }
 
+/// The full spec to probe `path` in: a field of recommend mode's `comment_on` needs that mode, since one
+/// tagged variant's fields cannot sit beside another's (the full spec's `write_back` is a pull request).
+fn full_spec_for(path: &str) -> Value {
+    let mut spec = full_spec();
+    if path.starts_with("write_back.comment_on.") {
+        spec["write_back"] = json!({
+            "mode": "recommend",
+            "comment_on": {
+                "github_repository": "platform/gitops",
+                "token": {"env": secret_env("GITHUB")}
+            }
+        });
+    }
+    spec
+}
+
 /// A DNS subdomain of exactly `length` characters: labels of 63 letters joined by dots.
 fn subdomain(length: usize) -> String {
     (0..length)
@@ -263,7 +279,11 @@ async fn every_stated_bound_of_the_spec_holds_at_the_bound_and_is_refused_past_i
 
     for bound in &bounds {
         let (inside, past) = bound.inside_and_past();
-        let at = with(full_spec(), &bound.path, value_for(bound, inside));
+        let at = with(
+            full_spec_for(&bound.path),
+            &bound.path,
+            value_for(bound, inside),
+        );
         let response = subscribe(&app, &at).await;
         if response.status() == 201 {
             unsubscribe(&app, &at).await;
@@ -281,7 +301,11 @@ async fn every_stated_bound_of_the_spec_holds_at_the_bound_and_is_refused_past_i
         if bound.is_length() && past < 0.0 {
             continue;
         }
-        let beyond = with(full_spec(), &bound.path, value_for(bound, past));
+        let beyond = with(
+            full_spec_for(&bound.path),
+            &bound.path,
+            value_for(bound, past),
+        );
         let response = subscribe(&app, &beyond).await;
         let status = response.status().as_u16();
         assert!(
@@ -308,12 +332,25 @@ async fn a_spec_at_every_stated_minimum_and_one_at_every_maximum_are_accepted() 
     let app = TestApp::spawn_with_body_limit(SERVICE_BODY_LIMIT).await;
     let doc = document(&app).await;
     let bounds = spec_bounds(&doc);
-    for lower in [true, false] {
+    // Each write-back variant in turn: the pull request's fields, then recommend mode's `comment_on`.
+    for (lower, recommend) in [(true, false), (false, false), (true, true), (false, true)] {
         // The full spec's cross-field rules hold at either end: at the minimum, max_scale 1 meets
         // partition_count 1 and cpu_low 0 stays below cpu_high 0.001; at the maximum, min_scale meets
         // max_scale at 10000, cpu_low 0.999 stays below cpu_high 1 and both windows are 7 days.
-        let mut spec = full_spec();
-        for bound in bounds.iter().filter(|b| b.is_lower() == lower) {
+        let mut spec = full_spec_for(if recommend {
+            "write_back.comment_on."
+        } else {
+            ""
+        });
+        let in_variant = |b: &&Bound| {
+            !b.path.starts_with("write_back.")
+                || b.path.starts_with("write_back.comment_on.") == recommend
+        };
+        for bound in bounds
+            .iter()
+            .filter(|b| b.is_lower() == lower)
+            .filter(in_variant)
+        {
             let (inside, _) = bound.inside_and_past();
             spec = with(spec, &bound.path, value_for(bound, inside));
         }

@@ -155,6 +155,39 @@ async fn invalid_urls_are_422s() {
 }
 
 #[tokio::test]
+async fn recommend_modes_github_url_is_checked_against_the_outbound_policy_naming_the_field() {
+    let app = TestApp::spawn().await;
+    let comment_on = |url: &str| {
+        json!({"mode": "recommend", "comment_on": {
+            "github_repository": "platform/gitops",
+            "github_api_url": url,
+            "token": {"env": "AUTOSCALER_TEAM_DEFAULT_SECRET_GITHUB"},
+        }})
+    };
+    let refused = with(
+        spec("a"),
+        "/write_back",
+        comment_on("http://169.254.169.254/latest/"),
+    );
+    let error = refused_subscription(&app, refused.to_string(), 422).await;
+    assert_eq!(fields(&error), ["write_back.comment_on.github_api_url"]);
+    assert!(error.to_string().contains("outbound policy"), "{error}");
+
+    let allowed = with(
+        spec("a"),
+        "/write_back",
+        comment_on("https://github.example.com/api/v3"),
+    );
+    let response = app.post_json("/api/v1/clusters", &allowed).await;
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(
+        body["spec"]["write_back"]["comment_on"]["github_api_url"],
+        "https://github.example.com/api/v3"
+    );
+}
+
+#[tokio::test]
 async fn a_name_that_is_not_a_dns_label_is_a_422() {
     let app = TestApp::spawn().await;
     for name in ["Logs", "logs_ingest", "-x", ""] {

@@ -356,6 +356,71 @@ fn pull_request_mode_needs_an_owner_and_name() {
 }
 
 #[test]
+fn recommend_mode_comments_only_where_a_valid_repository_url_and_team_secret_say() {
+    let plain = with(valid(), "/write_back", json!({"mode": "recommend"}));
+    assert_eq!(fields_of(plain.clone()), Vec::<String>::new());
+    let spec: ClusterSpec = serde_json::from_value(plain).expect("spec");
+    // Stored and returned as before: no `comment_on: null`.
+    assert_eq!(
+        serde_json::to_value(&spec.write_back).expect("json"),
+        json!({"mode": "recommend"})
+    );
+    let commenting = with(
+        valid(),
+        "/write_back",
+        json!({"mode": "recommend", "comment_on": {
+            "github_repository": "platform/gitops",
+            "token": {"env": "AUTOSCALER_TEAM_DEFAULT_SECRET_GITHUB"},
+        }}),
+    );
+    assert_eq!(fields_of(commenting), Vec::<String>::new());
+    let wrong = with(
+        valid(),
+        "/write_back",
+        json!({"mode": "recommend", "comment_on": {
+            "github_repository": "just-a-name",
+            "github_api_url": "ftp://github.example.com",
+            "token": {"env": "AUTOSCALER_TEAM_OTHER_SECRET_GITHUB"},
+        }}),
+    );
+    assert_eq!(
+        fields_of(wrong),
+        [
+            "write_back.comment_on.github_repository",
+            "write_back.comment_on.github_api_url",
+            "write_back.comment_on.token",
+        ]
+    );
+    let refused = with(
+        valid(),
+        "/write_back",
+        json!({"mode": "recommend", "comment_on": {
+            "github_repository": "platform/gitops",
+            "github_api_url": "http://169.254.169.254/latest/",
+            "token": {"env": "AUTOSCALER_TEAM_DEFAULT_SECRET_GITHUB"},
+        }}),
+    );
+    let problems = problems_of(refused, &ValidationContext::default());
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].field, "write_back.comment_on.github_api_url");
+    assert!(
+        problems[0].problem.contains("outbound policy"),
+        "{problems:?}"
+    );
+    // A field it does not know is refused, like every other part of the spec.
+    let unknown = with(
+        valid(),
+        "/write_back",
+        json!({"mode": "recommend", "comment_on": {
+            "github_repository": "platform/gitops",
+            "token": {"env": "AUTOSCALER_TEAM_DEFAULT_SECRET_GITHUB"},
+            "labels": ["x"],
+        }}),
+    );
+    assert!(serde_json::from_value::<ClusterSpec>(unknown).is_err());
+}
+
+#[test]
 fn urls_the_outbound_policy_refuses_are_refused_naming_the_field() {
     let cases = [
         (

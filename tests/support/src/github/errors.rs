@@ -16,6 +16,12 @@ pub(crate) const DOCS_UPDATE_PULL: &str =
     "https://docs.github.com/rest/pulls/pulls#update-a-pull-request";
 pub(crate) const DOCS_CHECK_MERGED: &str =
     "https://docs.github.com/rest/pulls/pulls#check-if-a-pull-request-has-been-merged";
+pub(crate) const DOCS_PULL_FILES: &str =
+    "https://docs.github.com/rest/pulls/pulls#list-pull-requests-files";
+pub(crate) const DOCS_LIST_COMMENTS: &str =
+    "https://docs.github.com/rest/issues/comments#list-issue-comments";
+pub(crate) const DOCS_CREATE_COMMENT: &str =
+    "https://docs.github.com/rest/issues/comments#create-an-issue-comment";
 pub(crate) const DOCS_LABELS: &str = "https://docs.github.com/rest/issues/labels";
 pub(crate) const DOCS_SECONDARY_LIMIT: &str = "https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits";
 pub(crate) const DOCS_PRIMARY_LIMIT: &str = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-the-primary-rate-limit";
@@ -91,6 +97,20 @@ pub(crate) fn not_supplied(field: &str, documentation_url: &'static str) -> GhEr
     error(
         StatusCode::UNPROCESSABLE_ENTITY,
         &format!("Invalid request.\n\n\"{field}\" wasn't supplied."),
+        documentation_url,
+    )
+}
+
+/// A parameter of the wrong type or format (JSON-schema validation): `value` is not a `kind`.
+pub(crate) fn not_a(
+    field: &str,
+    value: &Value,
+    kind: &str,
+    documentation_url: &'static str,
+) -> GhError {
+    error(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &format!("Invalid request.\n\nFor '{field}', {value} is not a {kind}."),
         documentation_url,
     )
 }

@@ -52,6 +52,22 @@ pub(crate) async fn list(
         .filter(|p| base_filter.is_none_or(|b| &p.base_ref == b))
         .collect();
     sort(&mut matching, &query);
+    let ctx = shared.ctx();
+    let base = format!("{}/repos/{}/pulls", shared.base_url, repo_rec.full_name());
+    paginated(&query, raw_query.as_deref(), &base, &matching, |p| {
+        render::pull_request(&ctx, repo_rec, p, Detail::Simple)
+    })
+}
+
+/// One page of `items` (GitHub's `per_page`, 30 by default and at most 100, and `page` from 1),
+/// rendered, with the `Link` header that leads to the others. `base` is the list's URL without query.
+pub(crate) fn paginated<T>(
+    query: &HashMap<String, String>,
+    raw_query: Option<&str>,
+    base: &str,
+    items: &[T],
+    render: impl Fn(&T) -> Value,
+) -> Response {
     let per_page = query
         .get("per_page")
         .and_then(|n| n.parse::<usize>().ok())
@@ -62,17 +78,15 @@ pub(crate) async fn list(
         .and_then(|n| n.parse::<usize>().ok())
         .unwrap_or(1)
         .max(1);
-    let last_page = matching.len().div_ceil(per_page).max(1);
-    let ctx = shared.ctx();
-    let items: Vec<Value> = matching
+    let last_page = items.len().div_ceil(per_page).max(1);
+    let rendered: Vec<Value> = items
         .iter()
         .skip((page - 1) * per_page)
         .take(per_page)
-        .map(|p| render::pull_request(&ctx, repo_rec, p, Detail::Simple))
+        .map(render)
         .collect();
-    let mut response = Json(items).into_response();
-    let base = format!("{}/repos/{}/pulls", shared.base_url, repo_rec.full_name());
-    if let Some(link) = link_header(&base, raw_query.as_deref(), page, last_page)
+    let mut response = Json(rendered).into_response();
+    if let Some(link) = link_header(base, raw_query, page, last_page)
         && let Ok(value) = HeaderValue::from_str(&link)
     {
         response.headers_mut().insert(LINK, value);

@@ -1,6 +1,7 @@
 //! A contract-faithful GitHub REST test server for a bot's pull requests
-//! (docs/reference/external-apis.md §4, §6.3, §6.7): list/create/get/update pull requests, issue
-//! labels, GitHub's error shapes (401, 404, 422 Validation Failed), `x-ratelimit-*` headers on every
+//! (docs/reference/external-apis.md §4, §6.3, §6.7): list/create/get/update pull requests, a pull
+//! request's files (the real diff in the bare repository), issue labels and issue comments, GitHub's
+//! error shapes (401, 404, 422 Validation Failed), `x-ratelimit-*` headers on every
 //! response and injectable rate-limit answers (secondary 403 without Retry-After, primary 403 with
 //! `x-ratelimit-remaining: 0`, 429 with Retry-After).
 //!
@@ -9,7 +10,9 @@
 //! merges with a real merge commit.
 
 mod branches;
+mod comments;
 mod errors;
+mod files;
 mod gate;
 mod labels;
 mod list;
@@ -27,7 +30,7 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
 use gate::{Fault, RateLimit};
-use model::RepoRecord;
+use model::{PullRecord, RepoRecord};
 use render::{Ctx, Detail};
 
 use crate::git;
@@ -52,6 +55,18 @@ pub struct PullSnapshot {
     pub labels: Vec<String>,
     pub merged: bool,
     pub merge_commit_sha: Option<String>,
+    /// The login that opened it.
+    pub author: String,
+}
+
+/// An issue comment as the server holds it, for assertions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommentSnapshot {
+    pub id: u64,
+    /// The pull request (issue) it is on.
+    pub number: u64,
+    pub author: String,
+    pub body: String,
 }
 
 /// A running GitHub test server. Clones share state; the server stops when the last clone is
@@ -158,6 +173,7 @@ impl GitHubServer {
             pulls: BTreeMap::new(),
             labels: BTreeMap::new(),
             next_number: 1,
+            comments: BTreeMap::new(),
         };
         self.shared.lock().repos.insert(repo_key(owner, name), repo);
     }
@@ -213,8 +229,96 @@ impl GitHubServer {
                 labels: p.labels.clone(),
                 merged: p.merged,
                 merge_commit_sha: p.merge_commit_sha.clone(),
+                author: p.author.clone(),
             })
             .collect()
+    }
+
+    /// The repository's issue comments, by pull request number and then oldest first.
+    pub fn comments(&self, owner: &str, repo: &str) -> Vec<CommentSnapshot> {
+        let state = self.shared.lock();
+        let Some(repo) = state.repo(owner, repo) else {
+            return Vec::new();
+        };
+        repo.comments
+            .iter()
+            .flat_map(|(number, comments)| {
+                comments.iter().map(|c| CommentSnapshot {
+                    id: c.id,
+                    number: *number,
+                    author: c.author.clone(),
+                    body: c.body.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// A person (`author`) opens a pull request from `head` into `base`, as in GitHub's web UI: both
+    /// branches must exist in the bare repository. Returns its number. Runs git synchronously.
+    pub fn open_pull_as(
+        &self,
+        owner: &str,
+        repo: &str,
+        author: &str,
+        head: &str,
+        base: &str,
+        title: &str,
+    ) -> anyhow::Result<u64> {
+        let bare = {
+            let state = self.shared.lock();
+            let repo_rec = state
+                .repo(owner, repo)
+                .with_context(|| format!("no repository {owner}/{repo}"))?;
+            repo_rec.bare.clone()
+        };
+        let branches = branches::branch_state(&bare, head, base)
+            .with_context(|| format!("branches {head} / {base} must exist"))?;
+        let mut state = self.shared.lock();
+        let id = state.next_id();
+        let repo_rec = state
+            .repo_mut(owner, repo)
+            .with_context(|| format!("no repository {owner}/{repo}"))?;
+        let number = repo_rec.next_number;
+        repo_rec.next_number += 1;
+        let at = now();
+        repo_rec.pulls.insert(
+            number,
+            PullRecord {
+                number,
+                id,
+                title: title.to_owned(),
+                body: None,
+                head_ref: head.to_owned(),
+                base_ref: base.to_owned(),
+                author: author.to_owned(),
+                branches,
+                open: true,
+                draft: false,
+                maintainer_can_modify: true,
+                labels: Vec::new(),
+                merged: false,
+                merged_at: None,
+                merge_commit_sha: None,
+                closed_at: None,
+                created_at: at.clone(),
+                updated_at: at,
+            },
+        );
+        Ok(number)
+    }
+
+    /// `author` comments `body` on pull request `number`, as in GitHub's web UI.
+    pub fn comment_as(
+        &self,
+        owner: &str,
+        repo: &str,
+        number: u64,
+        author: &str,
+        body: &str,
+    ) -> anyhow::Result<u64> {
+        let (json, _) = comments::add(&self.shared, owner, repo, number, author, body)
+            .with_context(|| format!("no pull request #{number} in {owner}/{repo}"))?;
+        json["id"].as_u64().context("the comment has an id")
     }
 
     /// Merges the pull request's head into its base in the bare repository with a merge commit

@@ -18,6 +18,8 @@ pub(crate) struct RepoRecord {
     pub(crate) labels: BTreeMap<String, LabelRecord>,
     /// Issues and pull requests share one number sequence.
     pub(crate) next_number: u64,
+    /// Issue comments (a pull request's conversation) by issue number, oldest first.
+    pub(crate) comments: BTreeMap<u64, Vec<CommentRecord>>,
 }
 
 impl RepoRecord {
@@ -32,6 +34,16 @@ impl RepoRecord {
             .find(|p| p.open && p.head_ref == head_ref && p.base_ref == base_ref)
             .map(|p| p.number)
     }
+}
+
+/// One issue comment.
+#[derive(Debug, Clone)]
+pub(crate) struct CommentRecord {
+    pub(crate) id: u64,
+    pub(crate) body: String,
+    pub(crate) author: String,
+    pub(crate) created_at: String,
+    pub(crate) updated_at: String,
 }
 
 #[derive(Debug, Clone)]
@@ -66,6 +78,8 @@ pub(crate) struct PullRecord {
     pub(crate) body: Option<String>,
     pub(crate) head_ref: String,
     pub(crate) base_ref: String,
+    /// The login that opened it: the token's for pull requests created through the API.
+    pub(crate) author: String,
     /// Refreshed from the bare repository while the pull request is open, frozen once closed.
     pub(crate) branches: BranchState,
     pub(crate) open: bool,

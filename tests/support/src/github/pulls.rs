@@ -134,6 +134,7 @@ pub(crate) async fn create(
         body: string_field(&map, "body"),
         head_ref,
         base_ref: base,
+        author: shared.ctx().bot_login.to_owned(),
         branches,
         open: true,
         draft: bool_field(&map, "draft").unwrap_or(false),

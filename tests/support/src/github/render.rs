@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::model::{LabelRecord, PullRecord, RepoRecord};
+use super::model::{CommentRecord, LabelRecord, PullRecord, RepoRecord};
 
 /// Base URL and acting user, needed to render any object.
 pub(crate) struct Ctx<'a> {
@@ -238,7 +238,7 @@ pub(crate) fn pull_request(
         "state": if pull.open { "open" } else { "closed" },
         "locked": false,
         "title": pull.title,
-        "user": user(ctx, ctx.bot_login),
+        "user": user(ctx, &pull.author),
         "body": pull.body,
         "created_at": pull.created_at,
         "updated_at": pull.updated_at,
@@ -289,7 +289,7 @@ pub(crate) fn pull_request(
             "rebaseable": mergeable,
             "mergeable_state": mergeable_state,
             "merged_by": merged_by,
-            "comments": 0,
+            "comments": repo.comments.get(&pull.number).map_or(0, Vec::len),
             "review_comments": 0,
             "maintainer_can_modify": pull.maintainer_can_modify,
             "commits": stats.commits,
@@ -300,4 +300,32 @@ pub(crate) fn pull_request(
         extend(&mut pr, extra);
     }
     Value::Object(pr)
+}
+
+/// An issue comment as GitHub returns it (`issue-comment`), with its Markdown as `body`.
+pub(crate) fn comment(
+    ctx: &Ctx<'_>,
+    repo: &RepoRecord,
+    number: u64,
+    comment: &CommentRecord,
+) -> Value {
+    let full = repo.full_name();
+    json!({
+        "id": comment.id,
+        "node_id": node_id("IC", comment.id),
+        "url": format!("{}/repos/{full}/issues/comments/{}", ctx.base, comment.id),
+        "html_url": format!("{}/{full}/pull/{number}#issuecomment-{}", ctx.base, comment.id),
+        "issue_url": format!("{}/repos/{full}/issues/{number}", ctx.base),
+        "body": comment.body,
+        "user": user(ctx, &comment.author),
+        "created_at": comment.created_at,
+        "updated_at": comment.updated_at,
+        "author_association": if comment.author == repo.owner { "OWNER" } else { "CONTRIBUTOR" },
+        "performed_via_github_app": null,
+        "reactions": {
+            "url": format!("{}/repos/{full}/issues/comments/{}/reactions", ctx.base, comment.id),
+            "total_count": 0, "+1": 0, "-1": 0, "laugh": 0, "hooray": 0,
+            "confused": 0, "heart": 0, "rocket": 0, "eyes": 0,
+        },
+    })
 }

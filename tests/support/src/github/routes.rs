@@ -7,7 +7,7 @@ use axum::middleware;
 use axum::routing::{delete, get};
 
 use super::errors::{DOCS_ROOT, not_found};
-use super::{Shared, gate, labels, list, pulls, update};
+use super::{Shared, comments, files, gate, labels, list, pulls, update};
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -22,6 +22,14 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route(
             "/repos/{owner}/{repo}/pulls/{number}/merge",
             get(pulls::check_merged),
+        )
+        .route(
+            "/repos/{owner}/{repo}/pulls/{number}/files",
+            get(files::list),
+        )
+        .route(
+            "/repos/{owner}/{repo}/issues/{number}/comments",
+            get(comments::list).post(comments::create),
         )
         .route(
             "/repos/{owner}/{repo}/issues/{number}/labels",
