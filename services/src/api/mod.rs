@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod clusters;
 mod error;
+mod history;
 mod json;
 mod openapi;
 mod ops;
@@ -27,6 +28,7 @@ pub use audit::AuditPage;
 pub use auth::{ApiTokens, bearer};
 pub use clusters::{ClusterPage, ClusterView, DecisionPage};
 pub use error::{ApiError, ErrorBody};
+pub use history::{MAX_EXPORT_SAMPLES, MAX_TUNE_SAMPLES, MAX_TUNE_SECONDS};
 pub(crate) use json::parse as parse_json_body;
 pub use openapi::ApiDoc;
 
@@ -57,6 +59,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let api =
         clusters::router()
+            .merge(history::router())
             .merge(audit::router())
             .route_layer(middleware::from_fn_with_state(
                 state.clone(),
