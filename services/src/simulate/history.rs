@@ -250,6 +250,11 @@ fn scrape_interval(samples: &[Sample]) -> u32 {
         .map_or(30, |gap| gap.round().max(1.0) as u32)
 }
 
+/// A fitted figure says no more than a tenth of a record per second.
+fn tenth(value: f64) -> f64 {
+    (value * 10.0).round() / 10.0
+}
+
 fn median(mut values: Vec<f64>) -> Option<f64> {
     values.sort_unstable_by(f64::total_cmp);
     values.get(values.len() / 2).copied()
@@ -294,7 +299,7 @@ pub fn fit_capacity(
     if saturated.len() >= MIN_FIT_SAMPLES {
         let evidence = saturated.len();
         return Ok(FittedModel {
-            capacity_per_worker: median(saturated).unwrap_or_default(),
+            capacity_per_worker: tenth(median(saturated).unwrap_or_default()),
             method: FitMethod::Saturated,
             evidence,
             partitions,
@@ -310,7 +315,7 @@ pub fn fit_capacity(
     if busy.len() >= MIN_FIT_SAMPLES {
         let evidence = busy.len();
         return Ok(FittedModel {
-            capacity_per_worker: median(busy).unwrap_or_default(),
+            capacity_per_worker: tenth(median(busy).unwrap_or_default()),
             method: FitMethod::Cpu,
             evidence,
             partitions,

@@ -12,7 +12,8 @@
 //! on the replay than the current settings had on the same replay (the same trace, job and noise). The
 //! current settings are always within it, so when nothing is cheaper, the proposal is to change nothing.
 //! Among candidates within the bound the fewest replica-hours wins; ties go to less lag, then fewer
-//! actions, then fewer changed settings.
+//! actions, then fewer changed settings, then the grid's order (each knob's current value first, then its
+//! other values in ascending order).
 
 use std::io::Write;
 
@@ -134,7 +135,8 @@ pub struct Proposal {
     pub proposed: Candidate,
     /// What the proposal changes; empty when the current settings are the cheapest within the bound.
     pub changes: Vec<SettingChange>,
-    /// The cheapest candidates within the bound, best first.
+    /// The cheapest candidates within the bound, best first (the proposed one first when it is not the
+    /// current one). The table lists them as `#1`, `#2`..., leaving out the one it shows as proposed.
     pub candidates: Vec<Candidate>,
     /// How many settings let more lag through than the bound allows, and the cheapest of them: what the
     /// bound cost.
@@ -352,6 +354,7 @@ impl Proposal {
                 self.candidates
                     .iter()
                     .enumerate()
+                    .filter(|(_, c)| c.settings != self.proposed.settings)
                     .map(|(i, c)| (format!("#{}", i + 1), c)),
             );
         for (name, c) in rows {
