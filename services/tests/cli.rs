@@ -548,7 +548,11 @@ async fn wasteful_cluster_with_history(s: &Setup) {
     let newest = Utc::now() - chrono::Duration::seconds(1);
     let batch: Vec<(i64, Sample)> = (0..360)
         .map(|i: i32| {
-            let rate = if (120..240).contains(&i) { 6000.0 } else { 3000.0 };
+            let rate = if (120..240).contains(&i) {
+                6000.0
+            } else {
+                3000.0
+            };
             let sample = Sample {
                 sampled_at: newest - chrono::Duration::seconds(30 * i64::from(359 - i)),
                 cpu_load: Some(rate / 8000.0),
@@ -572,7 +576,10 @@ async fn tune_apply_writes_the_proposed_settings_into_the_subscription() {
 
     // Without --apply: the comparison, and nothing written.
     let table = succeeded(&s.run_tool(&["tune", "--cluster", "orders", "--since", "4h"]));
-    assert!(table.contains("current ") && table.contains("proposed "), "{table}");
+    assert!(
+        table.contains("current ") && table.contains("proposed "),
+        "{table}"
+    );
     assert!(table.contains("proposal: "), "{table}");
     let stored: Value =
         serde_json::from_str(&succeeded(&s.run(&["get", "orders", "-o", "json"]))).expect("json");
@@ -615,10 +622,17 @@ async fn tune_apply_writes_the_proposed_settings_into_the_subscription() {
 
     // Tuned again: the applied settings are now the current ones.
     let again: Value = serde_json::from_str(&succeeded(&s.run_tool(&[
-        "tune", "--cluster", "orders", "-o", "json",
+        "tune",
+        "--cluster",
+        "orders",
+        "-o",
+        "json",
     ])))
     .expect("json");
-    assert_eq!(again["current"]["settings"], proposal["proposed"]["settings"]);
+    assert_eq!(
+        again["current"]["settings"],
+        proposal["proposed"]["settings"]
+    );
 }
 
 #[tokio::test]
@@ -631,7 +645,10 @@ async fn an_exported_history_runs_in_the_simulator() {
     let file = s.write("orders-history.json", &exported);
 
     let table = succeeded(&s.run_tool(&["simulate", "--history", &file]));
-    assert!(table.starts_with(&format!("trace {file} (3.0 h")), "{table}");
+    assert!(
+        table.starts_with(&format!("trace {file} (3.0 h")),
+        "{table}"
+    );
     assert!(table.contains("job: 1000 records/s per worker"), "{table}");
     for policy in ["oracle", "ours", "hpa", "keda", "ds2"] {
         assert!(

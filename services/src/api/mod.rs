@@ -57,14 +57,13 @@ pub struct AppState {
 
 /// The whole HTTP surface of the manager role.
 pub fn router(state: AppState) -> Router {
-    let api =
-        clusters::router()
-            .merge(history::router())
-            .merge(audit::router())
-            .route_layer(middleware::from_fn_with_state(
-                state.clone(),
-                auth::require_bearer_token,
-            ));
+    let api = clusters::router()
+        .merge(history::router())
+        .merge(audit::router())
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_bearer_token,
+        ));
     Router::new()
         .nest("/api/v1", api)
         .route("/api/openapi.json", get(openapi_document))

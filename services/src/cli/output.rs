@@ -30,7 +30,11 @@ fn print_table(out: &mut dyn Write, table: &mut Table) -> Result<(), CliError> {
     Ok(())
 }
 
-pub(super) fn print_raw(out: &mut dyn Write, format: Format, value: &Value) -> Result<(), CliError> {
+pub(super) fn print_raw(
+    out: &mut dyn Write,
+    format: Format,
+    value: &Value,
+) -> Result<(), CliError> {
     match format {
         Format::Json => {
             let text =
@@ -180,7 +184,15 @@ pub fn samples(
         return print_raw(out, format, &history.raw);
     }
     let figure = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), number);
-    let mut rows = table(&["SAMPLED", "SCALE", "CPU", "LAG-S", "LAG-RECORDS", "IN/S", "OUT/S"]);
+    let mut rows = table(&[
+        "SAMPLED",
+        "SCALE",
+        "CPU",
+        "LAG-S",
+        "LAG-RECORDS",
+        "IN/S",
+        "OUT/S",
+    ]);
     for s in &history.typed.samples {
         rows.add_row(vec![
             s.sampled_at.format("%Y-%m-%d %H:%M:%S").to_string(),

@@ -65,8 +65,7 @@ pub async fn run(
     if args.output == Format::Table {
         proposal.write_table(out)?;
     } else {
-        let value =
-            serde_json::to_value(proposal).map_err(|e| CliError::Format(e.to_string()))?;
+        let value = serde_json::to_value(proposal).map_err(|e| CliError::Format(e.to_string()))?;
         output::print_raw(out, args.output, &value)?;
     }
     if !args.apply {

@@ -186,8 +186,16 @@ pub fn replay(
 ) -> Result<Replay, HistoryError> {
     let samples = history.samples();
     let trace = trace(&samples)?;
-    let scales = || samples.iter().filter_map(|s| s.scale.filter(|v| v.is_finite()));
-    let initial_scale = scales().next().ok_or(HistoryError::NoScale)?.round().max(1.0) as u32;
+    let scales = || {
+        samples
+            .iter()
+            .filter_map(|s| s.scale.filter(|v| v.is_finite()))
+    };
+    let initial_scale = scales()
+        .next()
+        .ok_or(HistoryError::NoScale)?
+        .round()
+        .max(1.0) as u32;
     let seen = scales().fold(0.0, f64::max).round() as u32;
     let partitions = partitions
         .or(history.policy.partition_count)
@@ -274,8 +282,8 @@ fn settled(samples: &[Sample]) -> Vec<(&Sample, f64)> {
             changed_at = Some(sample.sampled_at);
         }
         current = Some(scale);
-        let settled = changed_at
-            .is_none_or(|at| (sample.sampled_at - at).as_seconds_f64() >= SETTLE_SECONDS);
+        let settled =
+            changed_at.is_none_or(|at| (sample.sampled_at - at).as_seconds_f64() >= SETTLE_SECONDS);
         if settled {
             out.push((sample, scale));
         }

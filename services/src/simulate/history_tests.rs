@@ -64,7 +64,12 @@ fn a_backlogged_history_gives_the_true_capacity_per_worker_and_what_arrived() {
     assert!(replay.model.evidence > 50, "{:?}", replay.model);
 
     // The trace is what arrived, not what the saturated job consumed (3200/s), within the noise.
-    for (at, truth) in [(1800.0, 2000.0), (5400.0, 4000.0), (6600.0, 4000.0), (12600.0, 1500.0)] {
+    for (at, truth) in [
+        (1800.0, 2000.0),
+        (5400.0, 4000.0),
+        (6600.0, 4000.0),
+        (12600.0, 1500.0),
+    ] {
         let replayed = replay.trace.rate_at(at);
         assert!(
             (replayed - truth).abs() <= truth * 0.15,
@@ -99,7 +104,10 @@ fn an_idle_history_shows_no_capacity_and_a_short_one_is_refused() {
 
     let short = recorded(1000.0, 4, 200, |_| 2000.0, policy(8));
     let error = replay(&short, None, None).expect_err("6 samples");
-    assert!(matches!(error, HistoryError::TooFew { found: 6 }), "{error}");
+    assert!(
+        matches!(error, HistoryError::TooFew { found: 6 }),
+        "{error}"
+    );
 }
 
 #[test]
@@ -119,7 +127,10 @@ fn samples_just_after_a_scale_change_are_no_evidence_of_capacity() {
     let backlogged = history
         .samples
         .iter()
-        .filter(|s| s.lag_seconds.is_some_and(|l| l > history.policy.lag_seconds_low))
+        .filter(|s| {
+            s.lag_seconds
+                .is_some_and(|l| l > history.policy.lag_seconds_low)
+        })
         .count();
     let fitted = replay(&history, None, None).expect("a replay").model;
     // The samples 0, 30, 60 and 90 s after the change are left out; the one at 120 s counts.
@@ -140,7 +151,12 @@ fn the_exported_json_reads_back_as_the_same_history() {
     let read = History::read(&path).expect("read");
     assert_eq!(
         (&read.cluster, &read.policy, read.since, read.until),
-        (&history.cluster, &history.policy, history.since, history.until)
+        (
+            &history.cluster,
+            &history.policy,
+            history.since,
+            history.until
+        )
     );
     assert_eq!(read.samples.len(), history.samples.len());
     for (a, b) in read.samples.iter().zip(&history.samples) {
@@ -149,10 +165,19 @@ fn the_exported_json_reads_back_as_the_same_history() {
             (Some(x), Some(y)) => (x - y).abs() <= 1e-9 * y.abs().max(1.0),
             (x, y) => x == y,
         };
-        assert!(close(a.records_in, b.records_in) && close(a.cpu_load, b.cpu_load), "{a:?}");
-        assert!(close(a.lag_seconds, b.lag_seconds) && close(a.scale, b.scale), "{a:?}");
+        assert!(
+            close(a.records_in, b.records_in) && close(a.cpu_load, b.cpu_load),
+            "{a:?}"
+        );
+        assert!(
+            close(a.lag_seconds, b.lag_seconds) && close(a.scale, b.scale),
+            "{a:?}"
+        );
     }
     std::fs::write(&path, "{\"cluster\": \"orders\"}").expect("written");
     let error = History::read(&path).expect_err("not a history");
-    assert!(error.to_string().contains("not an exported history"), "{error}");
+    assert!(
+        error.to_string().contains("not an exported history"),
+        "{error}"
+    );
 }

@@ -45,7 +45,12 @@ const INITIAL_UTILISATION: f64 = 0.7;
 #[derive(Debug, Clone, PartialEq, Args)]
 pub struct SimulateArgs {
     /// The load trace: CSV rows `seconds,records_per_second`, interpolated between rows.
-    #[arg(long, value_name = "FILE", required_unless_present = "history", conflicts_with = "history")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "history",
+        conflicts_with = "history"
+    )]
     pub trace: Option<PathBuf>,
     /// Instead of a trace, a cluster's recorded history as `autoscaler cluster samples NAME -o json`
     /// exports it: the load is what arrived, the job is fitted to it, the policy is the cluster's, and

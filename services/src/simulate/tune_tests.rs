@@ -10,7 +10,13 @@ fn tuned(history: &History) -> Tuning {
 
 /// Three hours of a step load, recorded at a scale that carries it (the CPU fit reads 1000 per worker).
 fn step_history(policy: Policy) -> History {
-    let rate = |s: f64| if (3600.0..7200.0).contains(&s) { 6000.0 } else { 3000.0 };
+    let rate = |s: f64| {
+        if (3600.0..7200.0).contains(&s) {
+            6000.0
+        } else {
+            3000.0
+        }
+    };
     recorded(1000.0, 8, 3 * 3600, rate, policy)
 }
 
@@ -47,7 +53,13 @@ fn a_wasteful_setting_is_made_cheaper_within_the_lag_bound() {
     assert!(p.proposed.lag_over_minutes <= p.max_lag_over_minutes);
     assert!(p.proposed.settings.target_utilization > 0.5, "{p:#?}");
     // The proposal is what was replayed: its run costs what its row says.
-    let hours = tuning.proposed_run.scale.iter().map(|s| f64::from(*s)).sum::<f64>() / 3600.0;
+    let hours = tuning
+        .proposed_run
+        .scale
+        .iter()
+        .map(|s| f64::from(*s))
+        .sum::<f64>()
+        / 3600.0;
     assert!((hours - p.proposed.replica_hours).abs() < 1e-9);
     assert_eq!(p.candidates[0], p.proposed);
 }
@@ -69,8 +81,15 @@ fn no_proposal_lets_through_more_lag_than_the_current_settings() {
     assert!(p.beyond_bound > 0, "the bound bites on this load: {p:#?}");
     let beyond = p.cheapest_beyond_bound.as_ref().expect("one beyond");
     assert!(beyond.lag_over_minutes > p.max_lag_over_minutes);
-    assert!(p.proposed.lag_over_minutes <= p.max_lag_over_minutes, "{p:#?}");
-    assert!(p.candidates.iter().all(|c| c.within_bound && c.lag_over_minutes <= p.max_lag_over_minutes));
+    assert!(
+        p.proposed.lag_over_minutes <= p.max_lag_over_minutes,
+        "{p:#?}"
+    );
+    assert!(
+        p.candidates
+            .iter()
+            .all(|c| c.within_bound && c.lag_over_minutes <= p.max_lag_over_minutes)
+    );
     assert!(p.proposed.replica_hours <= p.current.replica_hours);
 }
 
@@ -82,12 +101,19 @@ fn the_table_shows_current_proposed_and_the_change_and_the_plot_is_drawn() {
     let mut out = Vec::new();
     tuning.proposal.write_table(&mut out).expect("written");
     let table = String::from_utf8(out).expect("utf-8");
-    assert!(table.contains("current ") && table.contains("proposed "), "{table}");
+    assert!(
+        table.contains("current ") && table.contains("proposed "),
+        "{table}"
+    );
     assert!(table.contains("target_utilization 0.50 →"), "{table}");
 
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("tune.svg");
     draw(&path, &tuning).expect("drawn");
     let svg = std::fs::read_to_string(&path).expect("written");
-    assert!(svg.contains("current") && svg.contains("proposed"), "{}", &svg[..200]);
+    assert!(
+        svg.contains("current") && svg.contains("proposed"),
+        "{}",
+        &svg[..200]
+    );
 }

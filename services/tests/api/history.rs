@@ -74,7 +74,13 @@ async fn a_viewer_exports_the_samples_as_stored_and_another_team_is_told_there_i
     recorded(&app, 360, Duration::seconds(30)).await;
     let viewer = team_token("team-a", "viewer");
 
-    let response = call(&app, &viewer, Method::GET, "/api/v1/clusters/orders/samples").await;
+    let response = call(
+        &app,
+        &viewer,
+        Method::GET,
+        "/api/v1/clusters/orders/samples",
+    )
+    .await;
     assert_eq!(response.status(), 200);
     let history: Value = response.json().await.expect("json");
     let samples = history["samples"].as_array().expect("samples");
@@ -139,7 +145,9 @@ async fn a_viewer_exports_the_samples_as_stored_and_another_team_is_told_there_i
             )
             .await;
             assert_eq!(
-                theirs["message"].as_str().map(|m| m.replace("orders", "nothing")),
+                theirs["message"]
+                    .as_str()
+                    .map(|m| m.replace("orders", "nothing")),
                 missing["message"].as_str().map(str::to_owned),
                 "{role} {path}"
             );
@@ -156,7 +164,12 @@ async fn a_viewer_gets_a_cheaper_proposal_for_a_wasteful_policy_and_nothing_is_c
     let app = TestApp::spawn().await;
     recorded(&app, 360, Duration::seconds(30)).await;
     let viewer = team_token("team-a", "viewer");
-    let before = app.storage.get_cluster("orders").await.expect("stored").spec;
+    let before = app
+        .storage
+        .get_cluster("orders")
+        .await
+        .expect("stored")
+        .spec;
 
     let response = call(&app, &viewer, Method::POST, "/api/v1/clusters/orders/tune").await;
     assert_eq!(response.status(), 200);
@@ -165,18 +178,29 @@ async fn a_viewer_gets_a_cheaper_proposal_for_a_wasteful_policy_and_nothing_is_c
     assert_eq!(proposal["scrape_interval_seconds"], 30);
     assert_eq!(proposal["current"]["settings"]["target_utilization"], 0.5);
     let (current, proposed) = (
-        proposal["current"]["replica_hours"].as_f64().expect("a number"),
-        proposal["proposed"]["replica_hours"].as_f64().expect("a number"),
+        proposal["current"]["replica_hours"]
+            .as_f64()
+            .expect("a number"),
+        proposal["proposed"]["replica_hours"]
+            .as_f64()
+            .expect("a number"),
     );
     assert!(proposed < current, "{proposal:#}");
     assert!(
-        proposal["proposed"]["lag_over_minutes"].as_f64() <= proposal["max_lag_over_minutes"].as_f64()
+        proposal["proposed"]["lag_over_minutes"].as_f64()
+            <= proposal["max_lag_over_minutes"].as_f64()
     );
     assert!(!proposal["changes"].as_array().expect("changes").is_empty());
-    let fitted = proposal["model"]["capacity_per_worker"].as_f64().expect("a number");
+    let fitted = proposal["model"]["capacity_per_worker"]
+        .as_f64()
+        .expect("a number");
     assert!((fitted - 1000.0).abs() < 1.0, "{fitted}");
     assert_eq!(
-        app.storage.get_cluster("orders").await.expect("stored").spec,
+        app.storage
+            .get_cluster("orders")
+            .await
+            .expect("stored")
+            .spec,
         before,
         "a proposal changes nothing"
     );
@@ -186,10 +210,22 @@ async fn a_viewer_gets_a_cheaper_proposal_for_a_wasteful_policy_and_nothing_is_c
 async fn a_history_too_short_or_too_long_to_tune_is_refused_naming_the_problem() {
     let app = TestApp::spawn().await;
     let id = recorded(&app, 5, Duration::seconds(30)).await;
-    let short = call(&app, crate::harness::TOKEN, Method::POST, "/api/v1/clusters/orders/tune").await;
+    let short = call(
+        &app,
+        crate::harness::TOKEN,
+        Method::POST,
+        "/api/v1/clusters/orders/tune",
+    )
+    .await;
     let error = error_body(short, 422).await;
     assert_eq!(fields(&error), ["history"]);
-    assert!(error["message"].as_str().expect("a message").contains("at least 10"), "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .expect("a message")
+            .contains("at least 10"),
+        "{error}"
+    );
 
     // Samples eight days apart: few, but a span no tuning replays.
     let old = Utc::now() - Duration::days(8);
@@ -206,7 +242,13 @@ async fn a_history_too_short_or_too_long_to_tune_is_refused_naming_the_problem()
     .await;
     let error = error_body(long, 422).await;
     assert_eq!(fields(&error), ["since"], "{error}");
-    assert!(error["message"].as_str().expect("a message").contains("7 days"), "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .expect("a message")
+            .contains("7 days"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -218,14 +260,29 @@ async fn more_samples_than_the_caps_are_refused_not_cut_short() {
     let export = call(&app, token, Method::GET, "/api/v1/clusters/orders/samples").await;
     let error = error_body(export, 422).await;
     assert_eq!(fields(&error), ["since"]);
-    assert!(error["message"].as_str().expect("a message").contains("50000"), "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .expect("a message")
+            .contains("50000"),
+        "{error}"
+    );
     // Within the cap it answers, every sample there.
-    let hours = call(&app, token, Method::GET, "/api/v1/clusters/orders/samples?since=10h").await;
+    let hours = call(
+        &app,
+        token,
+        Method::GET,
+        "/api/v1/clusters/orders/samples?since=10h",
+    )
+    .await;
     assert_eq!(hours.status(), 200);
 
     let tune = call(&app, token, Method::POST, "/api/v1/clusters/orders/tune").await;
     let error = error_body(tune, 422).await;
     assert_eq!(fields(&error), ["since"]);
     let cap = MAX_TUNE_SAMPLES.to_string();
-    assert!(error["message"].as_str().expect("a message").contains(&cap), "{error}");
+    assert!(
+        error["message"].as_str().expect("a message").contains(&cap),
+        "{error}"
+    );
 }
