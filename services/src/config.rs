@@ -25,8 +25,12 @@ pub enum Command {
     Role(Role),
     /// Runs a load trace through the service's policy and the known ones, side by side; offline.
     Simulate(Box<crate::simulate::SimulateArgs>),
-    /// A client of the subscription API: apply, get, list, delete, pause, resume, evaluate, decisions.
+    /// A client of the subscription API: apply, get, list, delete, pause, resume, evaluate, samples,
+    /// decisions.
     Cluster(Box<crate::cli::ClusterArgs>),
+    /// Replays a cluster's recorded samples (fetched through the API) with a grid of its policy's
+    /// settings and proposes the cheapest within its lag bound; `--apply` writes it to the subscription.
+    Tune(Box<crate::cli::TuneArgs>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]

@@ -12,6 +12,7 @@ async fn main() -> ExitCode {
             return autoscaler::simulate::command(&args, cli.common.scrape_interval);
         }
         Some(Command::Cluster(args)) => return autoscaler::cli::command(&args).await,
+        Some(Command::Tune(args)) => return autoscaler::cli::tune_command(&args).await,
         Some(Command::Role(role)) => role,
         None => Role::Run,
     };

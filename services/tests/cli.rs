@@ -15,7 +15,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use autoscaler::{
-    decide::{DecisionInputs, Direction},
+    decide::{DecisionInputs, Direction, Sample},
     storage::{DecisionStatus, NewDecision, Storage, Transition},
 };
 use chrono::Utc;
@@ -63,6 +63,19 @@ impl Setup {
 
     fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("the CLI runs")
+    }
+
+    /// `autoscaler ARGS` (not under `cluster`), with the same environment.
+    fn run_tool(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_autoscaler"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("AUTOSCALER_SERVER", &self.service.address)
+            .env("AUTOSCALER_TOKEN", TOKEN)
+            .output()
+            .expect("the CLI runs")
     }
 
     fn write(&self, name: &str, text: &str) -> String {
@@ -559,4 +572,130 @@ async fn evaluate_shows_every_rules_verdict() {
             .expect("json");
     assert_eq!(json["act"], false);
     assert!(json["verdicts"].as_array().is_some_and(|v| !v.is_empty()));
+}
+
+/// `orders` subscribed with a wasteful policy (half the capacity idle, scale-downs held back an hour),
+/// and three hours of its job recorded: 8 workers of 1000 records/s carrying 3000, then 6000, then
+/// 3000 records/s, a sample every 30 s up to now.
+async fn wasteful_cluster_with_history(s: &Setup) {
+    let spec = format!(
+        "{}  target_utilization: 0.5\n  scale_down_window_seconds: 3600\n",
+        yaml_spec("orders", 16)
+    );
+    succeeded(&s.run(&["apply", "-f", &s.write("orders.yaml", &spec)]));
+    let id = s.storage.get_cluster("orders").await.expect("stored").id;
+    let newest = Utc::now() - chrono::Duration::seconds(1);
+    let batch: Vec<(i64, Sample)> = (0..360)
+        .map(|i: i32| {
+            let rate = if (120..240).contains(&i) {
+                6000.0
+            } else {
+                3000.0
+            };
+            let sample = Sample {
+                sampled_at: newest - chrono::Duration::seconds(30 * i64::from(359 - i)),
+                cpu_load: Some(rate / 8000.0),
+                lag_records: Some(0.0),
+                lag_seconds: Some(0.0),
+                records_in: Some(rate),
+                records_out: Some(rate),
+                scale: Some(8.0),
+            };
+            (id, sample)
+        })
+        .collect();
+    s.storage.insert_samples(&batch).await.expect("samples");
+}
+
+#[tokio::test]
+async fn tune_apply_writes_the_proposed_settings_into_the_subscription() {
+    let s = setup().await;
+    wasteful_cluster_with_history(&s).await;
+    let plot = s.home.path().join("tune.svg");
+
+    // Without --apply: the comparison, and nothing written.
+    let table = succeeded(&s.run_tool(&["tune", "--cluster", "orders", "--since", "4h"]));
+    assert!(
+        table.contains("current ") && table.contains("proposed "),
+        "{table}"
+    );
+    assert!(table.contains("proposal: "), "{table}");
+    let stored: Value =
+        serde_json::from_str(&succeeded(&s.run(&["get", "orders", "-o", "json"]))).expect("json");
+    assert_eq!(stored["spec"]["policy"]["target_utilization"], 0.5);
+
+    let output = s.run_tool(&[
+        "tune",
+        "--cluster",
+        "orders",
+        "--apply",
+        "--plot",
+        &plot.display().to_string(),
+        "-o",
+        "json",
+    ]);
+    let proposal: Value = serde_json::from_str(&succeeded(&output)).expect("json");
+    let changes = proposal["changes"].as_array().expect("changes");
+    assert!(!changes.is_empty(), "{proposal:#}");
+    assert!(
+        stderr(&output).contains("cluster/orders configured: "),
+        "{}",
+        stderr(&output)
+    );
+    let stored: Value =
+        serde_json::from_str(&succeeded(&s.run(&["get", "orders", "-o", "json"]))).expect("json");
+    let policy = &stored["spec"]["policy"];
+    for change in changes {
+        let field = change["field"].as_str().expect("a field");
+        assert_eq!(
+            policy[field].as_f64(),
+            change["to"].as_f64(),
+            "{field}: {policy}"
+        );
+    }
+    // Everything else kept.
+    assert_eq!(policy["max_scale"], 16);
+    assert_eq!(stored["spec"]["git"]["key"], "engine.replicas");
+    let svg = std::fs::read_to_string(&plot).expect("the plot");
+    assert!(svg.contains("proposed"), "the plot shows the proposal");
+
+    // Tuned again: the applied settings are now the current ones.
+    let again: Value = serde_json::from_str(&succeeded(&s.run_tool(&[
+        "tune",
+        "--cluster",
+        "orders",
+        "-o",
+        "json",
+    ])))
+    .expect("json");
+    assert_eq!(
+        again["current"]["settings"],
+        proposal["proposed"]["settings"]
+    );
+}
+
+#[tokio::test]
+async fn an_exported_history_runs_in_the_simulator() {
+    let s = setup().await;
+    wasteful_cluster_with_history(&s).await;
+    let exported = succeeded(&s.run(&["samples", "orders", "--since", "24h", "-o", "json"]));
+    let history: Value = serde_json::from_str(&exported).expect("json");
+    assert_eq!(history["samples"].as_array().map(Vec::len), Some(360));
+    let file = s.write("orders-history.json", &exported);
+
+    let table = succeeded(&s.run_tool(&["simulate", "--history", &file]));
+    assert!(
+        table.starts_with(&format!("trace {file} (3.0 h")),
+        "{table}"
+    );
+    assert!(table.contains("job: 1000 records/s per worker"), "{table}");
+    for policy in ["oracle", "ours", "hpa", "keda", "ds2"] {
+        assert!(
+            table.lines().any(|l| l.starts_with(policy)),
+            "{policy} in\n{table}"
+        );
+    }
+    let listed = succeeded(&s.run(&["samples", "orders", "--since", "1h"]));
+    assert!(listed.starts_with("SAMPLED"), "{listed}");
+    assert_eq!(listed.lines().count(), 1 + 120, "{listed}");
 }

@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod clusters;
 mod error;
+mod history;
 mod json;
 mod openapi;
 mod ops;
@@ -27,6 +28,7 @@ pub use audit::AuditPage;
 pub use auth::{ApiTokens, bearer};
 pub use clusters::{ClusterPage, ClusterView, DecisionPage};
 pub use error::{ApiError, ErrorBody};
+pub use history::{MAX_EXPORT_SAMPLES, MAX_TUNE_SAMPLES, MAX_TUNE_SECONDS};
 pub(crate) use json::parse as parse_json_body;
 pub use openapi::ApiDoc;
 
@@ -55,13 +57,13 @@ pub struct AppState {
 
 /// The whole HTTP surface of the manager role.
 pub fn router(state: AppState) -> Router {
-    let api =
-        clusters::router()
-            .merge(audit::router())
-            .route_layer(middleware::from_fn_with_state(
-                state.clone(),
-                auth::require_bearer_token,
-            ));
+    let api = clusters::router()
+        .merge(history::router())
+        .merge(audit::router())
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_bearer_token,
+        ));
     Router::new()
         .nest("/api/v1", api)
         .route("/api/openapi.json", get(openapi_document))

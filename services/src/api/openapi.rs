@@ -8,7 +8,7 @@ use utoipa::{
     },
 };
 
-use super::{audit, clusters, error::ErrorBody};
+use super::{audit, clusters, error::ErrorBody, history};
 use crate::{
     cluster::{
         ArgoCdApp, ClusterSpec, CommentOn, FieldProblem, FlinkJobSpec, GitLocation, MetricQueries,
@@ -16,6 +16,10 @@ use crate::{
     },
     decide::{CheckState, CheckVerdict, EstimateSummary, Evaluation},
     rules::{Direction, Outcome, Verdict},
+    simulate::{
+        history::{FitMethod, FittedModel, History, RecordedSample},
+        tune::{Candidate, Knobs, Proposal, SettingChange},
+    },
     storage::{AuditAction, AuditEntry, DecisionRecord, DecisionStatus},
 };
 
@@ -28,14 +32,15 @@ use crate::{
     paths(
         clusters::subscribe, clusters::list, clusters::read, clusters::replace,
         clusters::unsubscribe, clusters::pause, clusters::resume, clusters::decisions,
-        clusters::evaluate, clusters::decision, audit::list,
+        clusters::evaluate, clusters::decision, history::samples, history::tune, audit::list,
     ),
     components(schemas(
         ClusterSpec, Target, TargetKind, MetricsSource, MetricQueries, GitLocation, WriteBack, CommentOn,
         ArgoCdApp, FlinkJobSpec, ScaleUnit, Policy, SecretRef, clusters::ClusterView, clusters::ClusterPage,
         clusters::DecisionPage, DecisionRecord, DecisionStatus, ErrorBody, FieldProblem,
         Evaluation, EstimateSummary, CheckVerdict, CheckState, Verdict, Direction, Outcome,
-        audit::AuditPage, AuditEntry, AuditAction,
+        audit::AuditPage, AuditEntry, AuditAction, History, RecordedSample, Proposal, Candidate,
+        Knobs, SettingChange, FittedModel, FitMethod,
     )),
     modifiers(&BearerAuth, &SecretEnvBounds),
 )]

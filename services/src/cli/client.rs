@@ -10,6 +10,7 @@ use url::Url;
 
 use super::settings::Settings;
 use crate::api::ClusterView;
+use crate::simulate::history::History;
 use crate::storage::DecisionStatus;
 
 /// An answer: the JSON as sent, and what the client reads from it.
@@ -238,6 +239,23 @@ impl Client {
             }
             Err(other) => Err(other),
         }
+    }
+
+    /// Replaces a subscribed cluster's spec (never subscribes: a cluster gone in between stays gone).
+    pub async fn replace(
+        &self,
+        name: &str,
+        spec: &Value,
+    ) -> Result<Fetched<ClusterView>, ClientError> {
+        let url = self.url(&["clusters", name])?;
+        Ok(self.call(Method::PUT, url, Some(spec)).await?.1)
+    }
+
+    /// The cluster's recorded samples since `since` (an RFC 3339 instant or a duration such as `24h`).
+    pub async fn samples(&self, name: &str, since: &str) -> Result<Fetched<History>, ClientError> {
+        let mut url = self.url(&["clusters", name, "samples"])?;
+        url.query_pairs_mut().append_pair("since", since);
+        Ok(self.call(Method::GET, url, None).await?.1)
     }
 
     pub async fn get(&self, name: &str) -> Result<Fetched<ClusterView>, ClientError> {

@@ -5,6 +5,7 @@ mod apply;
 mod client;
 mod output;
 mod settings;
+mod tune;
 mod wait;
 
 use std::io::Write;
@@ -16,6 +17,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 pub use client::{Client, ClientError};
 pub use settings::{ConnectionArgs, Settings, SettingsError};
+pub use tune::TuneArgs;
 
 /// `autoscaler cluster`.
 #[derive(Debug, Clone, PartialEq, Args)]
@@ -57,6 +59,14 @@ pub enum ClusterCommand {
     Resume { name: String },
     /// Dry run: every rule's verdict now, the one that fired and what blocks it; enqueues nothing.
     Evaluate { name: String },
+    /// A cluster's recorded samples, oldest first; `-o json` is the history `autoscaler simulate
+    /// --history` replays.
+    Samples {
+        name: String,
+        /// How far back: a duration such as `24h` or `3d`, or an RFC 3339 instant.
+        #[arg(long, default_value = "24h")]
+        since: String,
+    },
     /// A cluster's decisions, newest first.
     Decisions {
         name: String,
@@ -106,6 +116,8 @@ pub enum CliError {
     Output(#[from] std::io::Error),
     #[error("formatting the output: {0}")]
     Format(String),
+    #[error("cannot tune {cluster}: {problem}")]
+    Tune { cluster: String, problem: String },
 }
 
 impl From<ClientError> for CliError {
@@ -128,20 +140,32 @@ impl CliError {
 pub async fn command(args: &ClusterArgs) -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     let mut stderr = std::io::stderr();
-    match run(args, &mut stdout, &mut stderr).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            let _ = writeln!(stderr, "error: {error}");
-            if let CliError::Client(client) = &error
-                && let ClientError::Api { body, .. } = client.as_ref()
-            {
-                for field in &body.fields {
-                    let _ = writeln!(stderr, "  {}: {}", field.field, field.problem);
-                }
-            }
-            ExitCode::from(error.exit_code())
+    let result = run(args, &mut stdout, &mut stderr).await;
+    exit(result, &mut stderr)
+}
+
+/// `autoscaler tune`: as a cluster command, with the tuning's table or JSON on stdout.
+pub async fn tune_command(args: &TuneArgs) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    let mut stderr = std::io::stderr();
+    let result = tune::run(args, &mut stdout, &mut stderr).await;
+    exit(result, &mut stderr)
+}
+
+/// The exit code, with the error and the API's fields at fault on standard error.
+fn exit(result: Result<(), CliError>, stderr: &mut dyn Write) -> ExitCode {
+    let Err(error) = result else {
+        return ExitCode::SUCCESS;
+    };
+    let _ = writeln!(stderr, "error: {error}");
+    if let CliError::Client(client) = &error
+        && let ClientError::Api { body, .. } = client.as_ref()
+    {
+        for field in &body.fields {
+            let _ = writeln!(stderr, "  {}: {}", field.field, field.problem);
         }
     }
+    ExitCode::from(error.exit_code())
 }
 
 async fn run(
@@ -179,6 +203,9 @@ async fn run(
         }
         ClusterCommand::Evaluate { name } => {
             output::evaluation(out, format, &client.evaluate(name).await?)?;
+        }
+        ClusterCommand::Samples { name, since } => {
+            output::samples(out, format, &client.samples(name, since).await?)?;
         }
         ClusterCommand::Decisions { name, limit } => {
             output::decisions(out, format, &client.decisions(name, *limit).await?)?;

@@ -10,6 +10,7 @@ use super::client::{Decision, Evaluation, Fetched};
 use super::{CliError, Format};
 use crate::api::ClusterView;
 use crate::cluster::WriteBack;
+use crate::simulate::{history::History, report::number};
 
 /// A kubectl-like table: upper-case headers, columns padded, no borders.
 fn table(headers: &[&str]) -> Table {
@@ -29,7 +30,11 @@ fn print_table(out: &mut dyn Write, table: &mut Table) -> Result<(), CliError> {
     Ok(())
 }
 
-fn print_raw(out: &mut dyn Write, format: Format, value: &Value) -> Result<(), CliError> {
+pub(super) fn print_raw(
+    out: &mut dyn Write,
+    format: Format,
+    value: &Value,
+) -> Result<(), CliError> {
     match format {
         Format::Json => {
             let text =
@@ -164,6 +169,39 @@ pub fn evaluation(
             verdict.direction.clone(),
             verdict.outcome.clone(),
             verdict.reason.clone(),
+        ]);
+    }
+    print_table(out, &mut rows)
+}
+
+/// `samples`: one row per sample, oldest first; `-o json|yaml` prints the history as exported.
+pub fn samples(
+    out: &mut dyn Write,
+    format: Format,
+    history: &Fetched<History>,
+) -> Result<(), CliError> {
+    if format != Format::Table {
+        return print_raw(out, format, &history.raw);
+    }
+    let figure = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), number);
+    let mut rows = table(&[
+        "SAMPLED",
+        "SCALE",
+        "CPU",
+        "LAG-S",
+        "LAG-RECORDS",
+        "IN/S",
+        "OUT/S",
+    ]);
+    for s in &history.typed.samples {
+        rows.add_row(vec![
+            s.sampled_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            figure(s.scale),
+            figure(s.cpu_load),
+            figure(s.lag_seconds),
+            figure(s.lag_records),
+            figure(s.records_in),
+            figure(s.records_out),
         ]);
     }
     print_table(out, &mut rows)

@@ -119,12 +119,24 @@ pub fn estimate(history: &[Sample], policy: &Policy) -> Result<Estimate, Estimat
 /// The input rate a horizon ahead: the arrival rate smoothed with its trend, old samples fading (see
 /// `forecast`). Never below the newest observed rate (the mean of the newest `NEWEST_RATE_SAMPLES`, so
 /// that one noisy scrape does not decide), so a falling forecast cannot starve a backlog.
-///
-/// `records_in` is what the job consumed; what arrived is that plus the lag's growth between scrapes
-/// (a saturated job consumes only what it can, and the rest shows up as lag).
 fn forecast_input(history: &[Sample]) -> Result<f64, EstimateError> {
+    let points = arrival_rates(history);
+    let smoothed = smooth(&points).ok_or(EstimateError::MissingMetric("records_in"))?;
+    let newest = &points[points.len().saturating_sub(NEWEST_RATE_SAMPLES)..];
+    let last_rate = newest.iter().map(|(_, r)| r).sum::<f64>() / newest.len() as f64;
+    Ok(smoothed
+        .at(FORECAST_HORIZON_SECONDS)
+        .max(last_rate)
+        .max(0.0))
+}
+
+/// What arrived, as `(seconds since the first sample, records per second)` for every sample with a
+/// `records_in`. `records_in` is what the job consumed; what arrived is that plus the lag's growth
+/// between scrapes (a saturated job consumes only what it can, and the rest shows up as lag). Public so
+/// that the simulator replays a recorded history with the arrivals the forecast sees.
+pub fn arrival_rates(history: &[Sample]) -> Vec<(f64, f64)> {
     let Some(start) = history.first().map(|s| s.sampled_at) else {
-        return Err(EstimateError::MissingMetric("records_in"));
+        return Vec::new();
     };
     let mut previous_lag: Option<(f64, f64)> = None;
     let mut points: Vec<(f64, f64)> = Vec::new();
@@ -145,13 +157,7 @@ fn forecast_input(history: &[Sample]) -> Result<f64, EstimateError> {
             points.push((at, (consumed + growth).max(0.0)));
         }
     }
-    let smoothed = smooth(&points).ok_or(EstimateError::MissingMetric("records_in"))?;
-    let newest = &points[points.len().saturating_sub(NEWEST_RATE_SAMPLES)..];
-    let last_rate = newest.iter().map(|(_, r)| r).sum::<f64>() / newest.len() as f64;
-    Ok(smoothed
-        .at(FORECAST_HORIZON_SECONDS)
-        .max(last_rate)
-        .max(0.0))
+    points
 }
 
 /// A sample where a backlog waited, so the job processed all it could.

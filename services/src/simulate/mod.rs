@@ -8,8 +8,11 @@
 //! - [`policies`]: the contenders.
 //! - [`run`]: one policy through one trace; [`score`]: the figures it is judged by.
 //! - [`report`]: medians over seeds, the goals, the table and the JSON; [`plot`]: the SVG.
+//! - [`history`]: a cluster's recorded samples replayed as a trace, with a job model fitted to them.
+//! - [`tune`]: the policy's settings searched over a replayed history (`autoscaler tune`).
 
 pub mod frontier;
+pub mod history;
 pub mod job;
 mod noise;
 pub mod plot;
@@ -18,12 +21,14 @@ pub mod report;
 pub mod run;
 pub mod score;
 pub mod trace;
+pub mod tune;
 
 use std::{io::Write, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::Args;
 
 use self::{
+    history::{Actuation, History, HistoryError},
     job::JobModel,
     report::{PolicyReport, Report, goals},
     run::{Run, Scenario, Settings, run_all},
@@ -40,8 +45,18 @@ const INITIAL_UTILISATION: f64 = 0.7;
 #[derive(Debug, Clone, PartialEq, Args)]
 pub struct SimulateArgs {
     /// The load trace: CSV rows `seconds,records_per_second`, interpolated between rows.
-    #[arg(long, value_name = "FILE")]
-    pub trace: PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "history",
+        conflicts_with = "history"
+    )]
+    pub trace: Option<PathBuf>,
+    /// Instead of a trace, a cluster's recorded history as `autoscaler cluster samples NAME -o json`
+    /// exports it: the load is what arrived, the job is fitted to it, the policy is the cluster's, and
+    /// the scrape interval is the samples' spacing.
+    #[arg(long, value_name = "FILE.json")]
+    pub history: Option<PathBuf>,
     /// Print JSON (every run's figures, medians, worst values, goals) instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -87,10 +102,10 @@ pub struct SimulateArgs {
     /// longest rule window and at least 1h].
     #[arg(long, value_parser = humantime::parse_duration)]
     pub worker_history: Option<Duration>,
-    /// The policy's lower bound.
-    #[arg(long, default_value_t = 1)]
-    pub min_scale: u32,
-    /// The policy's upper bound [default: the partition count].
+    /// The policy's lower bound [default: 1, or the history's policy's].
+    #[arg(long)]
+    pub min_scale: Option<u32>,
+    /// The policy's upper bound [default: the partition count, or the history's policy's].
     #[arg(long)]
     pub max_scale: Option<u32>,
     /// The policy's target utilisation [default: the policy's default].
@@ -102,6 +117,8 @@ pub struct SimulateArgs {
 pub enum SimulateError {
     #[error("{0}")]
     Trace(#[from] TraceError),
+    #[error("{0}")]
+    History(#[from] HistoryError),
     #[error("invalid setting: {0}")]
     Invalid(String),
     #[error("cannot write the plot {path}: {problem}")]
@@ -126,6 +143,79 @@ fn model_value(flag: Option<f64>, trace: &Trace, key: &str, default: f64) -> f64
 fn seconds(duration: Duration, name: &str) -> Result<u32, SimulateError> {
     u32::try_from(duration.as_secs())
         .map_err(|_| SimulateError::Invalid(format!("{name} is too long")))
+}
+
+/// The job model and the noise are ones the simulator can run.
+fn check_model(model: &JobModel, noise: f64) -> Result<(), SimulateError> {
+    let invalid = |message: &str| Err(SimulateError::Invalid(message.to_owned()));
+    if !(model.capacity_per_worker > 0.0 && model.capacity_per_worker.is_finite()) {
+        return invalid("--capacity-per-worker must be above 0");
+    }
+    if !(model.scaling_exponent > 0.0 && model.scaling_exponent <= 1.0) {
+        return invalid("--scaling-exponent must be above 0 and at most 1");
+    }
+    if model.partitions == 0 {
+        return invalid("--partitions must be at least 1");
+    }
+    if model.sink_cap.is_some_and(|c| !(c > 0.0 && c.is_finite())) {
+        return invalid("--sink-cap must be above 0");
+    }
+    if !(0.0..1.0).contains(&noise) {
+        return invalid("--noise must be at least 0 and below 1");
+    }
+    Ok(())
+}
+
+fn check_target(target: f64) -> Result<(), SimulateError> {
+    let range = crate::cluster::TARGET_UTILIZATION_RANGE;
+    if range.contains(&target) {
+        return Ok(());
+    }
+    Err(SimulateError::Invalid(format!(
+        "--target-utilization must be between {} and {}",
+        range.start(),
+        range.end()
+    )))
+}
+
+/// The scenario of a recorded history: its trace and fitted job, the cluster's policy, and the flags,
+/// which win over both.
+pub fn history_scenario(args: &SimulateArgs, history: &History) -> Result<Scenario, SimulateError> {
+    let replay = history::replay(history, args.partitions, args.capacity_per_worker)?;
+    let mut policy = history.policy.clone();
+    policy.min_scale = args.min_scale.unwrap_or(policy.min_scale);
+    policy.max_scale = args.max_scale.unwrap_or(policy.max_scale);
+    if policy.min_scale == 0 || policy.max_scale < policy.min_scale {
+        return Err(SimulateError::Invalid(format!(
+            "the scale bounds must satisfy 1 <= --min-scale ({}) <= --max-scale ({})",
+            policy.min_scale, policy.max_scale
+        )));
+    }
+    if let Some(target) = args.target_utilization {
+        check_target(target)?;
+        policy.target_utilization = target;
+    }
+    let actuation = Actuation {
+        actuation_delay_seconds: seconds(args.actuation_delay, "--actuation-delay")?,
+        restart_seconds: seconds(args.restart_downtime, "--restart-downtime")?,
+        noise: args.noise,
+        seed: args.seed,
+    };
+    let mut scenario = replay.scenario(policy, actuation);
+    let (model, settings) = (&mut scenario.model, &mut scenario.settings);
+    model.scaling_exponent = args.scaling_exponent.unwrap_or(model.scaling_exponent);
+    model.sink_cap = args.sink_cap.or(model.sink_cap);
+    check_model(model, args.noise)?;
+    if let Some(scale) = args.initial_scale {
+        settings.initial_scale = scale;
+    }
+    if let Some(lag) = args.initial_lag {
+        settings.initial_lag_seconds = seconds(lag, "--initial-lag")?;
+    }
+    if let Some(history) = args.worker_history {
+        settings.worker_history_seconds = seconds(history, "--worker-history")?;
+    }
+    Ok(scenario)
 }
 
 /// The scenario for the first seed, from the flags, the trace's model line and the defaults.
@@ -153,41 +243,21 @@ pub fn scenario(
                 .map(|s| s.value)
         }),
     };
-    if !(model.capacity_per_worker > 0.0 && model.capacity_per_worker.is_finite()) {
-        return invalid("--capacity-per-worker must be above 0".to_owned());
-    }
-    if !(model.scaling_exponent > 0.0 && model.scaling_exponent <= 1.0) {
-        return invalid("--scaling-exponent must be above 0 and at most 1".to_owned());
-    }
-    if model.partitions == 0 {
-        return invalid("--partitions must be at least 1".to_owned());
-    }
-    if model.sink_cap.is_some_and(|c| !(c > 0.0 && c.is_finite())) {
-        return invalid("--sink-cap must be above 0".to_owned());
-    }
-    if !(0.0..1.0).contains(&args.noise) {
-        return invalid("--noise must be at least 0 and below 1".to_owned());
-    }
+    check_model(&model, args.noise)?;
     let max_scale = args.max_scale.unwrap_or(model.partitions);
-    if args.min_scale == 0 || max_scale < args.min_scale {
+    let min_scale = args.min_scale.unwrap_or(1);
+    if min_scale == 0 || max_scale < min_scale {
         return invalid(format!(
-            "the scale bounds must satisfy 1 <= --min-scale ({}) <= --max-scale ({max_scale})",
-            args.min_scale
+            "the scale bounds must satisfy 1 <= --min-scale ({min_scale}) <= --max-scale ({max_scale})"
         ));
     }
     let mut policy = serde_json::json!({
-        "min_scale": args.min_scale,
+        "min_scale": min_scale,
         "max_scale": max_scale,
         "partition_count": model.partitions,
     });
     if let Some(target) = args.target_utilization {
-        if !crate::cluster::TARGET_UTILIZATION_RANGE.contains(&target) {
-            return invalid(format!(
-                "--target-utilization must be between {} and {}",
-                crate::cluster::TARGET_UTILIZATION_RANGE.start(),
-                crate::cluster::TARGET_UTILIZATION_RANGE.end()
-            ));
-        }
+        check_target(target)?;
         policy["target_utilization"] = target.into();
     }
     let policy: Policy = serde_json::from_value(policy)
@@ -291,9 +361,22 @@ pub fn simulate(
     scrape_interval: Duration,
     out: &mut dyn Write,
 ) -> Result<(), SimulateError> {
-    let trace = Trace::read(&args.trace)?;
-    let scenario = scenario(args, trace, scrape_interval)?;
-    let (report, runs) = compare(&scenario, args.seeds, &args.trace.display().to_string());
+    let (scenario, name) = match (&args.history, &args.trace) {
+        (Some(path), _) => (
+            history_scenario(args, &History::read(path)?)?,
+            path.display().to_string(),
+        ),
+        (None, Some(path)) => (
+            scenario(args, Trace::read(path)?, scrape_interval)?,
+            path.display().to_string(),
+        ),
+        (None, None) => {
+            return Err(SimulateError::Invalid(
+                "either --trace or --history is needed".to_owned(),
+            ));
+        }
+    };
+    let (report, runs) = compare(&scenario, args.seeds, &name);
     if let Some(path) = &args.plot {
         plot::draw(path, &scenario, &runs, &report.trace).map_err(|problem| {
             SimulateError::Plot {

@@ -431,7 +431,7 @@ fn simulate_is_a_subcommand_and_the_roles_still_parse() {
 #[test]
 fn the_command_reports_a_missing_trace_and_writes_a_table() {
     let missing = SimulateArgs {
-        trace: "/nonexistent/trace.csv".into(),
+        trace: Some("/nonexistent/trace.csv".into()),
         ..args(&[])
     };
     let mut out = Vec::new();
@@ -448,7 +448,7 @@ fn the_command_reports_a_missing_trace_and_writes_a_table() {
     std::fs::write(&trace, "0,3000\n3600,3000\n").expect("write");
     let plot = dir.join("plot.svg");
     let flat = SimulateArgs {
-        trace,
+        trace: Some(trace),
         plot: Some(plot.clone()),
         ..args(&[])
     };

@@ -116,6 +116,44 @@ impl Trace {
         }
     }
 
+    /// A trace from `(seconds, records_per_second)` rows built in code (a replayed history), held to the
+    /// rules a file is: starting at 0, seconds non-decreasing, rates finite and not negative.
+    pub fn from_rows(rows: Vec<(f64, f64)>) -> Result<Self, TraceError> {
+        for (index, pair) in rows.windows(2).enumerate() {
+            if pair[1].0 < pair[0].0 {
+                return Err(malformed(
+                    index + 2,
+                    1,
+                    format!("seconds go backwards: {} after {}", pair[1].0, pair[0].0),
+                ));
+            }
+        }
+        if let Some((index, (_, rate))) = rows
+            .iter()
+            .enumerate()
+            .find(|(_, (t, r))| !(t.is_finite() && r.is_finite() && *r >= 0.0))
+        {
+            return Err(malformed(
+                index + 1,
+                2,
+                format!("records_per_second must be a finite number of 0 or more, not {rate}"),
+            ));
+        }
+        match (rows.first(), rows.last()) {
+            (None, _) | (_, None) => Err(TraceError::Empty),
+            (Some((first, _)), _) if *first != 0.0 => Err(malformed(
+                1,
+                1,
+                format!("the first row must be at 0 seconds, not {first}"),
+            )),
+            (_, Some((end, _))) if *end <= 0.0 => Err(TraceError::NoDuration),
+            _ => Ok(Self {
+                rows,
+                model: Vec::new(),
+            }),
+        }
+    }
+
     /// How long the trace lasts, in seconds.
     pub fn duration(&self) -> f64 {
         self.rows.last().map_or(0.0, |(t, _)| *t)

@@ -68,6 +68,25 @@ impl Storage {
         Ok(by_cluster)
     }
 
+    /// One cluster's samples taken after `since`, in time order, at most `limit` of them (the oldest).
+    pub async fn cluster_samples_page(
+        &self,
+        cluster_id: i64,
+        since: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Sample>, StorageError> {
+        let rows: Vec<SampleRow> = sqlx::query_as(
+            "select sampled_at, cpu_load, lag_records, lag_seconds, records_in, records_out, scale \
+             from metric_samples where cluster_id = $1 and sampled_at > $2 order by sampled_at limit $3",
+        )
+        .bind(cluster_id)
+        .bind(since)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(Sample::from).collect())
+    }
+
     /// One cluster's samples taken after `since`, in time order.
     pub async fn cluster_samples_since(
         &self,

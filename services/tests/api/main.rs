@@ -7,6 +7,7 @@ mod database;
 mod decisions;
 mod fuzz;
 mod harness;
+mod history;
 mod openapi_bounds;
 mod ops;
 mod refusals;

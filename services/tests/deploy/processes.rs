@@ -75,6 +75,9 @@ pub fn parse_autoscaler(
         Some(Command::Cluster(_)) => {
             return Err("`cluster` is a client, not a service role".to_owned());
         }
+        Some(Command::Tune(_)) => {
+            return Err("`tune` is a client, not a service role".to_owned());
+        }
     };
     Ok((role, cli.common))
 }
