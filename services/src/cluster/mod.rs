@@ -9,6 +9,6 @@ pub use crate::tenancy::secrets::OUTSIDE_STORE;
 pub use secret::SecretRef;
 pub use spec::{
     ArgoCdApp, ClusterSpec, Destination, FlinkJobSpec, GitLocation, MetricQueries, MetricsSource,
-    Policy, ScaleUnit, TARGET_UTILIZATION_RANGE, Target, TargetKind, WriteBack,
+    Policy, Predictive, ScaleUnit, TARGET_UTILIZATION_RANGE, Target, TargetKind, WriteBack,
 };
 pub use validate::{FieldProblem, ValidationContext, bounds};

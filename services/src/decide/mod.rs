@@ -20,7 +20,10 @@ mod evaluate;
 mod human;
 mod inputs;
 mod plan;
+mod predict;
 mod safeguards;
+#[cfg(test)]
+mod predict_tests;
 #[cfg(test)]
 mod tests;
 
@@ -32,9 +35,10 @@ pub use evaluate::{EstimateSummary, Evaluation, evaluate};
 pub use human::HumanCommit;
 pub use inputs::{DecisionInputs, PlanRecord, Window};
 pub use plan::{CheckState, CheckVerdict, Plan, plan};
+pub use predict::{Peak, Prediction, PredictionCheck, check_prediction, predict};
 pub use safeguards::{ClusterFacts, check_safeguards};
 
-use crate::cluster::Policy;
+use crate::{cluster::Policy, estimate::seasonal::RatePoint};
 pub use crate::rules::Direction;
 
 /// The history the estimator learns from: the longest rule window, and at least this.
@@ -98,6 +102,9 @@ pub struct Facts {
     pub last_written: Option<Written>,
     /// What Git holds, where the caller read it (the worker).
     pub git: Option<GitFacts>,
+    /// The input rate per 10-minute bucket over the past days (`estimate::seasonal`), read only where
+    /// `policy.predictive` is on: the predictive rule's and veto's data. Absent, they do not act.
+    pub seasonal: Option<Vec<RatePoint>>,
 }
 
 /// A change the autoscaler wrote to Git.

@@ -211,12 +211,13 @@ fn percent(value: f64) -> String {
 }
 
 /// The columns of the table, in order: header and figure.
-const COLUMNS: [(&str, &str); 10] = [
+const COLUMNS: [(&str, &str); 11] = [
     ("actions", "actions"),
     ("reversals", "reversals"),
     ("quick rev.", "quick_reversals"),
     ("settle", "max_settle_actions"),
     ("lag>thr min", "lag_over_minutes"),
+    ("day 2 min", "lag_over_minutes_day_2"),
     ("peak lag s", "peak_lag_seconds"),
     ("drain min", "longest_drain_minutes"),
     ("replica-h", "replica_hours"),

@@ -8,6 +8,7 @@ mod decisions;
 mod fuzz;
 mod harness;
 mod openapi_bounds;
+mod predictive;
 mod ops;
 mod refusals;
 mod tenancy;
