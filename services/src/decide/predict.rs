@@ -20,6 +20,8 @@ use crate::{
 
 /// A prediction held when the observed rate came within this share of the predicted one.
 pub const HELD_WITHIN_SHARE: f64 = 0.2;
+/// Today's level is the input rate over this window against the profile's for the same times.
+const LEVEL_WINDOW: Duration = Duration::hours(1);
 /// The observed rate is the mean arrival rate within this long either side of the predicted time.
 pub const CHECK_AROUND: Duration = Duration::seconds(BUCKET_SECONDS as i64 / 2);
 
@@ -31,13 +33,17 @@ pub struct Prediction {
     pub rate_now: f64,
     /// What the daily profile says for now.
     pub usual_now: f64,
-    /// `rate_now / usual_now`, held between 0.5 and 2: the forecast is the profile times this.
+    /// The rate over the last hour against the profile's for the same times, held between 0.5 and 2:
+    /// the forecast is the profile times this.
     pub level: f64,
     /// Days' worth of 10-minute buckets behind the profile.
     pub profile_days: f64,
     pub current_scale: u32,
-    /// The highest forecast within `policy.predictive.lead_time_seconds`: what a scale-up sizes for.
+    /// The highest forecast within `policy.predictive.lead_time_seconds`: what the rule fires on.
     pub lead: Peak,
+    /// The highest forecast within the lead time plus the cooldown: what a scale-up is sized for, since
+    /// the scale it sets must carry the load until another change can take effect.
+    pub carry: Peak,
     /// The highest forecast within `policy.cooldown_seconds`: what a scale-down must still carry.
     pub cooldown: Peak,
 }
@@ -59,7 +65,7 @@ impl Prediction {
     /// The peak a decision in `direction` acted on, and so the one checked afterwards.
     pub fn peak_for(&self, direction: Direction) -> &Peak {
         match direction {
-            Direction::Up => &self.lead,
+            Direction::Up => &self.carry,
             Direction::Down => &self.cooldown,
         }
     }
@@ -127,17 +133,21 @@ fn prediction(
 ) -> Result<Prediction, String> {
     let profile = Profile::build(seasonal).map_err(|e| e.to_string())?;
     let estimate = estimate.ok_or("no estimate of the capacity (see the estimate's reason)")?;
-    let since = now - Duration::seconds(i64::from(BUCKET_SECONDS));
-    let recent: Vec<f64> = arrival_rates(history)
+    let observed: Vec<(DateTime<Utc>, f64)> = arrival_rates(history)
         .into_iter()
+        .filter(|(at, _)| *at > now - LEVEL_WINDOW)
+        .collect();
+    let since = now - Duration::seconds(i64::from(BUCKET_SECONDS));
+    let recent: Vec<f64> = observed
+        .iter()
         .filter(|(at, _)| *at > since)
-        .map(|(_, rate)| rate)
+        .map(|(_, rate)| *rate)
         .collect();
     if recent.is_empty() {
         return Err("no input rate within the newest 10 minutes".to_owned());
     }
     let rate_now = recent.iter().sum::<f64>() / recent.len() as f64;
-    let forecast = profile.forecast(now, rate_now);
+    let forecast = profile.forecast_from(now, &observed);
     let peak = |within_seconds: u32| {
         let (at, rate) = forecast.peak_within(within_seconds);
         let target = policy.target_utilization.clamp(0.05, 1.0);
@@ -158,6 +168,12 @@ fn prediction(
         profile_days: profile.days,
         current_scale: estimate.current_scale,
         lead: peak(policy.predictive.lead_time_seconds),
+        carry: peak(
+            policy
+                .predictive
+                .lead_time_seconds
+                .saturating_add(policy.cooldown_seconds),
+        ),
         cooldown: peak(policy.cooldown_seconds),
     })
 }

@@ -195,7 +195,7 @@ fn the_decision_records_the_prediction_and_when_to_check_it() {
     let prediction = inputs.prediction.as_ref().expect("recorded");
     assert_eq!(
         inputs.prediction_due(),
-        Some(prediction.lead.at + Duration::minutes(5))
+        Some(prediction.carry.at + Duration::minutes(5))
     );
     // Typed both ways, and a decision from before the predictive rule still reads.
     let json = serde_json::to_value(&inputs).expect("json");

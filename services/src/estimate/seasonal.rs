@@ -7,8 +7,8 @@
 //! The method is deliberately simple to explain: the input rate averaged per 10-minute bucket; per time of
 //! day, the median over the days seen (one odd day among three weighs nothing, a missing hour is filled
 //! from its neighbours); the forecast for a time `t` is the profile at `t` times the level of today (the
-//! rate now over the profile now, held within 0.5 to 2 so that a burst or an outage does not multiply
-//! the whole day).
+//! rate over the last hour against the profile's for the same times, held within 0.5 to 2 so that a burst
+//! or an outage does not multiply the whole day).
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -137,16 +137,25 @@ impl Profile {
 
     /// The forecast from `now`, given the rate observed now.
     pub fn forecast(&self, now: DateTime<Utc>, rate_now: f64) -> Forecast<'_> {
-        let usual = self.at(now);
+        self.forecast_from(now, &[(now, rate_now)])
+    }
+
+    /// The forecast from `now`, today's level being what `observed` (times and rates, such as the last
+    /// hour's) sums to over what the profile says for the same times. Compared time for time, so that a
+    /// rise under way is not read as a low day: the mean of the newest minutes of a morning rise lags the
+    /// profile's value now.
+    pub fn forecast_from(&self, now: DateTime<Utc>, observed: &[(DateTime<Utc>, f64)]) -> Forecast<'_> {
+        let seen: f64 = observed.iter().map(|(_, rate)| rate).sum();
+        let usual: f64 = observed.iter().map(|(at, _)| self.at(*at)).sum();
         let level = if usual > 0.0 {
-            (rate_now / usual).clamp(LEVEL_BOUNDS.0, LEVEL_BOUNDS.1)
+            (seen / usual).clamp(LEVEL_BOUNDS.0, LEVEL_BOUNDS.1)
         } else {
             1.0
         };
         Forecast {
             profile: self,
             now,
-            usual_now: usual,
+            usual_now: self.at(now),
             level,
         }
     }
@@ -159,7 +168,7 @@ pub struct Forecast<'a> {
     pub now: DateTime<Utc>,
     /// The profile's rate now.
     pub usual_now: f64,
-    /// The rate now over the profile's, within the bounds.
+    /// The rate observed over the profile's for the same times, within the bounds.
     pub level: f64,
 }
 

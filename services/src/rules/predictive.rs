@@ -6,7 +6,7 @@ use super::{Direction, Outcome, Rule, RuleInput};
 
 /// The forecast peak must be this much above the rate now: the rule acts on a rise the profile expects,
 /// not on a scale that is merely a little short today (the reactive rules and the estimate see to that).
-pub const RISE_SHARE: f64 = 0.1;
+pub const RISE_SHARE: f64 = 0.25;
 
 pub struct ForecastPeak;
 

@@ -275,13 +275,20 @@ impl Report {
         )?;
         writeln!(out)?;
 
-        write!(out, "{:<8}", "policy")?;
+        let width = self
+            .policies
+            .iter()
+            .map(|p| p.policy.len())
+            .max()
+            .unwrap_or(0)
+            .max(8);
+        write!(out, "{:<width$}", "policy")?;
         for (header, _) in COLUMNS {
             write!(out, " {header:>11}")?;
         }
         writeln!(out)?;
         for policy in &self.policies {
-            write!(out, "{:<8}", policy.policy)?;
+            write!(out, "{:<width$}", policy.policy)?;
             for (_, figure) in COLUMNS {
                 let value = policy.median(figure);
                 let text = if figure.ends_with("provisioning") {

@@ -192,6 +192,7 @@ async fn a_recorded_prediction_is_checked_once_due_and_shown_on_its_decision() {
         profile_days: 2.5,
         current_scale: 2,
         lead: peak,
+        carry: peak,
         cooldown: peak,
     });
     let decision = app
