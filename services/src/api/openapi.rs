@@ -12,9 +12,12 @@ use super::{audit, clusters, error::ErrorBody};
 use crate::{
     cluster::{
         ArgoCdApp, ClusterSpec, FieldProblem, FlinkJobSpec, GitLocation, MetricQueries,
-        MetricsSource, Policy, Predictive, ScaleUnit, SecretRef, Target, TargetKind, WriteBack, bounds,
+        MetricsSource, Policy, Predictive, ScaleUnit, SecretRef, Target, TargetKind, WriteBack,
+        bounds,
     },
-    decide::{CheckState, CheckVerdict, EstimateSummary, Evaluation, Peak, Prediction, PredictionCheck},
+    decide::{
+        CheckState, CheckVerdict, EstimateSummary, Evaluation, Peak, Prediction, PredictionCheck,
+    },
     rules::{Direction, Outcome, Verdict},
     storage::{AuditAction, AuditEntry, DecisionRecord, DecisionStatus},
 };

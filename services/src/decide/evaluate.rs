@@ -153,7 +153,10 @@ pub fn evaluate(
     if let Some(plan) = &plan {
         checks.extend(plan.checks.iter().cloned());
     }
-    let estimate = match (plan.as_ref().and_then(|p| p.estimate.as_ref()), early_estimate) {
+    let estimate = match (
+        plan.as_ref().and_then(|p| p.estimate.as_ref()),
+        early_estimate,
+    ) {
         (Some(estimate), _) => Some(EstimateSummary::from(estimate)),
         (None, Some(early)) => early.as_ref().map(EstimateSummary::from),
         (None, None) => estimate(history, cluster.policy)

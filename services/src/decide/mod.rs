@@ -21,9 +21,9 @@ mod human;
 mod inputs;
 mod plan;
 mod predict;
-mod safeguards;
 #[cfg(test)]
 mod predict_tests;
+mod safeguards;
 #[cfg(test)]
 mod tests;
 
@@ -38,8 +38,8 @@ pub use plan::{CheckState, CheckVerdict, Plan, plan};
 pub use predict::{Peak, Prediction, PredictionCheck, check_prediction, predict};
 pub use safeguards::{ClusterFacts, check_safeguards};
 
-use crate::{cluster::Policy, estimate::seasonal::RatePoint};
 pub use crate::rules::Direction;
+use crate::{cluster::Policy, estimate::seasonal::RatePoint};
 
 /// The history the estimator learns from: the longest rule window, and at least this.
 const MIN_HISTORY_SECONDS: u32 = 3600;

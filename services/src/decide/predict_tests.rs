@@ -90,14 +90,20 @@ fn the_rule_scales_up_ahead_of_a_forecast_peak_and_sizes_for_it() {
     assert_eq!(prediction.lead.rate, 8000.0);
     assert_eq!(prediction.lead.scale, 12);
     assert_eq!(prediction.current_scale, 4);
-    assert!(verdict.reason.contains("forecast 8000 records/s at 12:"), "{verdict:?}");
+    assert!(
+        verdict.reason.contains("forecast 8000 records/s at 12:"),
+        "{verdict:?}"
+    );
     assert_eq!(evaluation.target_scale, Some(12));
     let forecast = evaluation
         .checks
         .iter()
         .find(|c| c.check == "forecast")
         .expect("the forecast check");
-    assert!(forecast.detail.starts_with("raised from 3 to 12"), "{forecast:?}");
+    assert!(
+        forecast.detail.starts_with("raised from 3 to 12"),
+        "{forecast:?}"
+    );
 }
 
 #[test]

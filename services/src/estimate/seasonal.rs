@@ -144,7 +144,11 @@ impl Profile {
     /// hour's) sums to over what the profile says for the same times. Compared time for time, so that a
     /// rise under way is not read as a low day: the mean of the newest minutes of a morning rise lags the
     /// profile's value now.
-    pub fn forecast_from(&self, now: DateTime<Utc>, observed: &[(DateTime<Utc>, f64)]) -> Forecast<'_> {
+    pub fn forecast_from(
+        &self,
+        now: DateTime<Utc>,
+        observed: &[(DateTime<Utc>, f64)],
+    ) -> Forecast<'_> {
         let seen: f64 = observed.iter().map(|(_, rate)| rate).sum();
         let usual: f64 = observed.iter().map(|(at, _)| self.at(*at)).sum();
         let level = if usual > 0.0 {
@@ -229,9 +233,7 @@ fn fill_gaps(values: &[Option<f64>]) -> Vec<f64> {
             let before = (1..n).find_map(|d| values[(i + n - d) % n].map(|v| (d, v)));
             let after = (1..n).find_map(|d| values[(i + d) % n].map(|v| (d, v)));
             match (before, after) {
-                (Some((db, vb)), Some((da, va))) => {
-                    vb + (va - vb) * db as f64 / (db + da) as f64
-                }
+                (Some((db, vb)), Some((da, va))) => vb + (va - vb) * db as f64 / (db + da) as f64,
                 _ => 0.0,
             }
         })

@@ -52,7 +52,10 @@ fn a_noisy_sine_is_learned_within_the_noise() {
 fn fewer_days_than_needed_give_no_profile_and_say_so() {
     let error = Profile::build(&days_of_points(1.0)).expect_err("one day");
     assert_eq!(error, ProfileError::TooFewDays { days: 1.0 });
-    assert!(error.to_string().starts_with("not enough history"), "{error}");
+    assert!(
+        error.to_string().starts_with("not enough history"),
+        "{error}"
+    );
     assert!(Profile::build(&[]).is_err());
     assert!(Profile::build(&days_of_points(MIN_DAYS)).is_ok());
 }
@@ -89,7 +92,8 @@ fn one_odd_day_among_three_does_not_move_the_profile() {
     let points: Vec<RatePoint> = days_of_points(3.0)
         .into_iter()
         .map(|p| {
-            let odd = p.at >= midnight() + Duration::days(1) && p.at < midnight() + Duration::days(2);
+            let odd =
+                p.at >= midnight() + Duration::days(1) && p.at < midnight() + Duration::days(2);
             RatePoint {
                 rate: if odd { p.rate * 5.0 } else { p.rate },
                 ..p
@@ -122,7 +126,10 @@ fn the_peak_within_a_horizon_is_the_highest_forecast_in_it() {
     let forecast = profile.forecast(now, profile.at(now));
     // The sine peaks at noon, within two hours from 11:00.
     let (at, rate) = forecast.peak_within(2 * 3600);
-    assert!((at - (now + Duration::hours(1))).num_minutes().abs() <= 10, "{at}");
+    assert!(
+        (at - (now + Duration::hours(1))).num_minutes().abs() <= 10,
+        "{at}"
+    );
     assert!(rate > forecast.at(now) && rate >= forecast.at(now + Duration::hours(2)));
     // Within a minute, the peak is about now.
     let (_, soon) = forecast.peak_within(60);

@@ -174,7 +174,11 @@ impl<Q: InstantQuery> Manager<Q> {
                 .map_or(&[][..], Vec::as_slice);
             let check =
                 decide::check_prediction(prediction.peak_for(inputs.direction), history, now);
-            if let Err(e) = self.storage.record_prediction_check(decision.id, &check).await {
+            if let Err(e) = self
+                .storage
+                .record_prediction_check(decision.id, &check)
+                .await
+            {
                 tracing::warn!(decision = decision.id, error = %e, "cannot record a prediction's check");
             }
         }

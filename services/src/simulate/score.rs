@@ -103,7 +103,11 @@ pub fn score(run: &Run, oracle: &Run, scenario: &Scenario, steps: &[LoadStep]) -
         .iter()
         .filter(|lag| **lag > policy.lag_seconds_high)
         .count();
-    let over = |lags: &[f64]| lags.iter().filter(|lag| **lag > policy.lag_seconds_high).count();
+    let over = |lags: &[f64]| {
+        lags.iter()
+            .filter(|lag| **lag > policy.lag_seconds_high)
+            .count()
+    };
     let day = DAY_SECONDS as usize;
     let day_2 = run
         .lag_seconds

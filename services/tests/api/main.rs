@@ -8,7 +8,7 @@ mod decisions;
 mod fuzz;
 mod harness;
 mod openapi_bounds;
-mod predictive;
 mod ops;
+mod predictive;
 mod refusals;
 mod tenancy;

@@ -52,7 +52,9 @@ fn history(cluster_id: i64, now: DateTime<Utc>) -> Vec<(i64, Sample)> {
 #[tokio::test]
 async fn the_dry_run_shows_the_forecast_peak_and_sizes_for_it() {
     let app = TestApp::spawn().await;
-    let body = app.subscribe(&predictive_spec("seasonal", json!(1800))).await;
+    let body = app
+        .subscribe(&predictive_spec("seasonal", json!(1800)))
+        .await;
     assert_eq!(
         body["spec"]["policy"]["predictive"],
         json!({"enabled": true, "lead_time_seconds": 1800})
@@ -152,7 +154,11 @@ async fn a_cluster_with_too_little_history_says_so_and_the_rule_off_says_nothing
         .json()
         .await
         .expect("json");
-    assert_eq!(plain["verdicts"].as_array().map(Vec::len), Some(4), "{plain}");
+    assert_eq!(
+        plain["verdicts"].as_array().map(Vec::len),
+        Some(4),
+        "{plain}"
+    );
 }
 
 #[tokio::test]
@@ -183,7 +189,8 @@ async fn a_recorded_prediction_is_checked_once_due_and_shown_on_its_decision() {
         rate: 1100.0,
         scale: 2,
     };
-    let mut inputs = DecisionInputs::bare(Direction::Up, "forecast", now - Duration::minutes(35), 300);
+    let mut inputs =
+        DecisionInputs::bare(Direction::Up, "forecast", now - Duration::minutes(35), 300);
     inputs.prediction = Some(Prediction {
         made_at: now - Duration::minutes(35),
         rate_now: 1000.0,
@@ -217,14 +224,23 @@ async fn a_recorded_prediction_is_checked_once_due_and_shown_on_its_decision() {
     assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), [decision.id]);
 
     // What the manager does with it: the samples around the time, the check, the record.
-    let samples: Vec<Sample> = history(cluster.id, now).into_iter().map(|(_, s)| s).collect();
+    let samples: Vec<Sample> = history(cluster.id, now)
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect();
     let check = autoscaler::decide::check_prediction(&peak, &samples, now);
     assert_eq!(check.held, Some(true), "{check:?}");
     app.storage
         .record_prediction_check(decision.id, &check)
         .await
         .expect("recorded");
-    assert!(app.storage.due_predictions(now).await.expect("due").is_empty());
+    assert!(
+        app.storage
+            .due_predictions(now)
+            .await
+            .expect("due")
+            .is_empty()
+    );
 
     let shown: Value = app
         .get(&format!("/api/v1/decisions/{}", decision.id))
@@ -232,7 +248,10 @@ async fn a_recorded_prediction_is_checked_once_due_and_shown_on_its_decision() {
         .json()
         .await
         .expect("json");
-    assert_eq!(shown["inputs"]["prediction"]["lead"]["rate"], 1100.0, "{shown}");
+    assert_eq!(
+        shown["inputs"]["prediction"]["lead"]["rate"], 1100.0,
+        "{shown}"
+    );
     let step = shown["steps"]
         .as_array()
         .expect("steps")
@@ -242,5 +261,11 @@ async fn a_recorded_prediction_is_checked_once_due_and_shown_on_its_decision() {
         .expect("the check's step");
     let recorded: PredictionCheck =
         serde_json::from_value(step["detail"].clone()).expect("a typed check");
-    assert_eq!(recorded, check);
+    // Postgres' JSONB keeps numbers as decimals: the last bit of a float may differ.
+    assert_eq!(
+        (recorded.at, recorded.observed_rate, recorded.held),
+        (check.at, check.observed_rate, check.held)
+    );
+    let error = recorded.error_share.expect("an error share");
+    assert!((error - check.error_share.expect("an error share")).abs() < 1e-12);
 }
