@@ -22,9 +22,13 @@ TABLE=$(mktemp)
 trap 'rm -f "$TABLE"' EXIT
 
 TRACES=(step daily spike backlog sink-cap sublinear seasonal seasonal-peaks ramp)
+# The traces of more than a day also run ours with the predictive rule on (`ours+predictive`).
+PREDICTIVE=" seasonal seasonal-peaks "
 for name in "${TRACES[@]}"; do
-  "$BIN" simulate --trace "services/traces/$name.csv" --seeds "$SEEDS" --json >"$OUT/$name.json"
-  "$BIN" simulate --trace "services/traces/$name.csv" --plot "$OUT/$name.svg" >/dev/null
+  extra=()
+  [[ $PREDICTIVE == *" $name "* ]] && extra=(--predictive)
+  "$BIN" simulate --trace "services/traces/$name.csv" --seeds "$SEEDS" --json "${extra[@]}" >"$OUT/$name.json"
+  "$BIN" simulate --trace "services/traces/$name.csv" --plot "$OUT/$name.svg" "${extra[@]}" >/dev/null
 done
 
 # One decimal at most; "-" where a figure does not apply (a trace without load steps).
@@ -34,14 +38,14 @@ JQ_FMT='def f: if . == null then "-" elif (. * 10 | round) % 10 == 0 then (. | r
   first="$OUT/${TRACES[0]}.json"
   jq -r '"Medians over \(.seeds | length) seeds (\(.seeds[0])..=\(.seeds[-1])); scrape every \(.settings.scrape_interval_seconds) s, actuation delay \(.settings.actuation_delay_seconds) s, restart \(.settings.restart_seconds) s, metric noise \(.settings.noise * 100) %, \(.model.capacity_per_worker) records/s per worker, \(.model.partitions) partitions unless the trace says otherwise. Written by `bench/simulate/run.sh` at commit '"$(git rev-parse --short HEAD)"'."' "$first"
   echo
-  echo "| trace | policy | actions | reversals (within cooldown) | max actions after a step | lag > 5 min, min | peak lag, s | longest drain, min | replica-hours | vs oracle | over % | under % |"
-  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  echo "| trace | policy | actions | reversals (within cooldown) | max actions after a step | lag > 5 min, min | on day 2, min | peak lag, s | longest drain, min | replica-hours | vs oracle | over % | under % |"
+  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
   for name in "${TRACES[@]}"; do
     jq -r --arg trace "$name" "$JQ_FMT"'
       (.policies[] | select(.policy == "oracle") | .median.replica_hours) as $oracle
       | .policies[]
       | .median as $m
-      | "| \($trace) | \(.policy) | \($m.actions | f) | \($m.reversals | f) (\($m.quick_reversals | f)) | \($m.max_settle_actions | f) | \($m.lag_over_minutes | f) | \($m.peak_lag_seconds | f) | \($m.longest_drain_minutes | f) | \($m.replica_hours | f) | \(if $oracle > 0 then (($m.replica_hours / $oracle - 1) * 100 | round | tostring) + " %" else "-" end) | \($m.over_provisioning | pct) | \($m.under_provisioning | pct) |"' \
+      | "| \($trace) | \(.policy) | \($m.actions | f) | \($m.reversals | f) (\($m.quick_reversals | f)) | \($m.max_settle_actions | f) | \($m.lag_over_minutes | f) | \($m.lag_over_minutes_day_2 | f) | \($m.peak_lag_seconds | f) | \($m.longest_drain_minutes | f) | \($m.replica_hours | f) | \(if $oracle > 0 then (($m.replica_hours / $oracle - 1) * 100 | round | tostring) + " %" else "-" end) | \($m.over_provisioning | pct) | \($m.under_provisioning | pct) |"' \
       "$OUT/$name.json"
   done
   echo

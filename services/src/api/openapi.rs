@@ -12,9 +12,12 @@ use super::{audit, clusters, error::ErrorBody, history};
 use crate::{
     cluster::{
         ArgoCdApp, ClusterSpec, CommentOn, FieldProblem, FlinkJobSpec, GitLocation, MetricQueries,
-        MetricsSource, Policy, ScaleUnit, SecretRef, Target, TargetKind, WriteBack, bounds,
+        MetricsSource, Policy, Predictive, ScaleUnit, SecretRef, Target, TargetKind, WriteBack,
+        bounds,
     },
-    decide::{CheckState, CheckVerdict, EstimateSummary, Evaluation},
+    decide::{
+        CheckState, CheckVerdict, EstimateSummary, Evaluation, Peak, Prediction, PredictionCheck,
+    },
     rules::{Direction, Outcome, Verdict},
     simulate::{
         history::{FitMethod, FittedModel, History, RecordedSample},
@@ -36,9 +39,10 @@ use crate::{
     ),
     components(schemas(
         ClusterSpec, Target, TargetKind, MetricsSource, MetricQueries, GitLocation, WriteBack, CommentOn,
-        ArgoCdApp, FlinkJobSpec, ScaleUnit, Policy, SecretRef, clusters::ClusterView, clusters::ClusterPage,
-        clusters::DecisionPage, DecisionRecord, DecisionStatus, ErrorBody, FieldProblem,
+        ArgoCdApp, FlinkJobSpec, ScaleUnit, Policy, Predictive, SecretRef, clusters::ClusterView,
+        clusters::ClusterPage, clusters::DecisionPage, DecisionRecord, DecisionStatus, ErrorBody, FieldProblem,
         Evaluation, EstimateSummary, CheckVerdict, CheckState, Verdict, Direction, Outcome,
+        Prediction, Peak, PredictionCheck,
         audit::AuditPage, AuditEntry, AuditAction, History, RecordedSample, Proposal, Candidate,
         Knobs, SettingChange, FittedModel, FitMethod,
     )),
@@ -114,6 +118,9 @@ mod tests {
         for field in ["min_scale", "max_scale"] {
             assert_eq!(property("Policy", field)["maximum"], json!(MAX_SCALE));
         }
+        let lead = property("Predictive", "lead_time_seconds");
+        assert_eq!(lead["minimum"], json!(MIN_LEAD_TIME_SECONDS));
+        assert_eq!(lead["maximum"], json!(MAX_LEAD_TIME_SECONDS));
         let name = property("ClusterSpec", "name");
         assert_eq!(name["maxLength"], json!(MAX_DNS_LABEL_LEN));
         assert_eq!(name["pattern"], json!(DNS_LABEL_PATTERN));

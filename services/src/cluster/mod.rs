@@ -9,6 +9,7 @@ pub use crate::tenancy::secrets::OUTSIDE_STORE;
 pub use secret::SecretRef;
 pub use spec::{
     ArgoCdApp, ClusterSpec, CommentOn, Destination, FlinkJobSpec, GitLocation, MetricQueries,
-    MetricsSource, Policy, ScaleUnit, TARGET_UTILIZATION_RANGE, Target, TargetKind, WriteBack,
+    MetricsSource, Policy, Predictive, ScaleUnit, TARGET_UTILIZATION_RANGE, Target, TargetKind,
+    WriteBack,
 };
 pub use validate::{FieldProblem, ValidationContext, bounds};

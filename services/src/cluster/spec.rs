@@ -395,6 +395,38 @@ pub struct Policy {
     #[serde(default = "default_target_utilization")]
     #[schema(example = 0.8, minimum = 0.3, maximum = 0.95)]
     pub target_utilization: f64,
+    /// The opt-in predictive rule (off by default): from the daily pattern of the input rate over the
+    /// past days, scale up ahead of a forecast peak and refuse a scale-down the forecast would undo
+    /// within the cooldown.
+    #[serde(default)]
+    pub predictive: Predictive,
+}
+
+/// `policy.predictive`: the daily seasonal forecast and the rule and veto that act on it. Needs a day of
+/// samples at least (the samples' retention, `AUTOSCALER_SAMPLE_RETENTION`, must keep two).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Predictive {
+    #[serde(default)]
+    pub enabled: bool,
+    /// How far ahead of a forecast peak the scale is raised: at least the time a change takes to
+    /// take effect (review, sync, restart). 60 seconds to 6 hours.
+    #[serde(default = "default_lead_time")]
+    #[schema(minimum = 60, maximum = 21600)]
+    pub lead_time_seconds: u32,
+}
+
+impl Default for Predictive {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            lead_time_seconds: default_lead_time(),
+        }
+    }
+}
+
+fn default_lead_time() -> u32 {
+    900
 }
 
 /// The bounds of `policy.target_utilization`.

@@ -64,6 +64,9 @@ pub mod bounds {
     pub const MAX_WINDOW_SECONDS: u32 = 7 * DAY_SECONDS;
     /// The shortest scale-up, scale-down and catch-up window: a few scrapes.
     pub const MIN_WINDOW_SECONDS: u32 = 30;
+    /// `policy.predictive.lead_time_seconds`: a minute to six hours.
+    pub const MIN_LEAD_TIME_SECONDS: u32 = 60;
+    pub const MAX_LEAD_TIME_SECONDS: u32 = 6 * 3600;
     pub const MAX_DNS_LABEL_LEN: usize = 63;
     pub const MAX_DNS_SUBDOMAIN_LEN: usize = 253;
     pub const MAX_BRANCH_LEN: usize = 255;
@@ -427,6 +430,16 @@ fn validate_policy(policy: &Policy, bounds_in_partitions: bool, problems: &mut P
         if seconds < least || seconds > MAX_WINDOW_SECONDS {
             problems.add(field, format!("must be between {least} seconds and 7 days"));
         }
+    }
+    let lead = policy.predictive.lead_time_seconds;
+    if !(MIN_LEAD_TIME_SECONDS..=MAX_LEAD_TIME_SECONDS).contains(&lead) {
+        problems.add(
+            "policy.predictive.lead_time_seconds",
+            format!(
+                "must be between {MIN_LEAD_TIME_SECONDS} seconds and {} hours, got {lead}",
+                MAX_LEAD_TIME_SECONDS / 3600
+            ),
+        );
     }
     if policy.scale_down_window_seconds < policy.scale_up_window_seconds {
         problems.add(

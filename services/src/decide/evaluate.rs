@@ -6,12 +6,12 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{
-    CheckState, CheckVerdict, Cluster, ClusterFacts, Facts, Plan, Sample, plan,
-    safeguards::safeguard_verdicts,
+    CheckState, CheckVerdict, Cluster, ClusterFacts, Facts, Plan, Prediction, Sample, plan,
+    predict, safeguards::safeguard_verdicts,
 };
 use crate::{
     estimate::{Estimate, Method, estimate},
-    rules::{Direction, RuleInput, Verdict, standard_rules},
+    rules::{Direction, RuleInput, Verdict, rules_for},
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -31,6 +31,9 @@ pub struct Evaluation {
     pub target_scale: Option<u32>,
     /// Where a rule fired: every safeguard's and every check's verdict, in the order they run.
     pub checks: Vec<CheckVerdict>,
+    /// Where `policy.predictive` is on and the seasonal profile exists: what the forecast expects (the
+    /// `forecast_peak` rule's verdict says why there is none otherwise).
+    pub prediction: Option<Prediction>,
     /// Where a rule fired: the worker's step for its direction with the facts at hand.
     #[serde(skip)]
     pub plan: Option<Plan>,
@@ -94,12 +97,24 @@ pub fn evaluate(
     facts: &Facts,
     now: DateTime<Utc>,
 ) -> Evaluation {
-    let rules = standard_rules();
+    let rules = rules_for(cluster.policy);
+    // The estimate is needed before the rules only for a prediction (sized by its capacity model).
+    let seasonal = facts.seasonal.as_deref();
+    let early_estimate = (cluster.policy.predictive.enabled && seasonal.is_some())
+        .then(|| estimate(history, cluster.policy).ok());
+    let prediction = predict(
+        cluster.policy,
+        early_estimate.as_ref().and_then(Option::as_ref),
+        history,
+        seasonal,
+        now,
+    );
     let input = RuleInput {
         policy: cluster.policy,
         samples: history,
         now,
         scrape_interval_seconds: cluster.scrape_interval_seconds,
+        prediction: prediction.as_ref(),
     };
     let (verdicts, fired) = crate::rules::evaluate(&rules, &input);
     // The scale is known only from a fresh sample.
@@ -138,9 +153,13 @@ pub fn evaluate(
     if let Some(plan) = &plan {
         checks.extend(plan.checks.iter().cloned());
     }
-    let estimate = match plan.as_ref().and_then(|p| p.estimate.as_ref()) {
-        Some(estimate) => Some(EstimateSummary::from(estimate)),
-        None => estimate(history, cluster.policy)
+    let estimate = match (
+        plan.as_ref().and_then(|p| p.estimate.as_ref()),
+        early_estimate,
+    ) {
+        (Some(estimate), _) => Some(EstimateSummary::from(estimate)),
+        (None, Some(early)) => early.as_ref().map(EstimateSummary::from),
+        (None, None) => estimate(history, cluster.policy)
             .ok()
             .as_ref()
             .map(EstimateSummary::from),
@@ -154,6 +173,7 @@ pub fn evaluate(
         estimate,
         target_scale,
         checks,
+        prediction: prediction.and_then(Result::ok),
         plan,
     }
 }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Direction, Evaluation, Plan, Sample};
+use super::{Direction, Evaluation, Plan, Prediction, Sample};
 use crate::{cluster::Policy, cluster::ScaleUnit, rules::Verdict};
 
 /// Why the manager enqueued a decision: the rule that fired and the window it saw.
@@ -20,6 +20,10 @@ pub struct DecisionInputs {
     /// The unit of the samples' scale and the decision's scales (Flink only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_unit: Option<ScaleUnit>,
+    /// What the seasonal forecast predicted when the decision was taken (`policy.predictive`); checked
+    /// once its time has passed (the decision's `prediction_check` step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prediction: Option<Prediction>,
 }
 
 /// The fired rule's window and the samples in it.
@@ -60,6 +64,7 @@ impl DecisionInputs {
                     .collect(),
             },
             scale_unit,
+            prediction: evaluation.prediction.clone(),
         })
     }
 
@@ -76,7 +81,16 @@ impl DecisionInputs {
                 samples: Vec::new(),
             },
             scale_unit: None,
+            prediction: None,
         }
+    }
+
+    /// When the recorded prediction can be checked: once the samples around the time of the peak the
+    /// decision acted on are in (`check_prediction` averages them).
+    pub fn prediction_due(&self) -> Option<DateTime<Utc>> {
+        self.prediction
+            .as_ref()
+            .map(|p| p.peak_for(self.direction).at + super::predict::CHECK_AROUND)
     }
 
     /// The newest scale in the window.

@@ -20,6 +20,9 @@ mod evaluate;
 mod human;
 mod inputs;
 mod plan;
+mod predict;
+#[cfg(test)]
+mod predict_tests;
 mod safeguards;
 #[cfg(test)]
 mod tests;
@@ -32,10 +35,11 @@ pub use evaluate::{EstimateSummary, Evaluation, evaluate};
 pub use human::HumanCommit;
 pub use inputs::{DecisionInputs, PlanRecord, Window};
 pub use plan::{CheckState, CheckVerdict, Plan, plan};
+pub use predict::{Peak, Prediction, PredictionCheck, check_prediction, predict};
 pub use safeguards::{ClusterFacts, check_safeguards};
 
-use crate::cluster::Policy;
 pub use crate::rules::Direction;
+use crate::{cluster::Policy, estimate::seasonal::RatePoint};
 
 /// The history the estimator learns from: the longest rule window, and at least this.
 const MIN_HISTORY_SECONDS: u32 = 3600;
@@ -98,6 +102,9 @@ pub struct Facts {
     pub last_written: Option<Written>,
     /// What Git holds, where the caller read it (the worker).
     pub git: Option<GitFacts>,
+    /// The input rate per 10-minute bucket over the past days (`estimate::seasonal`), read only where
+    /// `policy.predictive` is on: the predictive rule's and veto's data. Absent, they do not act.
+    pub seasonal: Option<Vec<RatePoint>>,
 }
 
 /// A change the autoscaler wrote to Git.

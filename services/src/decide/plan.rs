@@ -5,10 +5,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{CheckOutcome, Facts, HumanCommit, Sample, human, post_check};
+use super::{CheckOutcome, Facts, HumanCommit, Prediction, Sample, human, post_check, predict};
 use crate::{
     cluster::Policy,
-    estimate::{Estimate, Method, ScaleUpEffect, estimate, last_scale_up},
+    estimate::{Estimate, ScaleUpEffect, estimate, last_scale_up},
     rules::Direction,
 };
 
@@ -24,6 +24,9 @@ pub struct Plan {
     pub human_change: Option<HumanCommit>,
     /// Every check's verdict, in the order they ran.
     pub checks: Vec<CheckVerdict>,
+    /// The seasonal prediction the plan was sized or vetoed by (`policy.predictive`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prediction: Option<Prediction>,
 }
 
 /// One check's verdict, for the decision, the dry run and the API.
@@ -61,19 +64,9 @@ impl CheckVerdict {
 /// fire again as soon as the cooldown is over.
 const CPU_MARGIN: f64 = 0.9;
 
-/// The smallest scale at which the estimate's capacity model runs the forecast input below
-/// `cpu_high × CPU_MARGIN`.
-fn cpu_floor(estimate: &Estimate, policy: &Policy) -> u32 {
-    let needed = estimate.forecast_input / (policy.cpu_high * CPU_MARGIN);
-    let scale = match &estimate.method {
-        Method::Regression { fit } => (needed - fit.intercept) / fit.slope,
-        Method::Proportional { per_worker, .. } => needed / per_worker,
-    };
-    if scale.is_finite() {
-        scale.ceil().clamp(1.0, f64::from(u32::MAX)) as u32
-    } else {
-        1
-    }
+/// The smallest scale at which the estimate's capacity model runs `rate` below `cpu_high × CPU_MARGIN`.
+pub(super) fn cpu_floor(estimate: &Estimate, policy: &Policy, rate: f64) -> u32 {
+    estimate.scale_for(rate / (policy.cpu_high * CPU_MARGIN))
 }
 
 /// Plans a change in `direction` from `history` (time order, newest last) and the caller's `facts`.
@@ -106,6 +99,7 @@ pub fn plan(
                     last_scale_up: None,
                     human_change: Some(commit.clone()),
                     checks,
+                    prediction: None,
                 };
             }
             checks.push(CheckVerdict::new(
@@ -127,6 +121,7 @@ pub fn plan(
                 last_scale_up,
                 human_change: None,
                 checks,
+                prediction: None,
             };
         }
     };
@@ -153,6 +148,7 @@ pub fn plan(
                 last_scale_up,
                 human_change: None,
                 checks,
+                prediction: None,
             };
         }
         _ => checks.push(CheckVerdict::new(
@@ -174,17 +170,54 @@ pub fn plan(
         .iter()
         .rev()
         .find_map(|s| s.lag_seconds.filter(|v| v.is_finite()));
-    let floor = cpu_floor(&estimate, policy);
+    let floor = cpu_floor(&estimate, policy, estimate.forecast_input);
+    let prediction = predict(
+        policy,
+        Some(&estimate),
+        history,
+        facts.seasonal.as_deref(),
+        now,
+    );
+    let forecast = match forecast_check(
+        prediction.as_ref(),
+        direction,
+        estimate.current_scale,
+        estimate.scale.max(floor),
+    ) {
+        Ok(forecast) => forecast,
+        Err(reason) => {
+            checks.push(CheckVerdict::new("forecast", Blocked, reason.clone()));
+            return Plan {
+                estimate: Some(estimate),
+                outcome: CheckOutcome::Veto { reason },
+                last_scale_up,
+                human_change: None,
+                checks,
+                prediction: prediction.and_then(Result::ok),
+            };
+        }
+    };
+    if let Some((state, detail, _)) = &forecast {
+        checks.push(CheckVerdict::new("forecast", *state, detail.clone()));
+    }
     let previous = facts.last_written.and_then(|w| w.previous_change());
     let mut outcome = post_check(
         policy,
         direction,
         estimate.current_scale,
-        estimate.scale.max(floor),
+        forecast
+            .as_ref()
+            .and_then(|(_, _, scale)| *scale)
+            .unwrap_or(estimate.scale.max(floor)),
         lag_seconds_now,
         previous,
         now,
     );
+    if let (Some((_, detail, Some(_))), CheckOutcome::Apply { notes, .. }) =
+        (&forecast, &mut outcome)
+    {
+        notes.insert(0, detail.clone());
+    }
     if floor > estimate.scale
         && let CheckOutcome::Apply { notes, .. } = &mut outcome
     {
@@ -239,5 +272,45 @@ pub fn plan(
         last_scale_up,
         human_change: None,
         checks,
+        prediction: prediction.and_then(Result::ok),
+    }
+}
+
+/// The predictive sizing and veto (`policy.predictive`), where a prediction was asked for: `Err` with the
+/// reason when the forecast vetoes a scale-down it would undo within the cooldown, else the check's
+/// state and detail and, where the forecast raised it, the scale to plan for instead of `sized`.
+fn forecast_check(
+    prediction: Option<&Result<Prediction, String>>,
+    direction: Direction,
+    current: u32,
+    sized: u32,
+) -> Result<Option<(CheckState, String, Option<u32>)>, String> {
+    let prediction = match prediction {
+        None => return Ok(None),
+        Some(Err(reason)) => return Ok(Some((CheckState::NotChecked, reason.clone(), None))),
+        Some(Ok(prediction)) => prediction,
+    };
+    let peak = prediction.peak_for(direction);
+    let figures = format!(
+        "the forecast peaks at {:.0} records/s at {} (within {}s), which needs scale {}",
+        peak.rate,
+        peak.at.format("%H:%M UTC"),
+        peak.within_seconds,
+        peak.scale
+    );
+    match direction {
+        Direction::Down if peak.scale >= current => Err(format!(
+            "scale-down refused: {figures}; the current scale ({current}) would be needed again within the cooldown"
+        )),
+        _ if peak.scale > sized => Ok(Some((
+            CheckState::Passed,
+            format!("raised from {sized} to {}: {figures}", peak.scale),
+            Some(peak.scale),
+        ))),
+        _ => Ok(Some((
+            CheckState::Passed,
+            format!("{figures}, not above {sized}"),
+            None,
+        ))),
     }
 }

@@ -2,7 +2,10 @@
 //! irregularly spaced samples. Old samples fade with a half-life, so a burst that ended is forgotten in
 //! minutes, not remembered for the whole history window as a plain mean would.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
+
+use crate::decide::Sample;
 
 /// The level forgets half of what it knew in this long.
 const LEVEL_HALF_LIFE_SECONDS: f64 = 180.0;
@@ -49,6 +52,35 @@ pub fn smooth(points: &[(f64, f64)]) -> Option<Smoothed> {
         then = at;
     }
     Some(state)
+}
+
+/// What arrived per second at each sample with a consumed rate, in time order: `records_in` (what the
+/// job consumed) plus the lag's growth since the previous sample with a lag (a saturated job consumes only
+/// what it can, and the rest shows up as lag). Never negative. The short-term forecast and the seasonal
+/// profile both read the input rate this way.
+pub fn arrival_rates(history: &[Sample]) -> Vec<(DateTime<Utc>, f64)> {
+    let mut previous_lag: Option<(DateTime<Utc>, f64)> = None;
+    let mut points = Vec::new();
+    for sample in history {
+        let at = sample.sampled_at;
+        let lag = sample
+            .lag_records
+            .filter(|v| v.is_finite())
+            .map(|v| v.max(0.0));
+        let growth = match (previous_lag, lag) {
+            (Some((then, before)), Some(now)) if at > then => {
+                (now - before) / (at - then).as_seconds_f64()
+            }
+            _ => 0.0,
+        };
+        if let Some(lag) = lag {
+            previous_lag = Some((at, lag));
+        }
+        if let Some(consumed) = sample.records_in.filter(|v| v.is_finite()) {
+            points.push((at, (consumed + growth).max(0.0)));
+        }
+    }
+    points
 }
 
 #[cfg(test)]

@@ -12,11 +12,12 @@ mod effectiveness;
 mod forecast;
 mod regression;
 mod runs;
+pub mod seasonal;
 
 use serde::Serialize;
 
 pub use effectiveness::{ScaleUpEffect, last_scale_up};
-pub use forecast::{Smoothed, smooth};
+pub use forecast::{Smoothed, arrival_rates, smooth};
 pub use regression::{LineFit, fit_line};
 use runs::settled;
 
@@ -58,6 +59,22 @@ pub struct Estimate {
     pub required_throughput: f64,
     /// The smallest scale the model says delivers the required throughput, before any bounds.
     pub scale: u32,
+}
+
+impl Estimate {
+    /// The smallest scale (at least 1) the capacity model says delivers `throughput` records per second:
+    /// the same model the estimate's own scale comes from, for another rate (a floor, a forecast peak).
+    pub fn scale_for(&self, throughput: f64) -> u32 {
+        let scale = match &self.method {
+            Method::Regression { fit } => (throughput - fit.intercept) / fit.slope,
+            Method::Proportional { per_worker, .. } => throughput / per_worker,
+        };
+        if scale.is_finite() {
+            scale.ceil().clamp(1.0, f64::from(u32::MAX)) as u32
+        } else {
+            1
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -120,7 +137,13 @@ pub fn estimate(history: &[Sample], policy: &Policy) -> Result<Estimate, Estimat
 /// `forecast`). Never below the newest observed rate (the mean of the newest `NEWEST_RATE_SAMPLES`, so
 /// that one noisy scrape does not decide), so a falling forecast cannot starve a backlog.
 fn forecast_input(history: &[Sample]) -> Result<f64, EstimateError> {
-    let points = arrival_rates(history);
+    let Some(start) = history.first().map(|s| s.sampled_at) else {
+        return Err(EstimateError::MissingMetric("records_in"));
+    };
+    let points: Vec<(f64, f64)> = arrival_rates(history)
+        .into_iter()
+        .map(|(at, rate)| ((at - start).as_seconds_f64(), rate))
+        .collect();
     let smoothed = smooth(&points).ok_or(EstimateError::MissingMetric("records_in"))?;
     let newest = &points[points.len().saturating_sub(NEWEST_RATE_SAMPLES)..];
     let last_rate = newest.iter().map(|(_, r)| r).sum::<f64>() / newest.len() as f64;
@@ -128,36 +151,6 @@ fn forecast_input(history: &[Sample]) -> Result<f64, EstimateError> {
         .at(FORECAST_HORIZON_SECONDS)
         .max(last_rate)
         .max(0.0))
-}
-
-/// What arrived, as `(seconds since the first sample, records per second)` for every sample with a
-/// `records_in`. `records_in` is what the job consumed; what arrived is that plus the lag's growth
-/// between scrapes (a saturated job consumes only what it can, and the rest shows up as lag). Public so
-/// that the simulator replays a recorded history with the arrivals the forecast sees.
-pub fn arrival_rates(history: &[Sample]) -> Vec<(f64, f64)> {
-    let Some(start) = history.first().map(|s| s.sampled_at) else {
-        return Vec::new();
-    };
-    let mut previous_lag: Option<(f64, f64)> = None;
-    let mut points: Vec<(f64, f64)> = Vec::new();
-    for sample in history {
-        let at = (sample.sampled_at - start).as_seconds_f64();
-        let lag = sample
-            .lag_records
-            .filter(|v| v.is_finite())
-            .map(|v| v.max(0.0));
-        let growth = match (previous_lag, lag) {
-            (Some((then, before)), Some(now)) if at > then => (now - before) / (at - then),
-            _ => 0.0,
-        };
-        if let Some(lag) = lag {
-            previous_lag = Some((at, lag));
-        }
-        if let Some(consumed) = sample.records_in.filter(|v| v.is_finite()) {
-            points.push((at, (consumed + growth).max(0.0)));
-        }
-    }
-    points
 }
 
 /// A sample where a backlog waited, so the job processed all it could.

@@ -3,7 +3,7 @@
 
 mod reconcile;
 
-use std::{sync::Arc, time::Instant};
+use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -11,6 +11,7 @@ pub use reconcile::{ReconcileReport, ReconcileSettings, Reconciler};
 
 use crate::{
     decide::{self, Cluster, DecisionInputs, Evaluation, Facts, history_seconds},
+    estimate::seasonal::RatePoint,
     metrics::Metrics,
     queue::TaskQueue,
     scrape::{InstantQuery, ScrapeReport, scrape},
@@ -119,12 +120,14 @@ impl<Q: InstantQuery> Manager<Q> {
             .samples_since(now - Duration::seconds(i64::from(longest)))
             .await?;
         let facts = self.storage.decision_facts().await?;
+        self.check_predictions(&samples, now).await;
         let mut report = EvaluateReport::default();
         for cluster in clusters {
             let history = samples.get(&cluster.id).map_or(&[][..], Vec::as_slice);
-            let evaluation = self
-                .evaluator
-                .evaluate(cluster, history, facts.get(&cluster.id), now);
+            let seasonal = self.evaluator.seasonal(cluster, now).await;
+            let evaluation =
+                self.evaluator
+                    .evaluate(cluster, history, facts.get(&cluster.id), seasonal, now);
             report.evaluated += 1;
             if evaluation.fired.is_some() {
                 report.fired += 1;
@@ -146,6 +149,39 @@ impl<Q: InstantQuery> Manager<Q> {
         self.metrics
             .observe_loop("evaluate", started.elapsed(), true);
         Ok(report)
+    }
+
+    /// Checks every recorded prediction whose time has passed against the samples at hand, and records
+    /// whether it held on its decision. A failure is logged and retried at the next cycle.
+    async fn check_predictions(&self, samples: &HashMap<i64, Vec<Sample>>, now: DateTime<Utc>) {
+        let due = match self.storage.due_predictions(now).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the predictions due");
+                return;
+            }
+        };
+        for decision in due {
+            let Ok(inputs) = decision.typed_inputs() else {
+                continue;
+            };
+            let Some(prediction) = &inputs.prediction else {
+                continue;
+            };
+            let history = decision
+                .cluster_id
+                .and_then(|id| samples.get(&id))
+                .map_or(&[][..], Vec::as_slice);
+            let check =
+                decide::check_prediction(prediction.peak_for(inputs.direction), history, now);
+            if let Err(e) = self
+                .storage
+                .record_prediction_check(decision.id, &check)
+                .await
+            {
+                tracing::warn!(decision = decision.id, error = %e, "cannot record a prediction's check");
+            }
+        }
     }
 
     /// Records a pending decision together with its task. `None` when another manager got there first:
@@ -204,7 +240,27 @@ impl Evaluator {
             .cluster_samples_since(cluster.id, since)
             .await?;
         let facts = self.storage.decision_facts().await?;
-        Ok(self.evaluate(cluster, &history, facts.get(&cluster.id), now))
+        let seasonal = self.seasonal(cluster, now).await;
+        Ok(self.evaluate(cluster, &history, facts.get(&cluster.id), seasonal, now))
+    }
+
+    /// The seasonal series of a cluster whose `policy.predictive` is on (one query); `None` otherwise, or
+    /// when it cannot be read (logged: the reactive rules still decide).
+    pub async fn seasonal(
+        &self,
+        cluster: &ClusterRecord,
+        now: DateTime<Utc>,
+    ) -> Option<Vec<RatePoint>> {
+        if !cluster.spec.policy.predictive.enabled {
+            return None;
+        }
+        match self.storage.seasonal_rates(cluster.id, now).await {
+            Ok(points) => Some(points),
+            Err(e) => {
+                tracing::warn!(cluster = %cluster.spec.name, error = %e, "cannot read the seasonal series");
+                None
+            }
+        }
     }
 
     /// The decision core for one cluster, with the facts the database holds.
@@ -213,6 +269,7 @@ impl Evaluator {
         cluster: &ClusterRecord,
         history: &[Sample],
         decisions: Option<&DecisionFacts>,
+        seasonal: Option<Vec<RatePoint>>,
         now: DateTime<Utc>,
     ) -> Evaluation {
         let decisions = decisions.cloned().unwrap_or_default();
@@ -220,6 +277,7 @@ impl Evaluator {
             paused: cluster.paused,
             decision_in_flight: decisions.in_flight,
             last_change_at: decisions.last_change_at,
+            seasonal,
             ..Facts::default()
         };
         let subject = Cluster {

@@ -3,6 +3,7 @@
 //! loop, the dry-run endpoint and the simulator to use it. What is done with the verdicts (the safeguards,
 //! the estimate, every check and veto) is the decision core's (`decide`).
 
+mod predictive;
 mod series;
 mod standard;
 
@@ -10,9 +11,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub use predictive::{ForecastPeak, RISE_SHARE};
 pub use standard::{CpuAboveThreshold, LagAboveThreshold, LagIncreasing, SustainedLowLoad};
 
-use crate::{cluster::Policy, decide::Sample};
+use crate::{
+    cluster::Policy,
+    decide::{Prediction, Sample},
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -51,6 +56,9 @@ pub struct RuleInput<'a> {
     pub now: DateTime<Utc>,
     /// The scrape interval, to know how many samples a window should hold.
     pub scrape_interval_seconds: u32,
+    /// The seasonal prediction (or why there is none) where `policy.predictive` is on and the caller
+    /// read the seasonal series.
+    pub prediction: Option<&'a Result<Prediction, String>>,
 }
 
 pub trait Rule: Send + Sync {
@@ -78,6 +86,20 @@ pub fn standard_rules() -> Vec<Box<dyn Rule>> {
         Box::new(CpuAboveThreshold),
         Box::new(SustainedLowLoad),
     ]
+}
+
+/// The rules `policy` asks for: the standard ones, and the predictive rule where it is on (after the
+/// reactive scale-up rules, so that one of them names a decision when both fire).
+pub fn rules_for(policy: &Policy) -> Vec<Box<dyn Rule>> {
+    let mut rules = standard_rules();
+    if policy.predictive.enabled {
+        let at = rules
+            .iter()
+            .position(|r| r.direction() == Direction::Down)
+            .unwrap_or(rules.len());
+        rules.insert(at, Box::new(ForecastPeak));
+    }
+    rules
 }
 
 /// Every rule's verdict, and the one to act on, if any.

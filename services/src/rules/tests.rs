@@ -51,6 +51,7 @@ fn verdict(rule: &dyn Rule, samples: &[Sample]) -> Verdict {
         samples,
         now: now(),
         scrape_interval_seconds: INTERVAL,
+        prediction: None,
     })
 }
 
@@ -204,6 +205,7 @@ fn scaling_up_wins_when_rules_disagree() {
         samples: &history,
         now: now(),
         scrape_interval_seconds: INTERVAL,
+        prediction: None,
     };
     let (verdicts, chosen) = evaluate(&standard_rules(), &input);
     assert_eq!(verdicts.len(), 4);

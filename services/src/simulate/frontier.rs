@@ -107,6 +107,7 @@ pub fn draw(path: &Path, traces: &[TracePoints]) -> Result<(), String> {
 fn color(policy: &str) -> RGBColor {
     match policy {
         "ours" => RGBColor(200, 30, 30),
+        "ours+predictive" => RGBColor(230, 130, 20),
         "hpa" => RGBColor(40, 90, 200),
         "keda" => RGBColor(30, 150, 70),
         "ds2" => RGBColor(150, 80, 180),

@@ -233,7 +233,13 @@ pub fn replay(
 
 /// What arrived, one row per sample with an input rate, starting at 0.
 pub fn trace(samples: &[Sample]) -> Result<Trace, HistoryError> {
-    let mut rows = arrival_rates(samples);
+    let Some(start) = samples.first().map(|s| s.sampled_at) else {
+        return Err(HistoryError::TooFew { found: 0 });
+    };
+    let mut rows: Vec<(f64, f64)> = arrival_rates(samples)
+        .into_iter()
+        .map(|(at, rate)| ((at - start).as_seconds_f64(), rate))
+        .collect();
     if rows.len() < MIN_SAMPLES {
         return Err(HistoryError::TooFew { found: rows.len() });
     }
@@ -375,6 +381,8 @@ impl Replay {
                 worker_history_seconds: crate::decide::history_seconds(&policy),
                 initial_scale: self.initial_scale,
                 initial_lag_seconds: self.initial_lag_seconds,
+                // The policy's own `predictive` setting is what the replay runs; no extra row.
+                predictive_lead_seconds: None,
                 policy,
             },
         }

@@ -111,6 +111,12 @@ pub struct SimulateArgs {
     /// The policy's target utilisation [default: the policy's default].
     #[arg(long)]
     pub target_utilization: Option<f64>,
+    /// Also run ours with the predictive rule on (`policy.predictive`), as `ours+predictive`.
+    #[arg(long)]
+    pub predictive: bool,
+    /// With --predictive, the rule's lead time (`policy.predictive.lead_time_seconds`).
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    pub lead_time: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -295,8 +301,21 @@ pub fn scenario(
         },
         initial_scale,
         initial_lag_seconds,
+        predictive_lead_seconds: args
+            .predictive
+            .then(|| seconds(args.lead_time, "--lead-time"))
+            .transpose()?,
         policy,
     };
+    if let Some(lead) = settings.predictive_lead_seconds {
+        use crate::cluster::bounds::{MAX_LEAD_TIME_SECONDS, MIN_LEAD_TIME_SECONDS};
+        if !(MIN_LEAD_TIME_SECONDS..=MAX_LEAD_TIME_SECONDS).contains(&lead) {
+            return invalid(format!(
+                "--lead-time must be between {MIN_LEAD_TIME_SECONDS}s and {}h",
+                MAX_LEAD_TIME_SECONDS / 3600
+            ));
+        }
+    }
     Ok(Scenario {
         trace,
         model,

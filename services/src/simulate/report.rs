@@ -211,12 +211,13 @@ fn percent(value: f64) -> String {
 }
 
 /// The columns of the table, in order: header and figure.
-const COLUMNS: [(&str, &str); 10] = [
+const COLUMNS: [(&str, &str); 11] = [
     ("actions", "actions"),
     ("reversals", "reversals"),
     ("quick rev.", "quick_reversals"),
     ("settle", "max_settle_actions"),
     ("lag>thr min", "lag_over_minutes"),
+    ("day 2 min", "lag_over_minutes_day_2"),
     ("peak lag s", "peak_lag_seconds"),
     ("drain min", "longest_drain_minutes"),
     ("replica-h", "replica_hours"),
@@ -274,13 +275,20 @@ impl Report {
         )?;
         writeln!(out)?;
 
-        write!(out, "{:<8}", "policy")?;
+        let width = self
+            .policies
+            .iter()
+            .map(|p| p.policy.len())
+            .max()
+            .unwrap_or(0)
+            .max(8);
+        write!(out, "{:<width$}", "policy")?;
         for (header, _) in COLUMNS {
             write!(out, " {header:>11}")?;
         }
         writeln!(out)?;
         for policy in &self.policies {
-            write!(out, "{:<8}", policy.policy)?;
+            write!(out, "{:<width$}", policy.policy)?;
             for (_, figure) in COLUMNS {
                 let value = policy.median(figure);
                 let text = if figure.ends_with("provisioning") {

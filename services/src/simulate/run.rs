@@ -11,7 +11,10 @@ use super::{
     policies::{Bounds, Change, Ds2, Hpa, Keda, Observation, Oracle, Ours, ScalingPolicy, Truth},
     trace::Trace,
 };
-use crate::{cluster::Policy, rules::Direction};
+use crate::{
+    cluster::{Policy, Predictive},
+    rules::Direction,
+};
 
 /// Everything about a run but the policy.
 #[derive(Debug, Clone)]
@@ -36,6 +39,9 @@ pub struct Settings {
     pub initial_scale: u32,
     /// Seconds of input (at the first rate) waiting at the start.
     pub initial_lag_seconds: u32,
+    /// With `--predictive`: the lead time of a second ours, `ours+predictive`, whose policy has the
+    /// predictive rule on.
+    pub predictive_lead_seconds: Option<u32>,
 }
 
 impl Settings {
@@ -172,21 +178,37 @@ pub fn run(scenario: &Scenario, policy: &mut dyn ScalingPolicy) -> Run {
     out
 }
 
-/// The five policies, in the order the report shows them; the oracle first, as the others' reference.
+/// The five policies (six with `--predictive`), in the order the report shows them; the oracle first, as
+/// the others' reference.
 pub fn contenders(scenario: &Scenario) -> Vec<Box<dyn ScalingPolicy + '_>> {
     let settings = &scenario.settings;
     let bounds = settings.bounds();
-    vec![
+    let mut contenders: Vec<Box<dyn ScalingPolicy + '_>> = vec![
         Box::new(Oracle::new(scenario)),
         Box::new(Ours::new(
             settings.policy.clone(),
             settings.scrape_interval_seconds,
             settings.worker_history_seconds,
         )),
-        Box::new(Hpa::new(bounds)),
+    ];
+    if let Some(lead_time_seconds) = settings.predictive_lead_seconds {
+        let mut policy = settings.policy.clone();
+        policy.predictive = Predictive {
+            enabled: true,
+            lead_time_seconds,
+        };
+        contenders.push(Box::new(Ours::new(
+            policy,
+            settings.scrape_interval_seconds,
+            settings.worker_history_seconds,
+        )));
+    }
+    contenders.extend([
+        Box::new(Hpa::new(bounds)) as Box<dyn ScalingPolicy>,
         Box::new(Keda::new(bounds, scenario.model.capacity_per_worker)),
         Box::new(Ds2::new(bounds, f64::from(settings.restart_seconds))),
-    ]
+    ]);
+    contenders
 }
 
 /// Every contender through the scenario, oracle first.

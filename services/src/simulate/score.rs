@@ -6,6 +6,7 @@ use super::{
     run::{Run, Scenario},
     trace::LoadStep,
 };
+use crate::estimate::seasonal::DAY_SECONDS;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Score {
@@ -20,6 +21,9 @@ pub struct Score {
     pub settle_actions: Vec<usize>,
     /// Minutes with the true lag above the policy's `lag_seconds_high`.
     pub lag_over_minutes: f64,
+    /// The same on the trace's second day (hours 24 to 48), where a daily profile learned on the first
+    /// can act; `None` for a trace of a day or less.
+    pub lag_over_minutes_day_2: Option<f64>,
     pub peak_lag_seconds: f64,
     /// The longest stretch with the lag above the policy's `lag_seconds_low`: from a backlog forming (or
     /// the start) until it drained.
@@ -47,6 +51,10 @@ impl Score {
                 self.max_settle().map_or(f64::NAN, |s| s as f64),
             ),
             ("lag_over_minutes", self.lag_over_minutes),
+            (
+                "lag_over_minutes_day_2",
+                self.lag_over_minutes_day_2.unwrap_or(f64::NAN),
+            ),
             ("peak_lag_seconds", self.peak_lag_seconds),
             ("longest_drain_minutes", self.longest_drain_minutes),
             ("replica_hours", self.replica_hours),
@@ -95,6 +103,17 @@ pub fn score(run: &Run, oracle: &Run, scenario: &Scenario, steps: &[LoadStep]) -
         .iter()
         .filter(|lag| **lag > policy.lag_seconds_high)
         .count();
+    let over = |lags: &[f64]| {
+        lags.iter()
+            .filter(|lag| **lag > policy.lag_seconds_high)
+            .count()
+    };
+    let day = DAY_SECONDS as usize;
+    let day_2 = run
+        .lag_seconds
+        .get(day..run.lag_seconds.len().min(2 * day))
+        .filter(|lags| !lags.is_empty())
+        .map(|lags| over(lags) as f64 / 60.0);
     let mut longest_drain = 0usize;
     let mut current = 0usize;
     for lag in &run.lag_seconds {
@@ -125,6 +144,7 @@ pub fn score(run: &Run, oracle: &Run, scenario: &Scenario, steps: &[LoadStep]) -
         quick_reversals,
         settle_actions,
         lag_over_minutes: over_seconds as f64 / 60.0,
+        lag_over_minutes_day_2: day_2,
         peak_lag_seconds: run.lag_seconds.iter().copied().fold(0.0, f64::max),
         longest_drain_minutes: longest_drain as f64 / 60.0,
         replica_hours: total / 3600.0,

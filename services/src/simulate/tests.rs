@@ -315,6 +315,21 @@ fn scores_count_reversals_quick_ones_and_actions_per_step() {
     // Actions count from 210 s (delay + restart + scrape) before each step.
     assert_eq!(figures.settle_actions, vec![3, 1]);
     assert_eq!(figures.lag_over_minutes, 10.0);
+    // A two-hour trace has no second day.
+    assert_eq!(figures.lag_over_minutes_day_2, None);
+    let mut two_days = Run {
+        scale: vec![2; 2 * 86_400],
+        capacity: vec![0.0; 2 * 86_400],
+        lag_seconds: vec![0.0; 2 * 86_400],
+        ..run.clone()
+    };
+    two_days.lag_seconds[100..700].fill(400.0);
+    two_days.lag_seconds[90_000..90_300].fill(400.0);
+    let figures_2 = score(&two_days, &two_days, &scenario, &[]);
+    assert_eq!(
+        (figures_2.lag_over_minutes, figures_2.lag_over_minutes_day_2),
+        (15.0, Some(5.0))
+    );
     assert_eq!(figures.peak_lag_seconds, 400.0);
     assert_eq!(figures.longest_drain_minutes, 10.0);
     assert!((figures.replica_hours - (4.0 * 3600.0 + 2.0 * 3600.0) / 3600.0).abs() < 1e-9);
@@ -466,5 +481,34 @@ fn the_command_reports_a_missing_trace_and_writes_a_table() {
     assert!(
         svg.starts_with("<svg") && svg.contains("polyline"),
         "{svg:.200}"
+    );
+}
+
+#[test]
+fn predictive_adds_ours_with_the_rule_on_within_the_lead_time_bounds() {
+    let text = "0,3000\n3600,3000\n";
+    let names = |s: &Scenario| {
+        super::run::contenders(s)
+            .iter()
+            .map(|p| p.name())
+            .collect::<Vec<_>>()
+    };
+    let plain = scenario_for(text, &[]);
+    assert_eq!(names(&plain), ["oracle", "ours", "hpa", "keda", "ds2"]);
+    let predictive = scenario_for(text, &["--predictive", "--lead-time", "10m"]);
+    assert_eq!(predictive.settings.predictive_lead_seconds, Some(600));
+    assert_eq!(
+        names(&predictive),
+        ["oracle", "ours", "ours+predictive", "hpa", "keda", "ds2"]
+    );
+    let too_short = scenario(
+        &args(&["--predictive", "--lead-time", "10s"]),
+        Trace::parse(text).expect("trace"),
+        Duration::from_secs(30),
+    );
+    assert!(
+        matches!(&too_short, Err(super::SimulateError::Invalid(m)) if m.contains("--lead-time")),
+        "{:?}",
+        too_short.err()
     );
 }

@@ -76,8 +76,9 @@ impl Storage {
         new: &NewDecision,
     ) -> Result<DecisionRecord, StorageError> {
         sqlx::query_as(AssertSqlSafe(format!(
-            "insert into decisions (cluster_id, cluster_name, status, rule, inputs, from_scale, team) \
-             values ($1, $2, 'pending', $3, $4, $5, (select team from clusters where id = $1)) \
+            "insert into decisions (cluster_id, cluster_name, status, rule, inputs, from_scale, team, \
+             prediction_due) \
+             values ($1, $2, 'pending', $3, $4, $5, (select team from clusters where id = $1), $6) \
              returning {COLUMNS}"
         )))
         .bind(new.cluster_id)
@@ -85,6 +86,7 @@ impl Storage {
         .bind(&new.rule)
         .bind(Json(&new.inputs))
         .bind(new.from_scale)
+        .bind(new.inputs.prediction_due())
         .fetch_one(self.pool())
         .await
         .map_err(conflict_on_unique)

@@ -47,8 +47,9 @@ impl Storage {
     ) -> Result<DecisionRecord, StorageError> {
         let mut transaction = self.pool().begin().await?;
         let decision: DecisionRecord = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "insert into decisions (cluster_id, cluster_name, status, rule, inputs, from_scale, team) \
-             values ($1, $2, 'pending', $3, $4, $5, (select team from clusters where id = $1)) \
+            "insert into decisions (cluster_id, cluster_name, status, rule, inputs, from_scale, team, \
+             prediction_due) \
+             values ($1, $2, 'pending', $3, $4, $5, (select team from clusters where id = $1), $6) \
              returning {COLUMNS}"
         )))
         .bind(new.cluster_id)
@@ -56,6 +57,7 @@ impl Storage {
         .bind(&new.rule)
         .bind(sqlx::types::Json(&new.inputs))
         .bind(new.from_scale)
+        .bind(new.inputs.prediction_due())
         .fetch_one(&mut *transaction)
         .await
         .map_err(super::conflict_on_unique)?;

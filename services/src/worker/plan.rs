@@ -86,7 +86,14 @@ impl Worker {
             _ => None,
         };
         let history = self.history(cluster, now).await?;
+        // The predictive sizing and veto need the seasonal series; without it the plan is the reactive one.
+        let seasonal = if spec.policy.predictive.enabled {
+            self.storage.seasonal_rates(cluster.id, now).await.ok()
+        } else {
+            None
+        };
         let facts = Facts {
+            seasonal,
             last_written: last_written
                 .as_ref()
                 .map(|p| Written::new(p.from_scale, p.to_scale, p.at)),

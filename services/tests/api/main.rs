@@ -10,5 +10,6 @@ mod harness;
 mod history;
 mod openapi_bounds;
 mod ops;
+mod predictive;
 mod refusals;
 mod tenancy;

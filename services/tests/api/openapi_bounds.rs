@@ -171,7 +171,8 @@ fn full_spec() -> Value {
             "scale_up_window_seconds": 30,
             "scale_down_window_seconds": 604800,
             "cooldown_seconds": 0,
-            "catch_up_seconds": 30
+            "catch_up_seconds": 30,
+            "predictive": {"enabled": true, "lead_time_seconds": 900}
         }
     })
 }

@@ -2,10 +2,13 @@
 //! check and veto) with the facts the service would hold, gathered from the simulated job instead of
 //! Postgres and Git. Called, not copied.
 
+use chrono::{DateTime, Duration, Utc};
+
 use super::{Observation, ScalingPolicy, within};
 use crate::{
     cluster::Policy,
-    decide::{self, CheckOutcome, Cluster, Facts, GitFacts, Written},
+    decide::{self, CheckOutcome, Cluster, Facts, GitFacts, Sample, Written},
+    estimate::seasonal::{HISTORY_DAYS, RatePoint, bucket_start, downsample},
 };
 
 pub struct Ours {
@@ -15,6 +18,42 @@ pub struct Ours {
     history_seconds: u32,
     /// Tasks the check vetoed or skipped: a fired rule that changed nothing.
     pub unchanged: usize,
+    /// With `policy.predictive` on: the seasonal series, as the storage query would return it.
+    seasonal: Option<Seasonal>,
+}
+
+/// The seasonal series of the samples so far, per bucket: what `Storage::seasonal_rates` returns to the
+/// manager, built with `seasonal::downsample` one finished bucket at a time (rebuilding it from every
+/// sample at every scrape would take minutes over a two-day trace).
+#[derive(Default)]
+struct Seasonal {
+    points: Vec<RatePoint>,
+    /// The buckets before this one are in `points`.
+    done_until: Option<DateTime<Utc>>,
+}
+
+impl Seasonal {
+    fn update(&mut self, samples: &[Sample], now: DateTime<Utc>) -> Vec<RatePoint> {
+        let until = bucket_start(now);
+        if self.done_until != Some(until) {
+            // One sample before the new buckets, for the lag's growth into the first of them.
+            let from = self.done_until.map_or(0, |done| {
+                samples
+                    .partition_point(|s| s.sampled_at < done)
+                    .saturating_sub(1)
+            });
+            let done = self.done_until;
+            self.points.extend(
+                downsample(&samples[from..], now)
+                    .into_iter()
+                    .filter(|p| done.is_none_or(|d| p.at >= d)),
+            );
+            let oldest = until - Duration::days(i64::from(HISTORY_DAYS));
+            self.points.retain(|p| p.at >= oldest);
+            self.done_until = Some(until);
+        }
+        self.points.clone()
+    }
 }
 
 impl Ours {
@@ -23,17 +62,22 @@ impl Ours {
             .scale_down_window_seconds
             .max(policy.scale_up_window_seconds);
         Self {
-            policy,
             scrape_interval_seconds,
             history_seconds: worker_history_seconds.max(longest),
             unchanged: 0,
+            seasonal: policy.predictive.enabled.then(Seasonal::default),
+            policy,
         }
     }
 }
 
 impl ScalingPolicy for Ours {
     fn name(&self) -> &'static str {
-        "ours"
+        if self.seasonal.is_some() {
+            "ours+predictive"
+        } else {
+            "ours"
+        }
     }
 
     fn decide(&mut self, observation: &Observation<'_>) -> Option<u32> {
@@ -53,6 +97,10 @@ impl ScalingPolicy for Ours {
                 value: u64::from(observation.scale),
                 human_commit: None,
             }),
+            seasonal: self
+                .seasonal
+                .as_mut()
+                .map(|seasonal| seasonal.update(observation.samples, now)),
         };
         let cluster = Cluster {
             policy: &self.policy,
