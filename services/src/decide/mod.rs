@@ -34,7 +34,7 @@ pub use inputs::{DecisionInputs, PlanRecord, Window};
 pub use plan::{CheckState, CheckVerdict, Plan, plan};
 pub use safeguards::{ClusterFacts, check_safeguards};
 
-use crate::cluster::Policy;
+use crate::{cluster::Policy, estimate::CapacityMemory};
 pub use crate::rules::Direction;
 
 /// The history the estimator learns from: the longest rule window, and at least this.
@@ -98,6 +98,9 @@ pub struct Facts {
     pub last_written: Option<Written>,
     /// What Git holds, where the caller read it (the worker).
     pub git: Option<GitFacts>,
+    /// What the cluster's earlier decisions learned about its capacity (empty where nothing was, or the
+    /// caller keeps no memory). The estimate returns it updated, for the caller to keep.
+    pub capacity: CapacityMemory,
 }
 
 /// A change the autoscaler wrote to Git.

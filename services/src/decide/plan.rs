@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use super::{CheckOutcome, Facts, HumanCommit, Sample, human, post_check};
 use crate::{
     cluster::Policy,
-    estimate::{Estimate, Method, ScaleUpEffect, estimate, last_scale_up},
+    estimate::{Estimate, ScaleUpEffect, estimate, last_scale_up},
     rules::Direction,
 };
 
@@ -65,10 +65,7 @@ const CPU_MARGIN: f64 = 0.9;
 /// `cpu_high × CPU_MARGIN`.
 fn cpu_floor(estimate: &Estimate, policy: &Policy) -> u32 {
     let needed = estimate.forecast_input / (policy.cpu_high * CPU_MARGIN);
-    let scale = match &estimate.method {
-        Method::Regression { fit } => (needed - fit.intercept) / fit.slope,
-        Method::Proportional { per_worker, .. } => needed / per_worker,
-    };
+    let scale = estimate.method.scale_for(needed);
     if scale.is_finite() {
         scale.ceil().clamp(1.0, f64::from(u32::MAX)) as u32
     } else {
@@ -116,7 +113,7 @@ pub fn plan(
         }
     }
     let last_scale_up = last_scale_up(history, policy);
-    let estimate = match estimate(history, policy) {
+    let estimate = match estimate(history, policy, &facts.capacity, now) {
         Ok(estimate) => estimate,
         Err(error) => {
             let reason = format!("cannot estimate: {error}");

@@ -4,8 +4,8 @@ use super::*;
 use crate::{
     cluster::Policy,
     estimate::{
-        EstimateError, estimate, last_scale_up,
-        tests::{now, policy, saturated_history, scale_up_history},
+        EstimateError, last_scale_up,
+        tests::{fresh, now, policy, saturated_history, scale_up_history},
     },
 };
 
@@ -152,7 +152,7 @@ fn a_stalled_job_or_a_broken_scale_metric_cannot_ask_for_the_moon() {
         s.scale = Some(4e9);
     }
     assert_eq!(
-        estimate(&history, &policy(serde_json::json!({}))),
+        fresh(&history, &policy(serde_json::json!({}))),
         Err(EstimateError::ImplausibleScale(4e9))
     );
 }

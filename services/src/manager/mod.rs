@@ -11,6 +11,7 @@ pub use reconcile::{ReconcileReport, ReconcileSettings, Reconciler};
 
 use crate::{
     decide::{self, Cluster, DecisionInputs, Evaluation, Facts, history_seconds},
+    estimate::CapacityMemory,
     metrics::Metrics,
     queue::TaskQueue,
     scrape::{InstantQuery, ScrapeReport, scrape},
@@ -119,12 +120,18 @@ impl<Q: InstantQuery> Manager<Q> {
             .samples_since(now - Duration::seconds(i64::from(longest)))
             .await?;
         let facts = self.storage.decision_facts().await?;
+        let ids: Vec<i64> = clusters.iter().map(|c| c.id).collect();
+        let memories = self.storage.capacity_memories(&ids).await?;
         let mut report = EvaluateReport::default();
         for cluster in clusters {
             let history = samples.get(&cluster.id).map_or(&[][..], Vec::as_slice);
-            let evaluation = self
-                .evaluator
-                .evaluate(cluster, history, facts.get(&cluster.id), now);
+            let evaluation = self.evaluator.evaluate(
+                cluster,
+                history,
+                facts.get(&cluster.id),
+                memories.get(&cluster.id),
+                now,
+            );
             report.evaluated += 1;
             if evaluation.fired.is_some() {
                 report.fired += 1;
@@ -204,7 +211,8 @@ impl Evaluator {
             .cluster_samples_since(cluster.id, since)
             .await?;
         let facts = self.storage.decision_facts().await?;
-        Ok(self.evaluate(cluster, &history, facts.get(&cluster.id), now))
+        let memory = self.storage.capacity_memory(cluster.id).await?;
+        Ok(self.evaluate(cluster, &history, facts.get(&cluster.id), Some(&memory), now))
     }
 
     /// The decision core for one cluster, with the facts the database holds.
@@ -213,6 +221,7 @@ impl Evaluator {
         cluster: &ClusterRecord,
         history: &[Sample],
         decisions: Option<&DecisionFacts>,
+        capacity: Option<&CapacityMemory>,
         now: DateTime<Utc>,
     ) -> Evaluation {
         let decisions = decisions.cloned().unwrap_or_default();
@@ -220,6 +229,7 @@ impl Evaluator {
             paused: cluster.paused,
             decision_in_flight: decisions.in_flight,
             last_change_at: decisions.last_change_at,
+            capacity: capacity.cloned().unwrap_or_default(),
             ..Facts::default()
         };
         let subject = Cluster {

@@ -6,6 +6,7 @@ use super::{Observation, ScalingPolicy, within};
 use crate::{
     cluster::Policy,
     decide::{self, CheckOutcome, Cluster, Facts, GitFacts, Written},
+    estimate::CapacityMemory,
 };
 
 pub struct Ours {
@@ -15,6 +16,8 @@ pub struct Ours {
     history_seconds: u32,
     /// Tasks the check vetoed or skipped: a fired rule that changed nothing.
     pub unchanged: usize,
+    /// What the decisions so far learned about capacity, as the worker keeps it in Postgres.
+    memory: CapacityMemory,
 }
 
 impl Ours {
@@ -27,6 +30,7 @@ impl Ours {
             scrape_interval_seconds,
             history_seconds: worker_history_seconds.max(longest),
             unchanged: 0,
+            memory: CapacityMemory::default(),
         }
     }
 }
@@ -53,6 +57,7 @@ impl ScalingPolicy for Ours {
                 value: u64::from(observation.scale),
                 human_commit: None,
             }),
+            capacity: self.memory.clone(),
         };
         let cluster = Cluster {
             policy: &self.policy,
@@ -62,7 +67,12 @@ impl ScalingPolicy for Ours {
         if !evaluation.act {
             return None;
         }
-        match evaluation.plan?.outcome {
+        let plan = evaluation.plan?;
+        // The worker keeps what every decision it plans learned, whatever the outcome.
+        if let Some(estimate) = plan.estimate {
+            self.memory = estimate.learned;
+        }
+        match plan.outcome {
             CheckOutcome::Apply { to, .. } => Some(to),
             CheckOutcome::Veto { .. } | CheckOutcome::Skip { .. } => {
                 self.unchanged += 1;
