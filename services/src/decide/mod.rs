@@ -34,8 +34,8 @@ pub use inputs::{DecisionInputs, PlanRecord, Window};
 pub use plan::{CheckState, CheckVerdict, Plan, plan};
 pub use safeguards::{ClusterFacts, check_safeguards};
 
-use crate::{cluster::Policy, estimate::CapacityMemory};
 pub use crate::rules::Direction;
+use crate::{cluster::Policy, estimate::CapacityMemory};
 
 /// The history the estimator learns from: the longest rule window, and at least this.
 const MIN_HISTORY_SECONDS: u32 = 3600;

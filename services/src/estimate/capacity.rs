@@ -22,14 +22,15 @@ pub const MEMORY_DAYS: i64 = 7;
 pub const MEMORY_SCALES: usize = 16;
 /// A sample that is not saturated speaks for capacity only at this CPU busy share or more.
 const MIN_UTILISATION: f64 = 0.5;
-/// A fresh point with this many samples replaces what was remembered at its scale.
+/// A fresh point with this many samples, newer than the remembered one, replaces it.
 const REPLACING_SAMPLES: u32 = 3;
 /// A model needs this many samples behind its points, at this many distinct scales, with this fit.
 pub const MIN_SAMPLES: u32 = 6;
 const MIN_DISTINCT_SCALES: usize = 2;
 pub const MIN_R2: f64 = 0.6;
-/// Through two points a line and a power law both fit exactly: a bend needs a third scale to show.
-const MIN_CURVE_SCALES: usize = 3;
+/// From this many scales on, the points choose between the line and the power law; through fewer, both
+/// fit exactly.
+const JUDGING_SCALES: usize = 3;
 /// A plausible exponent: below this more workers barely help (a bottleneck elsewhere, which the
 /// ineffective-scaling veto handles, not a model that asks for hundreds of workers); above it, more than a
 /// little super-linear is noise.
@@ -109,10 +110,16 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// The memory after a decision: `fresh` points replace remembered ones at their scale when they have
-/// `REPLACING_SAMPLES` samples (or no fewer than the remembered point), points older than `MEMORY_DAYS`
-/// before `now` are forgotten, and of the rest the newest `MEMORY_SCALES` are kept.
-pub fn merge(memory: &CapacityMemory, fresh: &[CapacityPoint], now: DateTime<Utc>) -> CapacityMemory {
+/// The memory after a decision: a `fresh` point replaces the remembered one at its scale when it has no
+/// fewer samples, or when it saw the scale later and has `REPLACING_SAMPLES` samples. Not merely because it
+/// is fresh: as the history slides past a scale the job left, its point there thins out to the last few
+/// samples, while the remembered point holds them all. Points older than `MEMORY_DAYS` before `now` are
+/// forgotten, and of the rest the newest `MEMORY_SCALES` are kept.
+pub fn merge(
+    memory: &CapacityMemory,
+    fresh: &[CapacityPoint],
+    now: DateTime<Utc>,
+) -> CapacityMemory {
     let horizon = now - Duration::days(MEMORY_DAYS);
     let plausible = |p: &CapacityPoint| {
         p.scale >= 1 && p.capacity.is_finite() && p.capacity > 0.0 && p.spread.is_finite()
@@ -125,7 +132,12 @@ pub fn merge(memory: &CapacityMemory, fresh: &[CapacityPoint], now: DateTime<Utc
         .collect();
     for new in fresh.iter().filter(|p| plausible(p)) {
         match points.iter_mut().find(|p| p.scale == new.scale) {
-            Some(old) if new.samples >= REPLACING_SAMPLES.min(old.samples) => *old = *new,
+            Some(old)
+                if new.samples >= old.samples
+                    || (new.observed_at > old.observed_at && new.samples >= REPLACING_SAMPLES) =>
+            {
+                *old = *new;
+            }
             Some(_) => {}
             None => points.push(*new),
         }
@@ -140,11 +152,16 @@ pub fn merge(memory: &CapacityMemory, fresh: &[CapacityPoint], now: DateTime<Utc
 ///
 /// Both are fitted on the same points by the one least-squares helper (the power law as a line through
 /// the logarithms: ln capacity = ln a + b · ln scale) and judged by R² in records per second, the scatter
-/// within each scale counted as unexplained (so medians of noise that happen to rise are no model). The power
-/// law is chosen when it is plausible (at least `MIN_CURVE_SCALES` scales, an exponent in
-/// [`MIN_EXPONENT`, `MAX_EXPONENT`] and not within `LINE_LIKE` of 1) and it fits better than the line, or
-/// the line is unusable. Diminishing returns then matter where they cost: a line through points that bend
-/// promises too much beyond them, and a job sized on it falls short and scales again.
+/// within each scale counted as unexplained (so medians of noise that happen to rise are no model). The
+/// power law must be plausible: an exponent in [`MIN_EXPONENT`, `MAX_EXPONENT`], not within `LINE_LIKE` of
+/// 1 (then it is the line), and R² of at least `MIN_R2`. With three scales or more the points judge: the
+/// power law is chosen when it fits better than the line (or the line is unusable). Through two points
+/// both fit exactly, and the origin judges: a job with no workers moves nothing, which the power law's
+/// curve honours and a line with an intercept does not (at 11 and 22 workers moving 7 660 and 13 720
+/// records/s, the line says 1 600 + 551 per worker, the power law 1 020 × scale^0.84). Only for an
+/// exponent below 1, where the curve is the cautious one on both sides of the points. Diminishing
+/// returns then matter where they cost: a line through points that bend promises too much beyond them,
+/// and a job sized on it falls short and scales again.
 pub fn fit_capacity(points: &[CapacityPoint]) -> Result<Method, String> {
     let usable: Vec<(f64, f64)> = points
         .iter()
@@ -176,22 +193,26 @@ pub fn fit_capacity(points: &[CapacityPoint]) -> Result<Method, String> {
     } else {
         Ok(())
     };
-    let curve = (usable.len() >= MIN_CURVE_SCALES)
-        .then(|| power_law(&usable, scatter))
-        .flatten()
-        .filter(|c| {
-            (MIN_EXPONENT..=MAX_EXPONENT).contains(&c.exponent)
-                && (c.exponent - 1.0).abs() >= LINE_LIKE
-                && c.r2 >= MIN_R2
-        });
+    let curve = power_law(&usable, scatter).filter(|c| {
+        (MIN_EXPONENT..=MAX_EXPONENT).contains(&c.exponent)
+            && (c.exponent - 1.0).abs() >= LINE_LIKE
+            && c.r2 >= MIN_R2
+    });
+    let judged_by_points = usable.len() >= JUDGING_SCALES;
     match (curve, line_verdict) {
-        (Some(curve), verdict) if verdict.is_err() || curve.r2 > line.r2 => Ok(Method::PowerLaw {
-            fit: curve.fit,
-            coefficient: curve.coefficient,
-            exponent: curve.exponent,
-            r2: curve.r2,
-            line_r2: Some(line.r2),
-        }),
+        (Some(curve), verdict)
+            if verdict.is_err()
+                || (!judged_by_points && curve.exponent < 1.0)
+                || curve.r2 > line.r2 =>
+        {
+            Ok(Method::PowerLaw {
+                fit: curve.fit,
+                coefficient: curve.coefficient,
+                exponent: curve.exponent,
+                r2: curve.r2,
+                line_r2: Some(line.r2),
+            })
+        }
         (_, Ok(())) => Ok(Method::Regression { fit: line }),
         (_, Err(reason)) => Err(reason),
     }

@@ -122,11 +122,7 @@ pub fn estimate(
     let settled = settled(history);
     let fresh = evidence(&settled, policy);
     let learned = merge(memory, &fresh, now);
-    let remembered_scales = learned
-        .points
-        .iter()
-        .filter(|p| !fresh.contains(p))
-        .count();
+    let remembered_scales = learned.points.iter().filter(|p| !fresh.contains(p)).count();
     let method = match capacity::fit_capacity(&learned.points) {
         Ok(method) => method,
         Err(reason) => Method::Proportional {

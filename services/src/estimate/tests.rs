@@ -304,9 +304,27 @@ fn a_bending_curve_is_learned_as_a_power_law_and_inverted_exactly() {
     };
     assert!((exponent - 0.7).abs() < 1e-6, "{method:?}");
     assert!((coefficient - 1000.0).abs() < 1e-3, "{method:?}");
-    assert!(*r2 > 0.999 && line_r2.is_some_and(|line| line < *r2), "{method:?}");
+    assert!(
+        *r2 > 0.999 && line_r2.is_some_and(|line| line < *r2),
+        "{method:?}"
+    );
     // Far beyond the points, where a line through them would promise too much.
     assert!((method.scale_for(bending(20.0)) - 20.0).abs() < 1e-6);
+}
+
+#[test]
+fn through_two_points_the_origin_chooses_diminishing_returns() {
+    // What the sublinear trace showed: 11 workers moved 7658 records/s, 22 moved 13716.
+    let points = [point(11, 7658.0, 40, 1), point(22, 13_716.0, 40, 0)];
+    let method = capacity::fit_capacity(&points).expect("a model");
+    let Method::PowerLaw { exponent, .. } = &method else {
+        panic!("expected the power law, got {method:?}");
+    };
+    assert!((exponent - 0.84).abs() < 0.01, "{method:?}");
+    // Bending the other way, two points cannot tell a super-linear curve from noise: the line.
+    let points = [point(10, 5000.0, 40, 1), point(20, 11_000.0, 40, 0)];
+    let method = capacity::fit_capacity(&points).expect("a model");
+    assert!(matches!(method, Method::Regression { .. }), "{method:?}");
 }
 
 #[test]
@@ -320,7 +338,7 @@ fn a_straight_line_keeps_the_linear_model() {
     };
     assert!((fit.slope - 1000.0).abs() < 1e-6 && (fit.intercept - 500.0).abs() < 1e-3);
     assert!((method.scale_for(10_500.0) - 10.0).abs() < 1e-6);
-    // Two scales cannot show a bend, and a line through the origin is a power law of exponent 1: the line.
+    // A line through the origin is a power law of exponent 1: the line, through two points or four.
     for scales in [&[2, 4][..], &[2, 4, 6, 8][..]] {
         let points: Vec<CapacityPoint> = scales
             .iter()
@@ -344,7 +362,8 @@ fn bending_history(scales: &[f64], out: fn(f64) -> f64, input: f64) -> Vec<Sampl
 #[test]
 fn diminishing_returns_size_the_job_where_a_line_would_fall_short() {
     let history = bending_history(&[2.0, 4.0, 6.0, 8.0], bending, 8000.0);
-    let estimate = fresh(&history, &policy(serde_json::json!({"max_scale": 64}))).expect("estimate");
+    let estimate =
+        fresh(&history, &policy(serde_json::json!({"max_scale": 64}))).expect("estimate");
     assert!(
         matches!(estimate.method, Method::PowerLaw { .. }),
         "{estimate:?}"
@@ -363,7 +382,8 @@ fn busy_cpu_speaks_for_capacity_and_idle_cpu_does_not() {
         sample.lag_seconds = Some(0.0);
         sample.cpu_load = Some(0.6);
     }
-    let evidence_of = |history: &[Sample]| evidence(&settled(history), &policy(serde_json::json!({})));
+    let evidence_of =
+        |history: &[Sample]| evidence(&settled(history), &policy(serde_json::json!({})));
     let points = evidence_of(&history);
     assert_eq!(points.len(), 1);
     assert_eq!((points[0].scale, points[0].samples), (2, 4));
@@ -382,6 +402,7 @@ fn memory_keeps_the_newest_well_supported_point_per_scale_forgets_old_ones_and_s
             point(4, 4000.0, 5, 30),
             // Older than the memory's horizon: forgotten.
             point(6, 6000.0, 5, 24 * MEMORY_DAYS + 1),
+            point(10, 10_000.0, 40, 2),
         ],
     };
     let fresh_points = [
@@ -390,6 +411,8 @@ fn memory_keeps_the_newest_well_supported_point_per_scale_forgets_old_ones_and_s
         // One scrape against five: the remembered point stays.
         point(4, 9999.0, 1, 0),
         point(8, 7000.0, 4, 0),
+        // The tail of the same run at 10 the memory holds whole, as the history slides past it: kept.
+        point(10, 12_000.0, 3, 2),
     ];
     let merged = merge(&memory, &fresh_points, now());
     assert_eq!(
@@ -397,7 +420,8 @@ fn memory_keeps_the_newest_well_supported_point_per_scale_forgets_old_ones_and_s
         vec![
             point(2, 1800.0, 3, 0),
             point(4, 4000.0, 5, 30),
-            point(8, 7000.0, 4, 0)
+            point(8, 7000.0, 4, 0),
+            point(10, 10_000.0, 40, 2),
         ]
     );
     // However many scales a cluster ran at, the newest `MEMORY_SCALES` are kept, sorted by scale.

@@ -212,7 +212,13 @@ impl Evaluator {
             .await?;
         let facts = self.storage.decision_facts().await?;
         let memory = self.storage.capacity_memory(cluster.id).await?;
-        Ok(self.evaluate(cluster, &history, facts.get(&cluster.id), Some(&memory), now))
+        Ok(self.evaluate(
+            cluster,
+            &history,
+            facts.get(&cluster.id),
+            Some(&memory),
+            now,
+        ))
     }
 
     /// The decision core for one cluster, with the facts the database holds.

@@ -33,14 +33,19 @@ impl Storage {
         let mut memories: HashMap<i64, CapacityMemory> = HashMap::new();
         for row in rows {
             let point = CapacityPoint {
-                scale: u32::try_from(row.scale)
-                    .map_err(|_| StorageError::Corrupt(format!("capacity at scale {}", row.scale)))?,
+                scale: u32::try_from(row.scale).map_err(|_| {
+                    StorageError::Corrupt(format!("capacity at scale {}", row.scale))
+                })?,
                 capacity: row.capacity,
                 spread: row.spread,
                 samples: u32::try_from(row.samples).unwrap_or(0),
                 observed_at: row.observed_at,
             };
-            memories.entry(row.cluster_id).or_default().points.push(point);
+            memories
+                .entry(row.cluster_id)
+                .or_default()
+                .points
+                .push(point);
         }
         Ok(memories)
     }

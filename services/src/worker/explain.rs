@@ -204,9 +204,9 @@ fn method_summary(estimate: &Estimate, per: &str) -> String {
             remembered(estimate),
             line_r2.map_or_else(String::new, |r2| format!(", a line's {r2:.2}"))
         ),
-        Method::Proportional { reason, per_worker } => format!(
-            "proportional, {per_worker:.0} records/s per {per} (no fitted model: {reason})"
-        ),
+        Method::Proportional { reason, per_worker } => {
+            format!("proportional, {per_worker:.0} records/s per {per} (no fitted model: {reason})")
+        }
     }
 }
 

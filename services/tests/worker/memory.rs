@@ -72,7 +72,12 @@ async fn a_second_decision_starts_from_what_the_first_learned() {
         .insert_samples(&saturated_at(world.cluster_id, 4.0, now))
         .await
         .expect("samples");
-    let spec = world.storage.get_cluster("logs").await.expect("cluster").spec;
+    let spec = world
+        .storage
+        .get_cluster("logs")
+        .await
+        .expect("cluster")
+        .spec;
     let since = now - Duration::seconds(i64::from(history_seconds(&spec.policy)));
     let history = world
         .storage
