@@ -70,23 +70,6 @@ impl ScalingPolicy for Ours {
         let plan = evaluation.plan?;
         // The worker keeps what every decision it plans learned, whatever the outcome.
         if let Some(estimate) = plan.estimate {
-                eprintln!(
-                    "DEBUG t={} scale={} -> est {} req {:.0} {:?} rem={} pts={:?} outcome={:?}",
-                    observation.seconds,
-                    observation.scale,
-                    estimate.scale,
-                    estimate.required_throughput,
-                    estimate.method,
-                    estimate.remembered_scales,
-                    estimate
-                        .learned
-                        .points
-                        .iter()
-                        .map(|p| (p.scale, p.capacity.round(), p.samples))
-                        .collect::<Vec<_>>(),
-                    plan.outcome
-                );
-            }
             self.memory = estimate.learned;
         }
         match plan.outcome {
