@@ -25,9 +25,9 @@ const MIN_UTILISATION: f64 = 0.5;
 /// A fresh point with this many samples, newer than the remembered one, replaces it.
 const REPLACING_SAMPLES: u32 = 3;
 /// A model needs this many samples behind its points, at this many distinct scales, with this fit.
-pub const MIN_SAMPLES: u32 = 6;
+const MIN_SAMPLES: u32 = 6;
 const MIN_DISTINCT_SCALES: usize = 2;
-pub const MIN_R2: f64 = 0.6;
+const MIN_R2: f64 = 0.6;
 /// From this many scales on, the points choose between the line and the power law; through fewer, both
 /// fit exactly.
 const JUDGING_SCALES: usize = 3;

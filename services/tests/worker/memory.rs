@@ -2,7 +2,7 @@
 
 use autoscaler::{
     decide::history_seconds,
-    estimate::{CapacityMemory, estimate},
+    estimate::{self, CapacityMemory, Method},
     storage::{Actor, DecisionStatus, Sample},
     worker::Progress,
 };
@@ -84,12 +84,10 @@ async fn a_second_decision_starts_from_what_the_first_learned() {
         .cluster_samples_since(world.cluster_id, since)
         .await
         .expect("history");
-    let alone = estimate(&history, &spec.policy, &CapacityMemory::default(), now).expect("alone");
+    let alone =
+        estimate::estimate(&history, &spec.policy, &CapacityMemory::default(), now).expect("alone");
     assert!(
-        matches!(
-            alone.method,
-            autoscaler::estimate::Method::Proportional { .. }
-        ),
+        matches!(alone.method, Method::Proportional { .. }),
         "{alone:?}"
     );
     // The worker's second decision fits a line through what it sees and what it remembers.
