@@ -142,7 +142,7 @@ pub fn merge(
             None => points.push(*new),
         }
     }
-    points.sort_unstable_by(|a, b| b.observed_at.cmp(&a.observed_at));
+    points.sort_unstable_by_key(|p| std::cmp::Reverse(p.observed_at));
     points.truncate(MEMORY_SCALES);
     points.sort_unstable_by_key(|p| p.scale);
     CapacityMemory { points }
