@@ -45,13 +45,18 @@ pub struct EstimateSummary {
     /// The smallest scale the model says carries the required throughput, before any check.
     pub scale: u32,
     pub current_scale: u32,
-    /// `regression` (capacity fitted on saturated samples) or `proportional` (per-worker throughput).
+    /// `regression` (a line through capacity per scale), `power_law` (diminishing returns:
+    /// coefficient × scale^exponent) or `proportional` (per-worker throughput).
     pub model: &'static str,
-    /// The regression's R² (regression only).
+    /// The fitted model's R² in records per second (`regression` and `power_law`).
     pub r2: Option<f64>,
+    /// The power law's exponent (below 1: each added worker adds less).
+    pub exponent: Option<f64>,
+    /// How many of the model's points came from the cluster's memory rather than this history.
+    pub remembered_scales: usize,
     /// Records per second one worker moves (proportional only).
     pub per_worker: Option<f64>,
-    /// Why the regression was not used (proportional only).
+    /// Why no fitted model was used (proportional only).
     pub fallback_reason: Option<String>,
     /// Records per second expected a few minutes ahead.
     pub forecast_input: f64,
@@ -63,6 +68,7 @@ impl From<&Estimate> for EstimateSummary {
     fn from(estimate: &Estimate) -> Self {
         let (model, r2, per_worker, fallback_reason) = match &estimate.method {
             Method::Regression { fit } => ("regression", Some(fit.r2), None, None),
+            Method::PowerLaw { r2, .. } => ("power_law", Some(*r2), None, None),
             Method::Proportional { reason, per_worker } => (
                 "proportional",
                 None,
@@ -70,11 +76,17 @@ impl From<&Estimate> for EstimateSummary {
                 Some(reason.clone()),
             ),
         };
+        let exponent = match &estimate.method {
+            Method::PowerLaw { exponent, .. } => Some(*exponent),
+            _ => None,
+        };
         Self {
             scale: estimate.scale,
             current_scale: estimate.current_scale,
             model,
             r2,
+            exponent,
+            remembered_scales: estimate.remembered_scales,
             per_worker,
             fallback_reason,
             forecast_input: estimate.forecast_input,
@@ -101,7 +113,7 @@ pub fn evaluate(
     // The estimate is needed before the rules only for a prediction (sized by its capacity model).
     let seasonal = facts.seasonal.as_deref();
     let early_estimate = (cluster.policy.predictive.enabled && seasonal.is_some())
-        .then(|| estimate(history, cluster.policy).ok());
+        .then(|| estimate(history, cluster.policy, &facts.capacity, now).ok());
     let prediction = predict(
         cluster.policy,
         early_estimate.as_ref().and_then(Option::as_ref),
@@ -159,7 +171,7 @@ pub fn evaluate(
     ) {
         (Some(estimate), _) => Some(EstimateSummary::from(estimate)),
         (None, Some(early)) => early.as_ref().map(EstimateSummary::from),
-        (None, None) => estimate(history, cluster.policy)
+        (None, None) => estimate(history, cluster.policy, &facts.capacity, now)
             .ok()
             .as_ref()
             .map(EstimateSummary::from),

@@ -39,7 +39,10 @@ pub use predict::{Peak, Prediction, PredictionCheck, check_prediction, predict};
 pub use safeguards::{ClusterFacts, check_safeguards};
 
 pub use crate::rules::Direction;
-use crate::{cluster::Policy, estimate::seasonal::RatePoint};
+use crate::{
+    cluster::Policy,
+    estimate::{CapacityMemory, seasonal::RatePoint},
+};
 
 /// The history the estimator learns from: the longest rule window, and at least this.
 const MIN_HISTORY_SECONDS: u32 = 3600;
@@ -105,6 +108,9 @@ pub struct Facts {
     /// The input rate per 10-minute bucket over the past days (`estimate::seasonal`), read only where
     /// `policy.predictive` is on: the predictive rule's and veto's data. Absent, they do not act.
     pub seasonal: Option<Vec<RatePoint>>,
+    /// What the cluster's earlier decisions learned about its capacity (empty where nothing was, or the
+    /// caller keeps no memory). The estimate returns it updated, for the caller to keep.
+    pub capacity: CapacityMemory,
 }
 
 /// A change the autoscaler wrote to Git.

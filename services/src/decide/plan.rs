@@ -110,7 +110,7 @@ pub fn plan(
         }
     }
     let last_scale_up = last_scale_up(history, policy);
-    let estimate = match estimate(history, policy) {
+    let estimate = match estimate(history, policy, &facts.capacity, now) {
         Ok(estimate) => estimate,
         Err(error) => {
             let reason = format!("cannot estimate: {error}");

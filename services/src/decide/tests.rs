@@ -4,8 +4,8 @@ use super::*;
 use crate::{
     cluster::Policy,
     estimate::{
-        EstimateError, estimate, last_scale_up,
-        tests::{now, policy, saturated_history, scale_up_history},
+        EstimateError, last_scale_up,
+        tests::{fresh, now, policy, saturated_history, scale_up_history},
     },
 };
 
@@ -152,7 +152,7 @@ fn a_stalled_job_or_a_broken_scale_metric_cannot_ask_for_the_moon() {
         s.scale = Some(4e9);
     }
     assert_eq!(
-        estimate(&history, &policy(serde_json::json!({}))),
+        fresh(&history, &policy(serde_json::json!({}))),
         Err(EstimateError::ImplausibleScale(4e9))
     );
 }
@@ -394,4 +394,39 @@ fn decision_inputs_round_trip_as_typed_json() {
     assert_eq!(value["direction"], "down");
     let back: DecisionInputs = serde_json::from_value(value).expect("deserialise");
     assert_eq!(back, inputs);
+}
+
+#[test]
+fn the_plan_fits_on_what_the_cluster_remembers_and_hands_back_what_it_learned() {
+    // One scale this hour; earlier decisions saw 2 and 8 workers.
+    let history = saturated_history(1000.0, &[4.0; 8], 6000.0, 0.0);
+    let p = policy(serde_json::json!({}));
+    let remembered = |scale: u32| crate::estimate::CapacityPoint {
+        scale,
+        capacity: 1000.0 * f64::from(scale),
+        spread: 0.0,
+        samples: 10,
+        observed_at: now() - Duration::hours(2),
+    };
+    let facts = Facts {
+        capacity: crate::estimate::CapacityMemory {
+            points: vec![remembered(2), remembered(8)],
+        },
+        ..Facts::default()
+    };
+    let planned = super::plan(&p, Direction::Up, &history, &facts, now());
+    let estimate = planned.estimate.expect("an estimate");
+    assert!(
+        matches!(estimate.method, crate::estimate::Method::Regression { .. }),
+        "{estimate:?}"
+    );
+    assert_eq!(estimate.remembered_scales, 2);
+    let scales: Vec<u32> = estimate.learned.points.iter().map(|p| p.scale).collect();
+    assert_eq!(scales, [2, 4, 8]);
+    // The dry run reports the same model.
+    let summary = EstimateSummary::from(&estimate);
+    assert_eq!(
+        (summary.model, summary.remembered_scales),
+        ("regression", 2)
+    );
 }

@@ -1,21 +1,26 @@
 //! The estimator: from a cluster's stored history, the scale that keeps up with the forecast input and
 //! drains the current lag within the catch-up time. Pure code.
 //!
-//! Capacity is learned by a linear regression (smartcore) of processed throughput against scale, over the
-//! samples where the job was saturated (a backlog waited, so what it processed was all it could). Where
-//! that model is not trustworthy yet, a proportional estimate stands in, and the estimate says which and why.
+//! Capacity is learned per scale (`capacity`): what the job processed while a backlog waited (all it
+//! could), or over its CPU busy share where that was high enough to mean something. This history's points
+//! are merged with what the cluster's earlier decisions learned (its `CapacityMemory`), and a line or a
+//! power law (diminishing returns) is fitted through them with smartcore, whichever earns its place. Where
+//! no model is trustworthy yet, a proportional estimate stands in, and the estimate says which and why.
 //! Samples taken just after the scale changed are no evidence of capacity: the job was restarting, or
 //! its rate meters were still ramping up (Flink's take about 70 s), so a stalled restart would otherwise
 //! read as a worker that moves nothing.
 
+mod capacity;
 mod effectiveness;
 mod forecast;
 mod regression;
 mod runs;
 pub mod seasonal;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+pub use capacity::{CapacityMemory, CapacityPoint, MEMORY_DAYS, MEMORY_SCALES, evidence, merge};
 pub use effectiveness::{ScaleUpEffect, last_scale_up};
 pub use forecast::{Smoothed, arrival_rates, smooth};
 pub use regression::{LineFit, fit_line};
@@ -25,10 +30,6 @@ use crate::{cluster::Policy, decide::Sample};
 
 /// How far ahead the input rate is forecast.
 const FORECAST_HORIZON_SECONDS: f64 = 300.0;
-/// A capacity model needs this many saturated samples, at this many distinct scales, with this fit.
-const MIN_POINTS: usize = 6;
-const MIN_DISTINCT_SCALES: usize = 2;
-const MIN_R2: f64 = 0.6;
 const MAX_PLAUSIBLE_SCALE: f64 = 1_000_000.0;
 /// The newest arrival rate is the mean of this many of the newest samples.
 const NEWEST_RATE_SAMPLES: usize = 3;
@@ -38,11 +39,23 @@ const PER_WORKER_SAMPLES: usize = 5;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "method", rename_all = "snake_case")]
 pub enum Method {
-    /// Capacity = intercept + slope × scale, fitted on saturated samples.
+    /// Capacity = intercept + slope × scale, fitted on one point per scale.
     Regression { fit: LineFit },
+    /// Capacity = coefficient × scale^exponent (diminishing returns below 1), fitted as a line through the
+    /// logarithms of the same points.
+    PowerLaw {
+        /// The fit of ln capacity against ln scale.
+        fit: LineFit,
+        coefficient: f64,
+        exponent: f64,
+        /// R² in records per second, comparable with the line's.
+        r2: f64,
+        /// The line's R² on the same points, which the power law beat.
+        line_r2: Option<f64>,
+    },
     /// Capacity scales in proportion to the current per-worker throughput.
     Proportional {
-        /// Why the regression was not used.
+        /// Why no fitted model was used.
         reason: String,
         per_worker: f64,
     },
@@ -59,16 +72,18 @@ pub struct Estimate {
     pub required_throughput: f64,
     /// The smallest scale the model says delivers the required throughput, before any bounds.
     pub scale: u32,
+    /// How many of the points the model was fitted on came from the cluster's memory, not this history.
+    pub remembered_scales: usize,
+    /// The cluster's memory after this estimate, for the caller to keep (not part of the report).
+    #[serde(skip)]
+    pub learned: CapacityMemory,
 }
 
 impl Estimate {
     /// The smallest scale (at least 1) the capacity model says delivers `throughput` records per second:
     /// the same model the estimate's own scale comes from, for another rate (a floor, a forecast peak).
     pub fn scale_for(&self, throughput: f64) -> u32 {
-        let scale = match &self.method {
-            Method::Regression { fit } => (throughput - fit.intercept) / fit.slope,
-            Method::Proportional { per_worker, .. } => throughput / per_worker,
-        };
+        let scale = self.method.scale_for(throughput);
         if scale.is_finite() {
             scale.ceil().clamp(1.0, f64::from(u32::MAX)) as u32
         } else {
@@ -87,8 +102,14 @@ pub enum EstimateError {
     ImplausibleScale(f64),
 }
 
-/// Estimates the scale for `history` (time order, newest last).
-pub fn estimate(history: &[Sample], policy: &Policy) -> Result<Estimate, EstimateError> {
+/// Estimates the scale for `history` (time order, newest last) with what the cluster learned before
+/// (`memory`; empty for none) at `now`.
+pub fn estimate(
+    history: &[Sample],
+    policy: &Policy,
+    memory: &CapacityMemory,
+    now: DateTime<Utc>,
+) -> Result<Estimate, EstimateError> {
     let latest = |metric: &'static str, get: fn(&Sample) -> Option<f64>| {
         history
             .iter()
@@ -113,23 +134,25 @@ pub fn estimate(history: &[Sample], policy: &Policy) -> Result<Estimate, Estimat
         + lag_records / f64::from(policy.catch_up_seconds.max(1));
 
     let settled = settled(history);
-    let (method, scale) = match capacity_model(&settled, policy) {
-        Ok(fit) => {
-            let scale = (required_throughput - fit.intercept) / fit.slope;
-            (Method::Regression { fit }, scale)
-        }
-        Err(reason) => {
-            let per_worker = per_worker_throughput(history, &settled, policy, scale_now)?;
-            let scale = required_throughput / per_worker;
-            (Method::Proportional { reason, per_worker }, scale)
-        }
+    let fresh = evidence(&settled, policy);
+    let learned = merge(memory, &fresh, now);
+    let remembered_scales = learned.points.iter().filter(|p| !fresh.contains(p)).count();
+    let method = match capacity::fit_capacity(&learned.points) {
+        Ok(method) => method,
+        Err(reason) => Method::Proportional {
+            reason,
+            per_worker: per_worker_throughput(history, &settled, policy, scale_now)?,
+        },
     };
+    let scale = method.scale_for(required_throughput);
     Ok(Estimate {
         method,
         current_scale,
         forecast_input,
         required_throughput,
         scale: scale.ceil().clamp(1.0, f64::from(u32::MAX)) as u32,
+        remembered_scales,
+        learned,
     })
 }
 
@@ -159,40 +182,6 @@ fn saturated(sample: &Sample, policy: &Policy) -> bool {
         .lag_seconds
         .is_some_and(|lag| lag > policy.lag_seconds_low)
         || sample.cpu_load.is_some_and(|cpu| cpu >= policy.cpu_high)
-}
-
-fn capacity_model(settled: &[&Sample], policy: &Policy) -> Result<LineFit, String> {
-    let points: Vec<(f64, f64)> = settled
-        .iter()
-        .filter(|s| saturated(s, policy))
-        .filter_map(|s| Some((s.scale?.round(), s.records_out.filter(|v| v.is_finite())?)))
-        .collect();
-    if points.len() < MIN_POINTS {
-        return Err(format!(
-            "{} settled saturated samples, need {MIN_POINTS}",
-            points.len()
-        ));
-    }
-    let mut scales: Vec<i64> = points.iter().map(|(x, _)| *x as i64).collect();
-    scales.sort_unstable();
-    scales.dedup();
-    if scales.len() < MIN_DISTINCT_SCALES {
-        return Err(format!(
-            "saturated samples at {} distinct scale(s), need {MIN_DISTINCT_SCALES}",
-            scales.len()
-        ));
-    }
-    let fit = fit_line(&points).ok_or_else(|| "the regression did not converge".to_owned())?;
-    if fit.slope <= 0.0 {
-        return Err(format!(
-            "throughput does not grow with scale (slope {:.1})",
-            fit.slope
-        ));
-    }
-    if fit.r2 < MIN_R2 {
-        return Err(format!("poor fit (R² {:.2} below {MIN_R2})", fit.r2));
-    }
-    Ok(fit)
 }
 
 /// What one worker processes. Measured where the history shows it: what a worker moved while a backlog

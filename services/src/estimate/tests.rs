@@ -17,6 +17,11 @@ pub(crate) fn now() -> DateTime<Utc> {
         .expect("time")
 }
 
+/// The estimate from `history` alone, with nothing remembered.
+pub(crate) fn fresh(history: &[Sample], policy: &Policy) -> Result<Estimate, EstimateError> {
+    estimate(history, policy, &CapacityMemory::default(), now())
+}
+
 /// Seconds between two samples of the helpers' histories: longer than the settling time after a change
 /// of scale, so that every sample counts as evidence.
 const SPACING: i64 = 150;
@@ -47,7 +52,7 @@ pub(crate) fn saturated_history(
 fn regression_learns_capacity_and_sizes_for_input_plus_catch_up() {
     let scales = [2.0, 2.0, 3.0, 3.0, 4.0, 4.0, 4.0, 4.0];
     let history = saturated_history(1000.0, &scales, 6000.0, 600_000.0);
-    let estimate = estimate(&history, &policy(serde_json::json!({}))).expect("estimate");
+    let estimate = fresh(&history, &policy(serde_json::json!({}))).expect("estimate");
     let Method::Regression { fit } = &estimate.method else {
         panic!("expected the regression, got {:?}", estimate.method);
     };
@@ -62,13 +67,13 @@ fn regression_learns_capacity_and_sizes_for_input_plus_catch_up() {
 }
 
 fn estimate_for(history: &[Sample], policy_json: serde_json::Value) -> Estimate {
-    estimate(history, &policy(policy_json)).expect("estimate")
+    fresh(history, &policy(policy_json)).expect("estimate")
 }
 
 #[test]
 fn too_few_distinct_scales_falls_back_to_proportional_and_says_why() {
     let history = saturated_history(1000.0, &[4.0; 8], 6000.0, 0.0);
-    let estimate = estimate(&history, &policy(serde_json::json!({}))).expect("estimate");
+    let estimate = fresh(&history, &policy(serde_json::json!({}))).expect("estimate");
     let Method::Proportional { reason, per_worker } = &estimate.method else {
         panic!("expected the fallback, got {:?}", estimate.method);
     };
@@ -88,7 +93,7 @@ fn an_unsaturated_job_counts_its_cpu_headroom() {
         s.lag_seconds = Some(1.0);
         s.records_out = Some(1000.0);
     }
-    let estimate = estimate(&history, &policy(serde_json::json!({}))).expect("estimate");
+    let estimate = fresh(&history, &policy(serde_json::json!({}))).expect("estimate");
     // 500 records/s per worker at 25 % CPU is 2000 at full load; 1100 needed → 1 worker.
     assert_eq!(estimate.scale, 1, "{estimate:?}");
 }
@@ -108,7 +113,7 @@ fn cpu_headroom_never_exceeds_what_a_saturated_worker_moved() {
         s.sampled_at = now() + Duration::seconds(SPACING * (i as i64 + 1));
     }
     history.extend(calm);
-    let estimate = estimate(&history, &policy(serde_json::json!({}))).expect("estimate");
+    let estimate = fresh(&history, &policy(serde_json::json!({}))).expect("estimate");
     let Method::Proportional { per_worker, .. } = &estimate.method else {
         panic!(
             "expected the proportional estimate, got {:?}",
@@ -127,7 +132,7 @@ fn a_rising_input_is_forecast_ahead() {
     for (i, s) in history.iter_mut().enumerate() {
         s.records_in = Some(1000.0 + 2.0 * (SPACING * i as i64) as f64); // +2 records/s every second
     }
-    let estimate = estimate(&history, &policy(serde_json::json!({}))).expect("estimate");
+    let estimate = fresh(&history, &policy(serde_json::json!({}))).expect("estimate");
     // Newest is 4000 at t = 1500 s; 300 s later the ramp is at 4600. The learned trend forecasts above
     // the newest rate, never beyond the ramp.
     assert!(
@@ -143,7 +148,7 @@ fn missing_metrics_are_an_error_not_a_guess() {
         s.records_in = None;
     }
     assert_eq!(
-        estimate(&history, &policy(serde_json::json!({}))),
+        fresh(&history, &policy(serde_json::json!({}))),
         Err(EstimateError::MissingMetric("records_in"))
     );
 }
@@ -159,7 +164,7 @@ fn noisy_throughput_is_not_trusted_and_the_fallback_says_so() {
     for (i, s) in history.iter_mut().enumerate() {
         s.records_out = Some(3000.0 + [1900.0, -1800.0, 400.0, -2000.0, 1500.0][i % 5]);
     }
-    let estimate = estimate(&history, &policy(serde_json::json!({}))).expect("estimate");
+    let estimate = fresh(&history, &policy(serde_json::json!({}))).expect("estimate");
     let Method::Proportional { reason, .. } = &estimate.method else {
         panic!("noise must not be trusted: {:?}", estimate.method);
     };
@@ -176,7 +181,7 @@ fn non_finite_and_negative_readings_are_ignored_or_floored() {
     history[last].records_out = Some(f64::NAN);
     history[last].records_in = Some(f64::INFINITY);
     history[last].lag_records = Some(-5_000.0);
-    let estimate = estimate(&history, &policy(serde_json::json!({}))).expect("estimate");
+    let estimate = fresh(&history, &policy(serde_json::json!({}))).expect("estimate");
     assert!(estimate.forecast_input.is_finite(), "{estimate:?}");
     assert!(estimate.required_throughput.is_finite() && estimate.required_throughput > 0.0);
     // Negative lag counts as none: 6000 ÷ 0.8 / 1000 per worker → 8.
@@ -217,7 +222,7 @@ fn burst_then_idle() -> Vec<Sample> {
 
 #[test]
 fn after_a_burst_and_a_restart_an_idle_job_is_sized_for_its_input() {
-    let estimate = estimate(&burst_then_idle(), &policy(serde_json::json!({}))).expect("estimate");
+    let estimate = fresh(&burst_then_idle(), &policy(serde_json::json!({}))).expect("estimate");
     // Ten minutes after the burst the forecast has forgotten it, and a worker is known to move about 400
     // records/s (not the 33 its idle CPU would suggest, nor the 0 of the restart).
     assert!(estimate.forecast_input < 50.0, "{estimate:?}");
@@ -264,4 +269,201 @@ fn without_a_backlog_on_both_sides_a_scale_up_proves_nothing() {
         last_scale_up(&history, &policy(serde_json::json!({}))),
         None
     );
+}
+
+/// One point per scale: `capacity(scale)` records/s, seen over `samples` scrapes, `age_hours` ago.
+fn point(scale: u32, capacity: f64, samples: u32, age_hours: i64) -> CapacityPoint {
+    CapacityPoint {
+        scale,
+        capacity,
+        spread: 0.0,
+        samples,
+        observed_at: now() - Duration::hours(age_hours),
+    }
+}
+
+fn bending(scale: f64) -> f64 {
+    1000.0 * scale.powf(0.7)
+}
+
+#[test]
+fn a_bending_curve_is_learned_as_a_power_law_and_inverted_exactly() {
+    let points: Vec<CapacityPoint> = [2, 4, 6, 8]
+        .map(|s| point(s, bending(f64::from(s)), 3, 0))
+        .to_vec();
+    let method = capacity::fit_capacity(&points).expect("a model");
+    let Method::PowerLaw {
+        coefficient,
+        exponent,
+        r2,
+        line_r2,
+        ..
+    } = &method
+    else {
+        panic!("expected the power law, got {method:?}");
+    };
+    assert!((exponent - 0.7).abs() < 1e-6, "{method:?}");
+    assert!((coefficient - 1000.0).abs() < 1e-3, "{method:?}");
+    assert!(
+        *r2 > 0.999 && line_r2.is_some_and(|line| line < *r2),
+        "{method:?}"
+    );
+    // Far beyond the points, where a line through them would promise too much.
+    assert!((method.scale_for(bending(20.0)) - 20.0).abs() < 1e-6);
+}
+
+#[test]
+fn through_two_points_the_origin_chooses_diminishing_returns() {
+    // What the sublinear trace showed: 11 workers moved 7658 records/s, 22 moved 13716.
+    let points = [point(11, 7658.0, 40, 1), point(22, 13_716.0, 40, 0)];
+    let method = capacity::fit_capacity(&points).expect("a model");
+    let Method::PowerLaw { exponent, .. } = &method else {
+        panic!("expected the power law, got {method:?}");
+    };
+    assert!((exponent - 0.84).abs() < 0.01, "{method:?}");
+    // Bending the other way, two points cannot tell a super-linear curve from noise: the line.
+    let points = [point(10, 5000.0, 40, 1), point(20, 11_000.0, 40, 0)];
+    let method = capacity::fit_capacity(&points).expect("a model");
+    assert!(matches!(method, Method::Regression { .. }), "{method:?}");
+}
+
+#[test]
+fn a_straight_line_keeps_the_linear_model() {
+    let points: Vec<CapacityPoint> = [2, 4, 6, 8]
+        .map(|s| point(s, 500.0 + 1000.0 * f64::from(s), 3, 0))
+        .to_vec();
+    let method = capacity::fit_capacity(&points).expect("a model");
+    let Method::Regression { fit } = &method else {
+        panic!("expected the line, got {method:?}");
+    };
+    assert!((fit.slope - 1000.0).abs() < 1e-6 && (fit.intercept - 500.0).abs() < 1e-3);
+    assert!((method.scale_for(10_500.0) - 10.0).abs() < 1e-6);
+    // A line through the origin is a power law of exponent 1: the line, through two points or four.
+    for scales in [&[2, 4][..], &[2, 4, 6, 8][..]] {
+        let points: Vec<CapacityPoint> = scales
+            .iter()
+            .map(|s| point(*s, 1000.0 * f64::from(*s), 3, 0))
+            .collect();
+        let method = capacity::fit_capacity(&points).expect("a model");
+        assert!(matches!(method, Method::Regression { .. }), "{method:?}");
+    }
+}
+
+/// Saturated at each of `scales` in turn (three settled samples each), moving `out(scale)`.
+fn bending_history(scales: &[f64], out: fn(f64) -> f64, input: f64) -> Vec<Sample> {
+    let scales: Vec<f64> = scales.iter().flat_map(|s| [*s; 3]).collect();
+    let mut history = saturated_history(1.0, &scales, input, 0.0);
+    for sample in &mut history {
+        sample.records_out = sample.scale.map(out);
+    }
+    history
+}
+
+#[test]
+fn diminishing_returns_size_the_job_where_a_line_would_fall_short() {
+    let history = bending_history(&[2.0, 4.0, 6.0, 8.0], bending, 8000.0);
+    let estimate =
+        fresh(&history, &policy(serde_json::json!({"max_scale": 64}))).expect("estimate");
+    assert!(
+        matches!(estimate.method, Method::PowerLaw { .. }),
+        "{estimate:?}"
+    );
+    // 8000 ÷ 0.8 = 10000 records/s: 1000 × s^0.7 reaches it at 26.8, so 27. The line through the same
+    // points (about 775 + 444 × s) would say 21, which moves only 8400.
+    assert_eq!(estimate.scale, 27, "{estimate:?}");
+    assert!(bending(27.0) >= 10_000.0 && bending(26.0) < 10_000.0);
+}
+
+#[test]
+fn busy_cpu_speaks_for_capacity_and_idle_cpu_does_not() {
+    // Keeping up (no backlog) at 60 % CPU moving 1200 records/s: 2000 at full load. At 30 % nothing counts.
+    let mut history = saturated_history(600.0, &[2.0; 4], 1200.0, 0.0);
+    for sample in &mut history {
+        sample.lag_seconds = Some(0.0);
+        sample.cpu_load = Some(0.6);
+    }
+    let evidence_of =
+        |history: &[Sample]| evidence(&settled(history), &policy(serde_json::json!({})));
+    let points = evidence_of(&history);
+    assert_eq!(points.len(), 1);
+    assert_eq!((points[0].scale, points[0].samples), (2, 4));
+    assert!((points[0].capacity - 2000.0).abs() < 10.0, "{points:?}");
+    for sample in &mut history {
+        sample.cpu_load = Some(0.3);
+    }
+    assert!(evidence_of(&history).is_empty());
+}
+
+#[test]
+fn memory_keeps_the_newest_well_supported_point_per_scale_forgets_old_ones_and_stays_bounded() {
+    let memory = CapacityMemory {
+        points: vec![
+            point(2, 2000.0, 5, 30),
+            point(4, 4000.0, 5, 30),
+            // Older than the memory's horizon: forgotten.
+            point(6, 6000.0, 5, 24 * MEMORY_DAYS + 1),
+            point(10, 10_000.0, 40, 2),
+        ],
+    };
+    let fresh_points = [
+        // Well supported: replaces.
+        point(2, 1800.0, 3, 0),
+        // One scrape against five: the remembered point stays.
+        point(4, 9999.0, 1, 0),
+        point(8, 7000.0, 4, 0),
+        // The tail of the same run at 10 the memory holds whole, as the history slides past it: kept.
+        point(10, 12_000.0, 3, 2),
+    ];
+    let merged = merge(&memory, &fresh_points, now());
+    assert_eq!(
+        merged.points,
+        vec![
+            point(2, 1800.0, 3, 0),
+            point(4, 4000.0, 5, 30),
+            point(8, 7000.0, 4, 0),
+            point(10, 10_000.0, 40, 2),
+        ]
+    );
+    // However many scales a cluster ran at, the newest `MEMORY_SCALES` are kept, sorted by scale.
+    let many: Vec<CapacityPoint> = (1..=40)
+        .map(|s| point(s, 100.0 * f64::from(s), 3, i64::from(40 - s)))
+        .collect();
+    let merged = merge(&CapacityMemory::default(), &many, now());
+    assert_eq!(merged.points.len(), MEMORY_SCALES);
+    assert_eq!(merged.points[0].scale, 40 - MEMORY_SCALES as u32 + 1);
+    assert!(merged.points.windows(2).all(|w| w[0].scale < w[1].scale));
+    assert_eq!(merge(&merged, &[], now()), merged);
+    // A week later it is all forgotten.
+    assert!(
+        merge(&merged, &[], now() + Duration::days(MEMORY_DAYS))
+            .points
+            .is_empty()
+    );
+}
+
+#[test]
+fn with_memory_one_fresh_scale_is_enough_for_a_fitted_model() {
+    // This hour the job ran at 4 workers only: alone, that is a proportional estimate.
+    let history = saturated_history(1000.0, &[4.0; 8], 6000.0, 0.0);
+    let p = policy(serde_json::json!({}));
+    let alone = fresh(&history, &p).expect("estimate");
+    assert!(
+        matches!(alone.method, Method::Proportional { .. }),
+        "{alone:?}"
+    );
+    assert_eq!(alone.learned.points.len(), 1);
+    // Earlier decisions saw 2 and 8 workers.
+    let memory = CapacityMemory {
+        points: vec![point(2, 2000.0, 4, 5), point(8, 8000.0, 4, 3)],
+    };
+    let estimate = estimate(&history, &p, &memory, now()).expect("estimate");
+    let Method::Regression { fit } = &estimate.method else {
+        panic!("expected the regression, got {estimate:?}");
+    };
+    assert_eq!(fit.points, 3);
+    assert!((fit.slope - 1000.0).abs() < 5.0, "{fit:?}");
+    assert_eq!(estimate.remembered_scales, 2);
+    assert_eq!(estimate.learned.points.len(), 3);
+    // 6000 ÷ 0.8 = 7500 records/s → 8 workers.
+    assert_eq!(estimate.scale, 8, "{estimate:?}");
 }

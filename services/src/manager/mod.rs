@@ -11,7 +11,7 @@ pub use reconcile::{ReconcileReport, ReconcileSettings, Reconciler};
 
 use crate::{
     decide::{self, Cluster, DecisionInputs, Evaluation, Facts, history_seconds},
-    estimate::seasonal::RatePoint,
+    estimate::{CapacityMemory, seasonal::RatePoint},
     metrics::Metrics,
     queue::TaskQueue,
     scrape::{InstantQuery, ScrapeReport, scrape},
@@ -121,13 +121,22 @@ impl<Q: InstantQuery> Manager<Q> {
             .await?;
         let facts = self.storage.decision_facts().await?;
         self.check_predictions(&samples, now).await;
+        let ids: Vec<i64> = clusters.iter().map(|c| c.id).collect();
+        let memories = self.storage.capacity_memories(&ids).await?;
         let mut report = EvaluateReport::default();
         for cluster in clusters {
             let history = samples.get(&cluster.id).map_or(&[][..], Vec::as_slice);
             let seasonal = self.evaluator.seasonal(cluster, now).await;
-            let evaluation =
-                self.evaluator
-                    .evaluate(cluster, history, facts.get(&cluster.id), seasonal, now);
+            let evaluation = self.evaluator.evaluate(
+                cluster,
+                history,
+                facts.get(&cluster.id),
+                Known {
+                    seasonal,
+                    capacity: memories.get(&cluster.id),
+                },
+                now,
+            );
             report.evaluated += 1;
             if evaluation.fired.is_some() {
                 report.fired += 1;
@@ -241,7 +250,17 @@ impl Evaluator {
             .await?;
         let facts = self.storage.decision_facts().await?;
         let seasonal = self.seasonal(cluster, now).await;
-        Ok(self.evaluate(cluster, &history, facts.get(&cluster.id), seasonal, now))
+        let memory = self.storage.capacity_memory(cluster.id).await?;
+        Ok(self.evaluate(
+            cluster,
+            &history,
+            facts.get(&cluster.id),
+            Known {
+                seasonal,
+                capacity: Some(&memory),
+            },
+            now,
+        ))
     }
 
     /// The seasonal series of a cluster whose `policy.predictive` is on (one query); `None` otherwise, or
@@ -269,7 +288,7 @@ impl Evaluator {
         cluster: &ClusterRecord,
         history: &[Sample],
         decisions: Option<&DecisionFacts>,
-        seasonal: Option<Vec<RatePoint>>,
+        known: Known<'_>,
         now: DateTime<Utc>,
     ) -> Evaluation {
         let decisions = decisions.cloned().unwrap_or_default();
@@ -277,7 +296,8 @@ impl Evaluator {
             paused: cluster.paused,
             decision_in_flight: decisions.in_flight,
             last_change_at: decisions.last_change_at,
-            seasonal,
+            seasonal: known.seasonal,
+            capacity: known.capacity.cloned().unwrap_or_default(),
             ..Facts::default()
         };
         let subject = Cluster {
@@ -286,4 +306,13 @@ impl Evaluator {
         };
         decide::evaluate(&subject, history, &facts, now)
     }
+}
+
+/// What the database knows of a cluster beyond its samples and decisions, read by the caller.
+#[derive(Debug, Default)]
+pub struct Known<'a> {
+    /// The seasonal series, where `policy.predictive` is on.
+    pub seasonal: Option<Vec<RatePoint>>,
+    /// What the cluster's earlier decisions learned about its capacity.
+    pub capacity: Option<&'a CapacityMemory>,
 }

@@ -1,6 +1,7 @@
 //! All SQL lives here. Handlers and loops call these functions; nothing else builds queries.
 
 mod audit;
+mod capacity;
 mod clusters;
 mod decisions;
 mod overview;

@@ -211,12 +211,35 @@ pub fn decision_marker(decision_id: i64) -> String {
 fn method_summary(estimate: &Estimate, per: &str) -> String {
     match &estimate.method {
         Method::Regression { fit } => format!(
-            "linear regression of throughput on scale over {} saturated samples: {:.0} + {:.0} records/s per {per} (R² {:.2})",
-            fit.points, fit.intercept, fit.slope, fit.r2
+            "linear regression of capacity on scale over {} scales{}: {:.0} + {:.0} records/s per {per} (R² {:.2})",
+            fit.points,
+            remembered(estimate),
+            fit.intercept,
+            fit.slope,
+            fit.r2
         ),
-        Method::Proportional { reason, per_worker } => format!(
-            "proportional, {per_worker:.0} records/s per {per} (regression not used: {reason})"
+        Method::PowerLaw {
+            fit,
+            coefficient,
+            exponent,
+            r2,
+            line_r2,
+        } => format!(
+            "power law of capacity on scale over {} scales{}: {coefficient:.0} × {per}s^{exponent:.2} records/s (R² {r2:.2}{})",
+            fit.points,
+            remembered(estimate),
+            line_r2.map_or_else(String::new, |r2| format!(", a line's {r2:.2}"))
         ),
+        Method::Proportional { reason, per_worker } => {
+            format!("proportional, {per_worker:.0} records/s per {per} (no fitted model: {reason})")
+        }
+    }
+}
+
+fn remembered(estimate: &Estimate) -> String {
+    match estimate.remembered_scales {
+        0 => String::new(),
+        n => format!(" ({n} remembered from earlier decisions)"),
     }
 }
 

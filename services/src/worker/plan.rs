@@ -10,9 +10,14 @@ use crate::{
         self, CheckOutcome, DecisionInputs, Facts, GitFacts, HumanCommit, PlanRecord, Written,
         history_seconds,
     },
+    estimate::CapacityMemory,
     github::GitHubClient,
     gitops::Remote,
-    storage::{ClusterRecord, DecisionRecord, DecisionStatus, HumanChange, Sample, Transition},
+    metrics::LoopLabels,
+    storage::{
+        ClusterRecord, DecisionRecord, DecisionStatus, HumanChange, Sample, StorageError,
+        Transition,
+    },
 };
 
 impl Worker {
@@ -92,6 +97,16 @@ impl Worker {
         } else {
             None
         };
+        // What earlier decisions learned; without it the estimate learns from this history alone, so a
+        // failed read costs a better model, never the decision.
+        let capacity = self
+            .storage
+            .capacity_memory(cluster.id)
+            .await
+            .unwrap_or_else(|error| {
+                self.memory_error("read", cluster, &error);
+                CapacityMemory::default()
+            });
         let facts = Facts {
             seasonal,
             last_written: last_written
@@ -101,6 +116,7 @@ impl Worker {
                 value: file.value,
                 human_commit,
             }),
+            capacity,
             ..Facts::default()
         };
         let planned = decide::plan(&spec.policy, inputs.direction, &history, &facts, now);
@@ -148,6 +164,15 @@ impl Worker {
                 to.and_then(|t| i32::try_from(t).ok()),
             )
             .await?;
+        // Kept once the decision is recorded: what this history taught the cluster's next decision.
+        if let Some(estimate) = &planned.estimate
+            && let Err(error) = self
+                .storage
+                .save_capacity_memory(cluster.id, &estimate.learned)
+                .await
+        {
+            self.memory_error("save", cluster, &error);
+        }
         let (to, notes) = match &planned.outcome {
             CheckOutcome::Veto { reason } => {
                 return self
@@ -211,6 +236,17 @@ impl Worker {
                     .await
             }
         }
+    }
+
+    /// The capacity memory is an aid: an error is logged and counted, and the decision goes on.
+    fn memory_error(&self, action: &'static str, cluster: &ClusterRecord, error: &StorageError) {
+        tracing::warn!(cluster = %cluster.spec.name, action, %error, "capacity memory unavailable");
+        self.metrics
+            .loop_errors
+            .get_or_create(&LoopLabels {
+                name: "capacity_memory",
+            })
+            .inc();
     }
 
     async fn history(

@@ -10,6 +10,7 @@ mod engines;
 mod git_cli;
 mod human;
 mod lifecycle;
+mod memory;
 mod pull_requests;
 mod recommend;
 mod restart;

@@ -8,7 +8,10 @@ use super::{Observation, ScalingPolicy, within};
 use crate::{
     cluster::Policy,
     decide::{self, CheckOutcome, Cluster, Facts, GitFacts, Sample, Written},
-    estimate::seasonal::{HISTORY_DAYS, RatePoint, bucket_start, downsample},
+    estimate::{
+        CapacityMemory,
+        seasonal::{HISTORY_DAYS, RatePoint, bucket_start, downsample},
+    },
 };
 
 pub struct Ours {
@@ -20,6 +23,8 @@ pub struct Ours {
     pub unchanged: usize,
     /// With `policy.predictive` on: the seasonal series, as the storage query would return it.
     seasonal: Option<Seasonal>,
+    /// What the decisions so far learned about capacity, as the worker keeps it in Postgres.
+    memory: CapacityMemory,
 }
 
 /// The seasonal series of the samples so far, per bucket: what `Storage::seasonal_rates` returns to the
@@ -67,6 +72,7 @@ impl Ours {
             unchanged: 0,
             seasonal: policy.predictive.enabled.then(Seasonal::default),
             policy,
+            memory: CapacityMemory::default(),
         }
     }
 }
@@ -101,6 +107,7 @@ impl ScalingPolicy for Ours {
                 .seasonal
                 .as_mut()
                 .map(|seasonal| seasonal.update(observation.samples, now)),
+            capacity: self.memory.clone(),
         };
         let cluster = Cluster {
             policy: &self.policy,
@@ -110,7 +117,12 @@ impl ScalingPolicy for Ours {
         if !evaluation.act {
             return None;
         }
-        match evaluation.plan?.outcome {
+        let plan = evaluation.plan?;
+        // The worker keeps what every decision it plans learned, whatever the outcome.
+        if let Some(estimate) = plan.estimate {
+            self.memory = estimate.learned;
+        }
+        match plan.outcome {
             CheckOutcome::Apply { to, .. } => Some(to),
             CheckOutcome::Veto { .. } | CheckOutcome::Skip { .. } => {
                 self.unchanged += 1;
