@@ -22,7 +22,7 @@ use super::{
 use crate::{
     cluster::FieldProblem,
     simulate::{
-        history::{History, RecordedSample},
+        history::History,
         tune::{self, Proposal},
     },
     tenancy::Principal,
@@ -107,7 +107,7 @@ async fn history(
         policy: cluster.spec.policy,
         since,
         until: now,
-        samples: samples.into_iter().map(RecordedSample::from).collect(),
+        samples,
     })
 }
 

@@ -17,10 +17,11 @@ use crate::{
     },
     decide::{
         CheckState, CheckVerdict, EstimateSummary, Evaluation, Peak, Prediction, PredictionCheck,
+        Sample,
     },
     rules::{Direction, Outcome, Verdict},
     simulate::{
-        history::{FitMethod, FittedModel, History, RecordedSample},
+        history::{FitMethod, FittedModel, History},
         tune::{Candidate, Knobs, Proposal, SettingChange},
     },
     storage::{AuditAction, AuditEntry, DecisionRecord, DecisionStatus},
@@ -43,7 +44,7 @@ use crate::{
         clusters::ClusterPage, clusters::DecisionPage, DecisionRecord, DecisionStatus, ErrorBody, FieldProblem,
         Evaluation, EstimateSummary, CheckVerdict, CheckState, Verdict, Direction, Outcome,
         Prediction, Peak, PredictionCheck,
-        audit::AuditPage, AuditEntry, AuditAction, History, RecordedSample, Proposal, Candidate,
+        audit::AuditPage, AuditEntry, AuditAction, History, Sample, Proposal, Candidate,
         Knobs, SettingChange, FittedModel, FitMethod,
     )),
     modifiers(&BearerAuth, &SecretEnvBounds),

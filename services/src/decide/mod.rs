@@ -47,14 +47,19 @@ use crate::{
 /// The history the estimator learns from: the longest rule window, and at least this.
 const MIN_HISTORY_SECONDS: u32 = 3600;
 
-/// One scrape of one cluster. `None` means the metric was missing or stale, never zero.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One scrape of one cluster. `None` (`null` in an exported history) means the metric was missing or
+/// stale, never zero.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Sample {
     pub sampled_at: DateTime<Utc>,
+    /// The workers' busy share, 0 to 1.
     pub cpu_load: Option<f64>,
     pub lag_records: Option<f64>,
+    /// The age of the oldest unprocessed record.
     pub lag_seconds: Option<f64>,
+    /// Records per second the job consumed.
     pub records_in: Option<f64>,
+    /// Records per second the job wrote.
     pub records_out: Option<f64>,
     pub scale: Option<f64>,
 }

@@ -48,51 +48,7 @@ pub struct History {
     /// ...and up to this one (when it was exported).
     pub until: DateTime<Utc>,
     /// In time order. A missing metric is `null` (it was not scraped, or the job was restarting).
-    pub samples: Vec<RecordedSample>,
-}
-
-/// One stored scrape. `null` means missing or stale, never zero.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct RecordedSample {
-    pub sampled_at: DateTime<Utc>,
-    /// The workers' busy share, 0 to 1.
-    pub cpu_load: Option<f64>,
-    pub lag_records: Option<f64>,
-    /// The age of the oldest unprocessed record.
-    pub lag_seconds: Option<f64>,
-    /// Records per second the job consumed.
-    pub records_in: Option<f64>,
-    /// Records per second the job wrote.
-    pub records_out: Option<f64>,
-    pub scale: Option<f64>,
-}
-
-impl From<Sample> for RecordedSample {
-    fn from(s: Sample) -> Self {
-        Self {
-            sampled_at: s.sampled_at,
-            cpu_load: s.cpu_load,
-            lag_records: s.lag_records,
-            lag_seconds: s.lag_seconds,
-            records_in: s.records_in,
-            records_out: s.records_out,
-            scale: s.scale,
-        }
-    }
-}
-
-impl From<&RecordedSample> for Sample {
-    fn from(s: &RecordedSample) -> Self {
-        Self {
-            sampled_at: s.sampled_at,
-            cpu_load: s.cpu_load,
-            lag_records: s.lag_records,
-            lag_seconds: s.lag_seconds,
-            records_in: s.records_in,
-            records_out: s.records_out,
-            scale: s.scale,
-        }
-    }
+    pub samples: Vec<Sample>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -134,7 +90,7 @@ impl History {
     }
 
     pub fn samples(&self) -> Vec<Sample> {
-        self.samples.iter().map(Sample::from).collect()
+        self.samples.clone()
     }
 }
 

@@ -28,9 +28,7 @@ pub(crate) fn recorded(
     let mut samples = Vec::new();
     for second in 0..seconds {
         if second > 0 && second % 30 == 0 {
-            samples.push(RecordedSample::from(
-                job.sample(clock(second as f64), &mut noise),
-            ));
+            samples.push(job.sample(clock(second as f64), &mut noise));
         }
         job.advance(rate(second as f64 + 0.5));
     }
