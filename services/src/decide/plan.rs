@@ -29,6 +29,26 @@ pub struct Plan {
     pub prediction: Option<Prediction>,
 }
 
+impl Plan {
+    /// A plan the check `check` stopped with `reason`: its verdict ends `checks`, and nothing changes.
+    /// Callers add what they knew by then (the estimate, the last scale-up, the prediction).
+    fn vetoed(mut checks: Vec<CheckVerdict>, check: &'static str, reason: String) -> Self {
+        checks.push(CheckVerdict::new(
+            check,
+            CheckState::Blocked,
+            reason.clone(),
+        ));
+        Self {
+            estimate: None,
+            outcome: CheckOutcome::Veto { reason },
+            last_scale_up: None,
+            human_change: None,
+            checks,
+            prediction: None,
+        }
+    }
+}
+
 /// One check's verdict, for the decision, the dry run and the API.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct CheckVerdict {
@@ -92,14 +112,9 @@ pub fn plan(
                     .map(|reason| (commit, reason))
             });
             if let Some((commit, reason)) = veto {
-                checks.push(CheckVerdict::new("human_change", Blocked, reason.clone()));
                 return Plan {
-                    estimate: None,
-                    outcome: CheckOutcome::Veto { reason },
-                    last_scale_up: None,
                     human_change: Some(commit.clone()),
-                    checks,
-                    prediction: None,
+                    ..Plan::vetoed(checks, "human_change", reason)
                 };
             }
             checks.push(CheckVerdict::new(
@@ -114,14 +129,9 @@ pub fn plan(
         Ok(estimate) => estimate,
         Err(error) => {
             let reason = format!("cannot estimate: {error}");
-            checks.push(CheckVerdict::new("estimate", Blocked, reason.clone()));
             return Plan {
-                estimate: None,
-                outcome: CheckOutcome::Veto { reason },
                 last_scale_up,
-                human_change: None,
-                checks,
-                prediction: None,
+                ..Plan::vetoed(checks, "estimate", reason)
             };
         }
     };
@@ -137,18 +147,10 @@ pub fn plan(
     match (direction, ineffective) {
         (Direction::Up, Some(effect)) => {
             let reason = effect.block_reason();
-            checks.push(CheckVerdict::new(
-                "ineffective_scaling",
-                Blocked,
-                reason.clone(),
-            ));
             return Plan {
                 estimate: Some(estimate),
-                outcome: CheckOutcome::Veto { reason },
                 last_scale_up,
-                human_change: None,
-                checks,
-                prediction: None,
+                ..Plan::vetoed(checks, "ineffective_scaling", reason)
             };
         }
         _ => checks.push(CheckVerdict::new(
@@ -186,14 +188,11 @@ pub fn plan(
     ) {
         Ok(forecast) => forecast,
         Err(reason) => {
-            checks.push(CheckVerdict::new("forecast", Blocked, reason.clone()));
             return Plan {
                 estimate: Some(estimate),
-                outcome: CheckOutcome::Veto { reason },
                 last_scale_up,
-                human_change: None,
-                checks,
                 prediction: prediction.and_then(Result::ok),
+                ..Plan::vetoed(checks, "forecast", reason)
             };
         }
     };
