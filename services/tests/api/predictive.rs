@@ -11,6 +11,25 @@ use serde_json::{Value, json};
 
 use crate::harness::{TestApp, error_body, fields, spec};
 
+/// The manager role over the test's database, as `autoscaler manager` builds it.
+fn manager(app: &TestApp) -> autoscaler::manager::Manager<autoscaler::scrape::PrometheusClient> {
+    let client = autoscaler::scrape::PrometheusClient::new(
+        std::time::Duration::from_secs(5),
+        &std::sync::Arc::new(
+            test_support::OUTBOUND_ALLOW_LOCAL
+                .parse()
+                .expect("allow-list"),
+        ),
+    )
+    .expect("client");
+    autoscaler::manager::Manager::new(
+        app.storage.clone(),
+        client,
+        std::sync::Arc::new(autoscaler::metrics::Metrics::default()),
+        30,
+    )
+}
+
 fn predictive_spec(name: &str, lead_time_seconds: Value) -> Value {
     let mut spec = spec(name);
     spec["policy"]["predictive"] = json!({"enabled": true, "lead_time_seconds": lead_time_seconds});
@@ -223,23 +242,23 @@ async fn a_recorded_prediction_is_checked_once_due_and_shown_on_its_decision() {
     let due = app.storage.due_predictions(now).await.expect("due");
     assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), [decision.id]);
 
-    // What the manager does with it: the samples around the time, the check, the record.
-    let samples: Vec<Sample> = history(cluster.id, now)
-        .into_iter()
-        .map(|(_, s)| s)
-        .collect();
-    let check = autoscaler::decide::check_prediction(&peak, &samples, now);
-    assert_eq!(check.held, Some(true), "{check:?}");
-    app.storage
-        .record_prediction_check(decision.id, &check)
+    // The manager's cycle finds it due, checks it against the samples around its time, and records it.
+    let seeded = history(cluster.id, now);
+    app.storage.insert_samples(&seeded).await.expect("samples");
+    let samples: Vec<Sample> = seeded.into_iter().map(|(_, s)| s).collect();
+    let expected = autoscaler::decide::check_prediction(&peak, &samples, now);
+    assert_eq!(expected.held, Some(true), "{expected:?}");
+    manager(&app)
+        .evaluate_cycle(now)
         .await
-        .expect("recorded");
+        .expect("a manager cycle");
     assert!(
         app.storage
             .due_predictions(now)
             .await
             .expect("due")
-            .is_empty()
+            .is_empty(),
+        "checked once: no longer due"
     );
 
     let shown: Value = app
@@ -264,8 +283,27 @@ async fn a_recorded_prediction_is_checked_once_due_and_shown_on_its_decision() {
     // Postgres' JSONB keeps numbers as decimals: the last bit of a float may differ.
     assert_eq!(
         (recorded.at, recorded.observed_rate, recorded.held),
-        (check.at, check.observed_rate, check.held)
+        (expected.at, expected.observed_rate, expected.held)
     );
     let error = recorded.error_share.expect("an error share");
-    assert!((error - check.error_share.expect("an error share")).abs() < 1e-12);
+    assert!((error - expected.error_share.expect("an error share")).abs() < 1e-12);
+    // A second cycle does not check it again.
+    manager(&app)
+        .evaluate_cycle(now)
+        .await
+        .expect("a manager cycle");
+    let steps = app
+        .storage
+        .get_decision(decision.id)
+        .await
+        .expect("decision")
+        .steps;
+    let checks = steps
+        .0
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter(|s| s["step"] == PREDICTION_CHECK_STEP)
+        .count();
+    assert_eq!(checks, 1);
 }
