@@ -11,6 +11,17 @@ use serde_json::{Value, json};
 
 use crate::harness::{TestApp, error_body, fields, spec};
 
+/// The predictive rule's verdict in a dry run's answer.
+fn forecast_verdict(evaluation: &Value) -> Value {
+    evaluation["verdicts"]
+        .as_array()
+        .expect("verdicts")
+        .iter()
+        .find(|v| v["rule"] == "forecast_peak")
+        .cloned()
+        .expect("the predictive rule's verdict")
+}
+
 /// The manager role over the test's database, as `autoscaler manager` builds it.
 fn manager(app: &TestApp) -> autoscaler::manager::Manager<autoscaler::scrape::PrometheusClient> {
     let client = autoscaler::scrape::PrometheusClient::new(
@@ -91,13 +102,7 @@ async fn the_dry_run_shows_the_forecast_peak_and_sizes_for_it() {
 
     assert_eq!(response.status(), 200);
     let evaluation: Value = response.json().await.expect("json");
-    let verdict = evaluation["verdicts"]
-        .as_array()
-        .expect("verdicts")
-        .iter()
-        .find(|v| v["rule"] == "forecast_peak")
-        .cloned()
-        .expect("the predictive rule's verdict");
+    let verdict = forecast_verdict(&evaluation);
     assert_eq!(verdict["outcome"], "fired", "{evaluation}");
     assert!(
         verdict["reason"]
@@ -151,13 +156,7 @@ async fn a_cluster_with_too_little_history_says_so_and_the_rule_off_says_nothing
         .json()
         .await
         .expect("json");
-    let verdict = young["verdicts"]
-        .as_array()
-        .expect("verdicts")
-        .iter()
-        .find(|v| v["rule"] == "forecast_peak")
-        .cloned()
-        .expect("the predictive rule's verdict");
+    let verdict = forecast_verdict(&young);
     assert_eq!(verdict["outcome"], "no_data");
     assert!(
         verdict["reason"]

@@ -311,6 +311,30 @@ impl Rig {
 
     /// Waits until every decision is final (the reconciler's deadlines are seconds here), then checks
     /// the repository against the decisions.
+    /// [`Rig::converge`], then what a kill test of one decision asks of the end: `id` applied, carried by
+    /// exactly one commit, and the end state sound. `context` (the kill point) leads every message.
+    pub async fn converge_applied_once(
+        &self,
+        id: i64,
+        within: Duration,
+        context: &str,
+    ) -> (Verdict, DecisionRecord) {
+        let verdict = self.converge(within).await;
+        let decision = self.world.decision(id).await;
+        assert_eq!(
+            decision.status,
+            DecisionStatus::Applied,
+            "{context}: {verdict:?} {decision:?}\n{}",
+            self.logs()
+        );
+        assert_eq!(
+            verdict.commits, 1,
+            "{context}: one commit carries the decision: {verdict:?}"
+        );
+        verdict.assert_sound(format_args!("{context}\n{}", self.logs()));
+        (verdict, decision)
+    }
+
     pub async fn converge(&self, within: Duration) -> Verdict {
         let end = std::time::Instant::now() + within;
         while self.in_flight().await && std::time::Instant::now() < end {

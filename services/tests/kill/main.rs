@@ -44,16 +44,7 @@ async fn killed_at(role: Role, point: &'static str) {
     paused.kill();
     let _again = rig.spawn(role, None).0;
 
-    let verdict = rig.converge(CONVERGE).await;
-
-    let decision = rig.world.decision(id).await;
-    assert_eq!(
-        decision.status,
-        DecisionStatus::Applied,
-        "{point}: {verdict:?} {decision:?}"
-    );
-    assert_eq!(verdict.commits, 1, "{point}: {verdict:?}");
-    verdict.assert_sound(point);
+    let (_, decision) = rig.converge_applied_once(id, CONVERGE, point).await;
     let steps = world::World::steps(&decision);
     assert!(
         steps.iter().any(|s| s == "reconciler_redrive"),
@@ -157,16 +148,8 @@ async fn postgres_crashed_and_restarted_while_a_worker_follows_the_sync_converge
     postgres.crash_and_restart().expect("Postgres restarted");
     rig.world.argocd.set_polls_to_complete(world::APP, 1);
 
-    let verdict = rig.converge(CONVERGE).await;
-    let decision = rig.world.decision(id).await;
-    assert_eq!(
-        decision.status,
-        DecisionStatus::Applied,
-        "{verdict:?} {decision:?}\n{}",
-        rig.logs()
-    );
-    assert_eq!(verdict.commits, 1, "{verdict:?}");
-    verdict.assert_sound(rig.logs());
+    rig.converge_applied_once(id, CONVERGE, "Postgres crashed while syncing")
+        .await;
     // The crash hit the roles' live connections (Postgres says so as it cuts them).
     assert!(
         rig.logs()

@@ -30,7 +30,7 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
 use gate::{Fault, RateLimit};
-use model::{PullRecord, RepoRecord};
+use model::{NewPull, PullRecord, RepoRecord};
 use render::{Ctx, Detail};
 
 use crate::git;
@@ -280,10 +280,9 @@ impl GitHubServer {
             .with_context(|| format!("no repository {owner}/{repo}"))?;
         let number = repo_rec.next_number;
         repo_rec.next_number += 1;
-        let at = now();
         repo_rec.pulls.insert(
             number,
-            PullRecord {
+            PullRecord::opened(NewPull {
                 number,
                 id,
                 title: title.to_owned(),
@@ -292,17 +291,9 @@ impl GitHubServer {
                 base_ref: base.to_owned(),
                 author: author.to_owned(),
                 branches,
-                open: true,
                 draft: false,
                 maintainer_can_modify: true,
-                labels: Vec::new(),
-                merged: false,
-                merged_at: None,
-                merge_commit_sha: None,
-                closed_at: None,
-                created_at: at.clone(),
-                updated_at: at,
-            },
+            }),
         );
         Ok(number)
     }

@@ -94,3 +94,44 @@ pub(crate) struct PullRecord {
     pub(crate) created_at: String,
     pub(crate) updated_at: String,
 }
+
+/// What opening a pull request decides; the rest of a new record is the same whoever opens it.
+pub(crate) struct NewPull {
+    pub(crate) number: u64,
+    pub(crate) id: u64,
+    pub(crate) title: String,
+    pub(crate) body: Option<String>,
+    pub(crate) head_ref: String,
+    pub(crate) base_ref: String,
+    pub(crate) author: String,
+    pub(crate) branches: BranchState,
+    pub(crate) draft: bool,
+    pub(crate) maintainer_can_modify: bool,
+}
+
+impl PullRecord {
+    /// A pull request opened just now: open, unlabelled, unmerged.
+    pub(crate) fn opened(new: NewPull) -> Self {
+        let at = super::now();
+        Self {
+            number: new.number,
+            id: new.id,
+            title: new.title,
+            body: new.body,
+            head_ref: new.head_ref,
+            base_ref: new.base_ref,
+            author: new.author,
+            branches: new.branches,
+            open: true,
+            draft: new.draft,
+            maintainer_can_modify: new.maintainer_can_modify,
+            labels: Vec::new(),
+            merged: false,
+            merged_at: None,
+            merge_commit_sha: None,
+            closed_at: None,
+            created_at: at.clone(),
+            updated_at: at,
+        }
+    }
+}

@@ -11,14 +11,14 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
+use super::Shared;
 use super::branches::{branch_state, refresh_open_pulls};
 use super::errors::{
     DOCS_CHECK_MERGED, DOCS_CREATE_PULL, DOCS_GET_PULL, GhError, custom, invalid_field, not_found,
     not_supplied, problems_parsing_json, validation_failed,
 };
-use super::model::{PullRecord, RepoRecord};
+use super::model::{NewPull, PullRecord, RepoRecord};
 use super::render::{self, Detail};
-use super::{Shared, now};
 use crate::git;
 
 pub(crate) fn parse_number(raw: &str) -> Option<u64> {
@@ -126,8 +126,7 @@ pub(crate) async fn create(
     }
     let number = repo_rec.next_number;
     repo_rec.next_number += 1;
-    let at = now();
-    let pull = PullRecord {
+    let pull = PullRecord::opened(NewPull {
         number,
         id,
         title,
@@ -136,17 +135,9 @@ pub(crate) async fn create(
         base_ref: base,
         author: shared.ctx().bot_login.to_owned(),
         branches,
-        open: true,
         draft: bool_field(&map, "draft").unwrap_or(false),
         maintainer_can_modify: bool_field(&map, "maintainer_can_modify").unwrap_or(false),
-        labels: Vec::new(),
-        merged: false,
-        merged_at: None,
-        merge_commit_sha: None,
-        closed_at: None,
-        created_at: at.clone(),
-        updated_at: at,
-    };
+    });
     repo_rec.pulls.insert(number, pull);
     let repo_rec: &RepoRecord = repo_rec;
     let Some(pull) = repo_rec.pulls.get(&number) else {
