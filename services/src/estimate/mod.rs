@@ -25,6 +25,7 @@ pub use effectiveness::{ScaleUpEffect, last_scale_up};
 pub use forecast::{Smoothed, arrival_rates, smooth};
 pub use regression::{LineFit, fit_line};
 use runs::settled;
+pub use runs::{Run, SETTLE_SECONDS, runs};
 
 use crate::{cluster::Policy, decide::Sample};
 

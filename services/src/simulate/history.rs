@@ -5,9 +5,9 @@
 //! - The load is what arrived, not what the job consumed: `records_in` plus the lag's growth between
 //!   samples, read by the estimator's own `estimate::arrival_rates`, one row per sample.
 //! - The capacity of a worker is the median of what one worker moved while a backlog waited (lag above
-//!   the policy's `lag_seconds_low`, so it processed all it could), over samples taken at least
-//!   [`SETTLE_SECONDS`] after the scale changed. Without enough of those, the median of the output rate
-//!   over the CPU-busy workers (`records_out / (scale × cpu_load)`) over samples busy enough for CPU to
+//!   the policy's `lag_seconds_low`, so it processed all it could), over the samples the estimator
+//!   counts as settled ([`crate::estimate::SETTLE_SECONDS`] after the scale changed). Without enough of
+//!   those, the median of the output rate over the CPU-busy workers (`records_out / (scale × cpu_load)`) over samples busy enough for CPU to
 //!   mean something. Growth is taken as linear (exponent 1) and the sink as uncapped: a history rarely
 //!   shows enough scales to tell, and a job held back by its sink reads as slower workers, which errs
 //!   towards more replicas, not less.
@@ -25,11 +25,12 @@ use super::{
     run::{Scenario, Settings},
     trace::{Trace, TraceError},
 };
-use crate::{cluster::Policy, decide::Sample, estimate::arrival_rates};
+use crate::{
+    cluster::Policy,
+    decide::Sample,
+    estimate::{Run, arrival_rates, runs},
+};
 
-/// After the scale reading changes, samples are no evidence of capacity for this long (a restart, rate
-/// meters ramping up), as in the estimator.
-pub const SETTLE_SECONDS: f64 = 120.0;
 /// Fewer samples than this at saturation, or busy enough, and that source of the fit is not used.
 const MIN_FIT_SAMPLES: usize = 5;
 /// Below this CPU load a JVM's own work dwarfs the job's, and output over CPU says little.
@@ -88,10 +89,6 @@ impl History {
             problem: e.to_string(),
         })
     }
-
-    pub fn samples(&self) -> Vec<Sample> {
-        self.samples.clone()
-    }
 }
 
 /// How the capacity per worker was read from the history.
@@ -140,8 +137,8 @@ pub fn replay(
     partitions: Option<u32>,
     capacity_per_worker: Option<f64>,
 ) -> Result<Replay, HistoryError> {
-    let samples = history.samples();
-    let trace = trace(&samples)?;
+    let samples = &history.samples;
+    let trace = trace(samples)?;
     let scales = || {
         samples
             .iter()
@@ -164,7 +161,7 @@ pub fn replay(
             evidence: 0,
             partitions,
         },
-        None => fit_capacity(&samples, &history.policy, partitions)?,
+        None => fit_capacity(samples, &history.policy, partitions)?,
     };
     let initial_lag_seconds = samples
         .iter()
@@ -181,7 +178,7 @@ pub fn replay(
         model,
         initial_scale,
         initial_lag_seconds,
-        scrape_interval_seconds: scrape_interval(&samples),
+        scrape_interval_seconds: scrape_interval(samples),
         samples: samples.len(),
         hours: span / 3600.0,
     })
@@ -230,27 +227,14 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
     values.get(values.len() / 2).copied()
 }
 
-/// The samples taken at least `SETTLE_SECONDS` after the scale reading last changed, with their scale.
+/// The samples the estimator counts as evidence of capacity (at least `estimate::SETTLE_SECONDS` after
+/// the scale reading last changed), each with the scale of its run.
 fn settled(samples: &[Sample]) -> Vec<(&Sample, f64)> {
-    let mut changed_at: Option<DateTime<Utc>> = None;
-    let mut current: Option<f64> = None;
-    let mut out = Vec::new();
-    for sample in samples {
-        let Some(scale) = sample.scale.filter(|v| v.is_finite() && *v >= 1.0) else {
-            continue;
-        };
-        let scale = scale.round();
-        if current.is_some_and(|c| c != scale) {
-            changed_at = Some(sample.sampled_at);
-        }
-        current = Some(scale);
-        let settled =
-            changed_at.is_none_or(|at| (sample.sampled_at - at).as_seconds_f64() >= SETTLE_SECONDS);
-        if settled {
-            out.push((sample, scale));
-        }
-    }
-    out
+    runs(samples)
+        .iter()
+        .filter(|run| run.scale >= 1.0)
+        .flat_map(|run: &Run<'_>| run.settled().map(|sample| (sample, run.scale)))
+        .collect()
 }
 
 /// The capacity per worker the history shows (see the module's description).
