@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{LineFit, Method, fit_line, saturated};
+use super::{LineFit, Method, fit_line, median, saturated};
 use crate::{cluster::Policy, decide::Sample};
 
 /// Remembered evidence older than this is forgotten: a new release, a new sink, a new input mix.
@@ -87,28 +87,23 @@ pub fn evidence(settled: &[&Sample], policy: &Policy) -> Vec<CapacityPoint> {
     }
     by_scale
         .into_iter()
-        .map(|(scale, (values, observed_at))| {
-            let capacity = median(values.clone());
-            let deviation = median(values.iter().map(|v| (v - capacity).abs()).collect());
-            CapacityPoint {
+        // Every scale holds at least the sample that created it, so both medians exist.
+        .filter_map(|(scale, (values, observed_at))| {
+            let capacity = median(values.clone())?;
+            let deviation = median(values.iter().map(|v| (v - capacity).abs()).collect())?;
+            Some(CapacityPoint {
                 scale,
                 capacity,
                 spread: MAD_TO_DEVIATION * deviation,
                 samples: values.len() as u32,
                 observed_at,
-            }
+            })
         })
         .collect()
 }
 
 /// The median absolute deviation times this estimates the standard deviation of normal scatter.
 const MAD_TO_DEVIATION: f64 = 1.4826;
-
-/// The median of a non-empty `values` (the upper one of an even count).
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_unstable_by(f64::total_cmp);
-    values[values.len() / 2]
-}
 
 /// The memory after a decision: a `fresh` point replaces the remembered one at its scale when it has no
 /// fewer samples, or when it saw the scale later and has `REPLACING_SAMPLES` samples. Not merely because it

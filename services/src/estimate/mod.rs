@@ -177,6 +177,13 @@ fn forecast_input(history: &[Sample]) -> Result<f64, EstimateError> {
         .max(0.0))
 }
 
+/// The median of `values` (the upper one of an even count); `None` for none. One definition for the
+/// capacity points and for the simulator's fit of a recorded history.
+pub(crate) fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_unstable_by(f64::total_cmp);
+    values.get(values.len() / 2).copied()
+}
+
 /// A sample where a backlog waited, so the job processed all it could.
 fn saturated(sample: &Sample, policy: &Policy) -> bool {
     sample

@@ -28,7 +28,7 @@ use super::{
 use crate::{
     cluster::Policy,
     decide::Sample,
-    estimate::{Run, arrival_rates, runs},
+    estimate::{Run, arrival_rates, median, runs},
 };
 
 /// Fewer samples than this at saturation, or busy enough, and that source of the fit is not used.
@@ -220,11 +220,6 @@ fn scrape_interval(samples: &[Sample]) -> u32 {
 /// A fitted figure says no more than a tenth of a record per second.
 fn tenth(value: f64) -> f64 {
     (value * 10.0).round() / 10.0
-}
-
-fn median(mut values: Vec<f64>) -> Option<f64> {
-    values.sort_unstable_by(f64::total_cmp);
-    values.get(values.len() / 2).copied()
 }
 
 /// The samples the estimator counts as evidence of capacity (at least `estimate::SETTLE_SECONDS` after
