@@ -402,6 +402,19 @@ pub struct Policy {
     pub predictive: Predictive,
 }
 
+/// A scale must carry its load with CPU this far below `cpu_high`, or the CPU rule would fire again as
+/// soon as the cooldown is over (and metric noise alone would reach the threshold).
+const CPU_MARGIN: f64 = 0.95;
+
+impl Policy {
+    /// The highest busy share a scale is sized for or trimmed to: `cpu_high` less a margin. A scale-up
+    /// sizes the forecast input below it, and a scale-down goes one worker lower only when the window's
+    /// busiest stretch would stay below it. One figure for both, so a trim never undoes a sizing.
+    pub fn cpu_ceiling(&self) -> f64 {
+        self.cpu_high * CPU_MARGIN
+    }
+}
+
 /// `policy.predictive`: the daily seasonal forecast and the rule and veto that act on it. Needs a day of
 /// samples at least (the samples' retention, `AUTOSCALER_SAMPLE_RETENTION`, must keep two).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -439,7 +452,7 @@ fn default_lag_seconds_high() -> f64 {
     300.0
 }
 fn default_cpu_high() -> f64 {
-    0.8
+    0.9
 }
 fn default_cpu_low() -> f64 {
     0.3
@@ -460,7 +473,7 @@ fn default_catch_up() -> u32 {
     600
 }
 fn default_target_utilization() -> f64 {
-    0.8
+    0.85
 }
 
 /// A place the service connects to on a spec's behalf.

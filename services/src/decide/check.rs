@@ -5,8 +5,10 @@ use serde::Serialize;
 
 use crate::{cluster::Policy, rules::Direction};
 
-/// A scale-down removes at most this share of the current scale in one step.
-const MAX_STEP_DOWN_SHARE: f64 = 0.5;
+/// A scale-down removes at most this share of the current scale in one step (Flink's autoscaler allows
+/// the same by default): enough to come down from a burst in two steps, not so much that one bad
+/// estimate empties the job.
+const MAX_STEP_DOWN_SHARE: f64 = 0.6;
 
 /// The last change that took effect, for the reversal veto.
 #[derive(Debug, Clone, Copy, PartialEq)]

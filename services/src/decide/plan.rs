@@ -80,13 +80,9 @@ impl CheckVerdict {
     }
 }
 
-/// The new scale must carry the forecast input with CPU this far below `cpu_high`, or the CPU rule would
-/// fire again as soon as the cooldown is over.
-const CPU_MARGIN: f64 = 0.9;
-
-/// The smallest scale at which the estimate's capacity model runs `rate` below `cpu_high × CPU_MARGIN`.
+/// The smallest scale at which the estimate's capacity model runs `rate` below the policy's CPU ceiling.
 pub(super) fn cpu_floor(estimate: &Estimate, policy: &Policy, rate: f64) -> u32 {
-    estimate.scale_for(rate / (policy.cpu_high * CPU_MARGIN))
+    estimate.scale_for(rate / policy.cpu_ceiling())
 }
 
 /// Plans a change in `direction` from `history` (time order, newest last) and the caller's `facts`.
@@ -144,27 +140,37 @@ pub fn plan(
         ),
     ));
     let ineffective = last_scale_up.as_ref().filter(|effect| !effect.effective);
-    match (direction, ineffective) {
-        (Direction::Up, Some(effect)) => {
-            let reason = effect.block_reason();
+    // The remembered ceiling outlasts the history that showed it.
+    let at_ceiling = estimate
+        .ceiling
+        .filter(|c| estimate.current_scale >= c.scale);
+    let blocked = ineffective
+        .map(ScaleUpEffect::block_reason)
+        .or_else(|| at_ceiling.map(|c| c.block_reason()));
+    match (direction, blocked.clone()) {
+        (Direction::Up, Some(reason)) => {
             return Plan {
                 estimate: Some(estimate),
                 last_scale_up,
                 ..Plan::vetoed(checks, "ineffective_scaling", reason)
             };
         }
-        _ => checks.push(CheckVerdict::new(
+        (_, blocked) => checks.push(CheckVerdict::new(
             "ineffective_scaling",
             Passed,
-            match &last_scale_up {
-                Some(effect) if effect.effective => format!(
+            match (&last_scale_up, &estimate.ceiling) {
+                _ if blocked.is_some() => "scale-ups are blocked, scale-downs are not".to_owned(),
+                (Some(effect), _) => format!(
                     "the scale-up from {} to {} gained {:.0} % of what it promised",
                     effect.from_scale,
                     effect.to_scale,
                     effect.share_of_expected * 100.0
                 ),
-                Some(_) => "scale-ups are blocked, scale-downs are not".to_owned(),
-                None => "no measurable scale-up in the history".to_owned(),
+                (None, Some(ceiling)) => format!(
+                    "capacity stops growing at scale {} ({:.0} records/s): no scale above it is asked for",
+                    ceiling.scale, ceiling.capacity
+                ),
+                (None, None) => "no measurable scale-up in the history".to_owned(),
             },
         )),
     }
@@ -225,12 +231,12 @@ pub fn plan(
             format!(
                 "raised from {} to {floor}: the forecast input must run below {:.0} % CPU",
                 estimate.scale,
-                policy.cpu_high * CPU_MARGIN * 100.0
+                policy.cpu_ceiling() * 100.0
             ),
         );
     }
-    if let (Some(effect), CheckOutcome::Apply { notes, .. }) = (ineffective, &mut outcome) {
-        notes.push(effect.block_reason());
+    if let (Some(reason), CheckOutcome::Apply { notes, .. }) = (blocked, &mut outcome) {
+        notes.push(reason);
     }
     checks.push(match &outcome {
         CheckOutcome::Apply { to, notes } => CheckVerdict::new(

@@ -85,23 +85,23 @@ fn the_rule_scales_up_ahead_of_a_forecast_peak_and_sizes_for_it() {
     let verdict = forecast_verdict(&evaluation);
     assert_eq!(verdict.outcome, Outcome::Fired, "{verdict:?}");
     assert_eq!(evaluation.direction(), Some(Direction::Up));
-    // 8000 records/s below the CPU floor's 72 %: 12 workers, where the reactive estimate says 3.
+    // 8000 records/s below the CPU ceiling's 85.5 %: 11 workers, where the reactive estimate says 3.
     let prediction = evaluation.prediction.as_ref().expect("a prediction");
     assert_eq!(prediction.lead.rate, 8000.0);
-    assert_eq!(prediction.lead.scale, 12);
+    assert_eq!(prediction.lead.scale, 11);
     assert_eq!(prediction.current_scale, 4);
     assert!(
         verdict.reason.contains("forecast 8000 records/s at 12:"),
         "{verdict:?}"
     );
-    assert_eq!(evaluation.target_scale, Some(12));
+    assert_eq!(evaluation.target_scale, Some(11));
     let forecast = evaluation
         .checks
         .iter()
         .find(|c| c.check == "forecast")
         .expect("the forecast check");
     assert!(
-        forecast.detail.starts_with("raised from 3 to 12"),
+        forecast.detail.starts_with("raised from 3 to 11"),
         "{forecast:?}"
     );
 }
@@ -141,11 +141,11 @@ fn a_scale_down_the_forecast_would_undo_within_the_cooldown_is_refused() {
     };
     assert!(
         reason.starts_with("scale-down refused: the forecast peaks at 8000 records/s")
-            && reason.contains("needs scale 12")
+            && reason.contains("needs scale 11")
             && reason.contains("current scale (4)"),
         "{reason}"
     );
-    assert_eq!(planned.prediction.map(|p| p.cooldown.scale), Some(12));
+    assert_eq!(planned.prediction.map(|p| p.cooldown.scale), Some(11));
 
     // With a 5-minute cooldown the peak is out of reach, and the scale-down goes ahead.
     let short = policy(serde_json::json!({

@@ -270,6 +270,31 @@ fn safeguards_block_paused_in_flight_cooldown_bounds_and_unknown_scale() {
     );
 }
 
+#[test]
+fn a_scale_up_the_lag_outlasted_for_a_whole_window_may_be_followed_within_the_cooldown() {
+    let policy = policy(serde_json::json!({"max_scale": 8}));
+    let behind = |seconds_ago: i64, lag_above_threshold: bool| ClusterFacts {
+        current_scale: Some(4.0),
+        last_change_at: Some(now() - Duration::seconds(seconds_ago)),
+        lag_above_threshold,
+        ..ClusterFacts::default()
+    };
+    // A whole scale-up window (300 s) at the new scale with the lag above the threshold: not enough.
+    assert_eq!(
+        check_safeguards(&policy, &behind(300, true), Direction::Up, now()),
+        Ok(())
+    );
+    // Too soon to tell, no lag rule behind it, or the other direction: the cooldown holds.
+    for (facts, direction) in [
+        (behind(299, true), Direction::Up),
+        (behind(600, false), Direction::Up),
+        (behind(600, true), Direction::Down),
+    ] {
+        let blocked = check_safeguards(&policy, &facts, direction, now()).expect_err("cooldown");
+        assert!(blocked.contains("cooldown"), "{blocked}");
+    }
+}
+
 fn by_hand(minutes_ago: i64) -> GitFacts {
     GitFacts {
         value: 7,
@@ -429,4 +454,54 @@ fn the_plan_fits_on_what_the_cluster_remembers_and_hands_back_what_it_learned() 
         (summary.model, summary.remembered_scales),
         ("regression", 2)
     );
+}
+
+#[test]
+fn a_remembered_ceiling_blocks_scale_ups_past_it_until_newer_evidence_contradicts_it() {
+    // Six workers move 1000 records/s each with a backlog waiting; an hour ago twelve moved no more.
+    let history = saturated_history(1000.0, &[6.0; 8], 9000.0, 600_000.0);
+    let p = policy(serde_json::json!({}));
+    let facts = |capacity_at_12: f64| Facts {
+        capacity: crate::estimate::CapacityMemory {
+            points: vec![crate::estimate::CapacityPoint {
+                scale: 12,
+                capacity: capacity_at_12,
+                spread: 0.0,
+                samples: 10,
+                observed_at: now() - Duration::hours(1),
+            }],
+        },
+        ..Facts::default()
+    };
+    let blocked = super::plan(&p, Direction::Up, &history, &facts(5900.0), now());
+    let CheckOutcome::Veto { reason } = &blocked.outcome else {
+        panic!("expected the ceiling to block, got {blocked:?}");
+    };
+    assert!(
+        reason.starts_with("capacity stops growing at scale 6: at 12 the job moved 5900 records/s"),
+        "{reason}"
+    );
+    let estimate = blocked.estimate.expect("an estimate");
+    assert_eq!(
+        estimate.ceiling.map(|c| (c.scale, c.shown_at)),
+        Some((6, 12))
+    );
+    // The ceiling's point stays in the memory, so it outlasts this history.
+    assert!(estimate.learned.points.iter().any(|p| p.scale == 12));
+    // A scale-down is not blocked by it.
+    let down = super::plan(&p, Direction::Down, &history, &facts(5900.0), now());
+    assert!(
+        down.checks
+            .iter()
+            .any(|c| c.check == "ineffective_scaling" && c.state == CheckState::Passed),
+        "{down:?}"
+    );
+
+    // Six workers now move well over what twelve did then: the bottleneck moved, the block is lifted.
+    let lifted = super::plan(&p, Direction::Up, &history, &facts(5000.0), now());
+    let CheckOutcome::Apply { to, .. } = lifted.outcome else {
+        panic!("expected a scale-up, got {lifted:?}");
+    };
+    assert!(to > 6, "{to}");
+    assert_eq!(lifted.estimate.and_then(|e| e.ceiling), None);
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{LineFit, Method, fit_line, median, saturated};
+use super::{LineFit, Method, effectiveness::EFFECTIVE_SHARE, fit_line, median, saturated};
 use crate::{cluster::Policy, decide::Sample};
 
 /// Remembered evidence older than this is forgotten: a new release, a new sink, a new input mix.
@@ -100,6 +100,79 @@ pub fn evidence(settled: &[&Sample], policy: &Policy) -> Vec<CapacityPoint> {
             })
         })
         .collect()
+}
+
+/// Two points are compared for a ceiling only when the larger scale has at least this many times the
+/// workers of the smaller: between neighbouring scales the promise is within the points' noise.
+const CEILING_SCALE_RATIO: f64 = 1.2;
+
+/// Where more workers stopped adding capacity: a point at a larger scale gained less than
+/// `EFFECTIVE_SHARE` of what its workers promised over the best smaller one (a sink at its limit, one hot
+/// partition). Remembered with the points, so it outlasts the history that showed it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Ceiling {
+    /// The smallest scale that reaches `capacity`, going linearly from the last scale that still gained.
+    pub scale: u32,
+    /// What the job delivered past the knee (the most any such point showed), records per second.
+    pub capacity: f64,
+    /// The larger scale whose point showed it.
+    pub shown_at: u32,
+}
+
+impl Ceiling {
+    /// Why scale-ups stop here, for the decision, the pull request and the API.
+    pub fn block_reason(&self) -> String {
+        format!(
+            "capacity stops growing at scale {}: at {} the job moved {:.0} records/s, no more than {} \
+             delivers, so more workers are wasted (a sink at its limit?) until the evidence changes",
+            self.scale, self.shown_at, self.capacity, self.scale
+        )
+    }
+}
+
+/// A point past the knee is contradicted when a newer point at a smaller scale delivered this many times
+/// what it did: the bottleneck moved (a faster sink), so the ceiling it showed is lifted. Not at the
+/// knee's own capacity: a job trimmed to the knee keeps delivering what the ceiling allows, with noise.
+const CONTRADICTED_SHARE: f64 = 1.1;
+
+/// Splits `points` (one per scale, sorted by scale) into those a model may be fitted on and the ceiling
+/// the others show, if any. A point past the knee says nothing about how capacity grows below it, and a
+/// contradicted one is ignored.
+pub fn ceiling(points: &[CapacityPoint]) -> (Vec<CapacityPoint>, Option<Ceiling>) {
+    let mut below: Vec<CapacityPoint> = Vec::new();
+    let mut ceiling: Option<Ceiling> = None;
+    for point in points {
+        let best = below
+            .iter()
+            .filter(|b| f64::from(point.scale) >= f64::from(b.scale) * CEILING_SCALE_RATIO)
+            .max_by(|a, b| a.capacity.total_cmp(&b.capacity));
+        let Some(best) = best.copied() else {
+            below.push(*point);
+            continue;
+        };
+        let promised = best.capacity * (f64::from(point.scale) / f64::from(best.scale) - 1.0);
+        if point.capacity - best.capacity >= EFFECTIVE_SHARE * promised {
+            below.push(*point);
+            continue;
+        }
+        if point.observed_at < best.observed_at
+            && best.capacity > point.capacity * CONTRADICTED_SHARE
+        {
+            continue;
+        }
+        let capacity = ceiling.map_or(point.capacity, |c| c.capacity.max(point.capacity));
+        let knee = (f64::from(best.scale) * capacity / best.capacity).ceil();
+        let scale = knee.clamp(f64::from(best.scale), f64::from(point.scale)) as u32;
+        ceiling = Some(match ceiling {
+            Some(c) if c.scale <= scale => Ceiling { capacity, ..c },
+            _ => Ceiling {
+                scale,
+                capacity,
+                shown_at: point.scale,
+            },
+        });
+    }
+    (below, ceiling)
 }
 
 /// The median absolute deviation times this estimates the standard deviation of normal scatter.

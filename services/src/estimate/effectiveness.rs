@@ -16,7 +16,7 @@ use crate::{cluster::Policy, decide::Sample};
 /// Settled samples with a backlog needed on each side of the change.
 const MIN_EVIDENCE: usize = 3;
 /// A scale-up that gained less than this share of what linear scaling promised was ineffective.
-const EFFECTIVE_SHARE: f64 = 0.5;
+pub(super) const EFFECTIVE_SHARE: f64 = 0.5;
 
 /// What the newest measurable scale-up gained.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -20,7 +20,9 @@ pub mod seasonal;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-pub use capacity::{CapacityMemory, CapacityPoint, MEMORY_DAYS, MEMORY_SCALES, evidence, merge};
+pub use capacity::{
+    CapacityMemory, CapacityPoint, Ceiling, MEMORY_DAYS, MEMORY_SCALES, evidence, merge,
+};
 pub use effectiveness::{ScaleUpEffect, last_scale_up};
 pub use forecast::{Smoothed, arrival_rates, smooth};
 pub use regression::{LineFit, fit_line};
@@ -75,6 +77,9 @@ pub struct Estimate {
     pub scale: u32,
     /// How many of the points the model was fitted on came from the cluster's memory, not this history.
     pub remembered_scales: usize,
+    /// Where the points show more workers stopped adding capacity: no scale above it is asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ceiling: Option<Ceiling>,
     /// The cluster's memory after this estimate, for the caller to keep (not part of the report).
     #[serde(skip)]
     pub learned: CapacityMemory,
@@ -83,13 +88,15 @@ pub struct Estimate {
 impl Estimate {
     /// The smallest scale (at least 1) the capacity model says delivers `throughput` records per second:
     /// the same model the estimate's own scale comes from, for another rate (a floor, a forecast peak).
+    /// Never above the ceiling, where there is one.
     pub fn scale_for(&self, throughput: f64) -> u32 {
         let scale = self.method.scale_for(throughput);
-        if scale.is_finite() {
+        let scale = if scale.is_finite() {
             scale.ceil().clamp(1.0, f64::from(u32::MAX)) as u32
         } else {
             1
-        }
+        };
+        self.ceiling.map_or(scale, |c| scale.min(c.scale))
     }
 }
 
@@ -137,24 +144,27 @@ pub fn estimate(
     let settled = settled(history);
     let fresh = evidence(&settled, policy);
     let learned = merge(memory, &fresh, now);
-    let remembered_scales = learned.points.iter().filter(|p| !fresh.contains(p)).count();
-    let method = match capacity::fit_capacity(&learned.points) {
+    let (below_ceiling, ceiling) = capacity::ceiling(&learned.points);
+    let remembered_scales = below_ceiling.iter().filter(|p| !fresh.contains(p)).count();
+    let method = match capacity::fit_capacity(&below_ceiling) {
         Ok(method) => method,
         Err(reason) => Method::Proportional {
             reason,
             per_worker: per_worker_throughput(history, &settled, policy, scale_now)?,
         },
     };
-    let scale = method.scale_for(required_throughput);
-    Ok(Estimate {
+    let mut estimate = Estimate {
         method,
         current_scale,
         forecast_input,
         required_throughput,
-        scale: scale.ceil().clamp(1.0, f64::from(u32::MAX)) as u32,
+        scale: 1,
         remembered_scales,
+        ceiling,
         learned,
-    })
+    };
+    estimate.scale = estimate.scale_for(required_throughput);
+    Ok(estimate)
 }
 
 /// The input rate a horizon ahead: the arrival rate smoothed with its trend, old samples fading (see

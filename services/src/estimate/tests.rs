@@ -4,7 +4,9 @@ use super::*;
 use crate::{cluster::Policy, decide::Sample};
 
 pub(crate) fn policy(extra: serde_json::Value) -> Policy {
-    let mut value = serde_json::json!({"max_scale": 32});
+    // The figures of these tests are worked out for a CPU threshold and a target utilisation of 80 %.
+    let mut value =
+        serde_json::json!({"max_scale": 32, "cpu_high": 0.8, "target_utilization": 0.8});
     if let (Some(base), Some(extra)) = (value.as_object_mut(), extra.as_object()) {
         base.extend(extra.clone());
     }
@@ -466,4 +468,25 @@ fn with_memory_one_fresh_scale_is_enough_for_a_fitted_model() {
     assert_eq!(estimate.learned.points.len(), 3);
     // 6000 ÷ 0.8 = 7500 records/s → 8 workers.
     assert_eq!(estimate.scale, 8, "{estimate:?}");
+}
+
+#[test]
+fn points_past_a_ceiling_are_not_fitted_and_name_the_scale_that_reaches_it() {
+    // Linear to 10 workers; at 20 the sink held the job to 14000 records/s.
+    let points = [
+        point(5, 5000.0, 6, 3),
+        point(10, 10000.0, 6, 2),
+        point(20, 14000.0, 6, 1),
+    ];
+    let (below, ceiling) = capacity::ceiling(&points);
+    assert_eq!(below.iter().map(|p| p.scale).collect::<Vec<_>>(), [5, 10]);
+    let ceiling = ceiling.expect("a ceiling");
+    assert_eq!((ceiling.scale, ceiling.shown_at), (14, 20));
+    assert_eq!(ceiling.capacity, 14000.0);
+    // Neighbouring scales are within each other's noise: no ceiling between 10 and 11.
+    let close = [point(10, 10000.0, 6, 2), point(11, 10100.0, 6, 1)];
+    assert_eq!(capacity::ceiling(&close).1, None);
+    // Growing as promised (or at least half of it): no ceiling.
+    let growing = [point(10, 10000.0, 6, 2), point(20, 16000.0, 6, 1)];
+    assert_eq!(capacity::ceiling(&growing).1, None);
 }

@@ -4,6 +4,9 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::decide::Sample;
 
+/// How many consecutive points [`Series::busiest`] averages: two minutes at the usual 30 s scrape.
+const BUSIEST_SPAN: usize = 4;
+
 /// One metric's present values within a window, with their ages.
 pub struct Series {
     /// (seconds since the window's start, value), in time order.
@@ -76,6 +79,17 @@ impl Series {
 
     pub fn max(&self) -> f64 {
         self.values().fold(f64::NEG_INFINITY, f64::max)
+    }
+
+    /// The busiest stretch: the highest mean over `BUSIEST_SPAN` consecutive points (over all of them
+    /// where there are fewer). A sustained peak shows in it; one noisy scrape does not.
+    pub fn busiest(&self) -> f64 {
+        let values: Vec<f64> = self.values().collect();
+        let span = BUSIEST_SPAN.clamp(1, values.len().max(1));
+        values
+            .windows(span)
+            .map(|w| w.iter().sum::<f64>() / span as f64)
+            .fold(f64::NEG_INFINITY, f64::max)
     }
 
     /// Least-squares slope per second and its t-statistic (slope over its standard error). A flat,

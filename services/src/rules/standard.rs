@@ -7,9 +7,6 @@ use crate::decide::Sample;
 const SUSTAINED_SHARE: f64 = 0.8;
 /// A lag trend counts when its slope is this many standard errors above zero.
 const SIGNIFICANT_T: f64 = 3.0;
-/// A scale-down is worth weighing when the window's busiest moment would have run below this share of
-/// `cpu_high` on one worker fewer (the estimator then says how many fewer, if any).
-const FEWER_WORKERS_CPU_SHARE: f64 = 0.9;
 
 fn series(input: &RuleInput<'_>, metric: fn(&Sample) -> Option<f64>, window: u32) -> Series {
     Series::new(
@@ -119,7 +116,7 @@ const LOAD_FALLEN_SHARE: f64 = 0.8;
 
 /// The cost-aware path of the scale-down rule, so that a job sized for a burst comes down soon after it:
 /// the input has fallen from its peak, and over the (short) scale-up window lag stayed below the low
-/// threshold and one worker fewer would have run the busiest moment at or below the target utilisation.
+/// threshold and one worker fewer would have run the busiest stretch (`Series::busiest`) at or below the target utilisation.
 /// `None` where the window lacks the data.
 fn cheaper_scale_fits(input: &RuleInput<'_>, scale: Option<f64>) -> Option<Result<String, String>> {
     let window = input.policy.scale_up_window_seconds;
@@ -138,14 +135,14 @@ fn cheaper_scale_fits(input: &RuleInput<'_>, scale: Option<f64>) -> Option<Resul
     );
     recent_input.sufficiency("records_in").ok()?;
     let fallen = recent_input.max() <= LOAD_FALLEN_SHARE * longer_input.max();
-    let one_fewer = cpu.max() * scale / (scale - 1.0);
+    let one_fewer = cpu.busiest() * scale / (scale - 1.0);
     // Never above what the slow path allows, or the CPU rule could fire right after.
     let target = input
         .policy
         .target_utilization
-        .min(input.policy.cpu_high * FEWER_WORKERS_CPU_SHARE);
+        .min(input.policy.cpu_ceiling());
     let figures = format!(
-        "over the last {window}s: input at most {:.0}/s against a peak of {:.0}/s, one worker fewer at most {one_fewer:.2} CPU (target {target:.2}), lag at most {:.0}s",
+        "over the last {window}s: input at most {:.0}/s against a peak of {:.0}/s, one worker fewer at most {one_fewer:.2} CPU at the busiest (target {target:.2}), lag at most {:.0}s",
         recent_input.max(),
         longer_input.max(),
         lag.max()
@@ -159,7 +156,7 @@ fn cheaper_scale_fits(input: &RuleInput<'_>, scale: Option<f64>) -> Option<Resul
 
 /// Lag below the low threshold for the whole (longer) scale-down window, and CPU either below the low
 /// threshold throughout or low enough that one worker fewer would have stayed clearly below the scale-up
-/// threshold even at the window's busiest moment. Or, sooner, the cost-aware path
+/// threshold even over the window's busiest stretch. Or, sooner, the cost-aware path
 /// ([`cheaper_scale_fits`]): over the scale-up window alone, one worker fewer would still meet the target
 /// utilisation.
 pub struct SustainedLowLoad;
@@ -181,12 +178,12 @@ impl Rule for SustainedLowLoad {
         {
             return (Outcome::NoData, missing);
         }
-        let (cpu_max, lag_max) = (cpu.max(), lag.max());
+        let (cpu_max, lag_max) = (cpu.busiest(), lag.max());
         let scale = series(input, |s| s.scale, window).latest();
         let one_fewer = scale.filter(|s| *s >= 2.0).map(|s| cpu_max * s / (s - 1.0));
-        let fits_fewer = input.policy.cpu_high * FEWER_WORKERS_CPU_SHARE;
+        let fits_fewer = input.policy.cpu_ceiling();
         let figures = format!(
-            "over {window}s: CPU at most {cpu_max:.2} (below {}, or below {fits_fewer:.2} on one worker \
+            "over {window}s: CPU at most {cpu_max:.2} at the busiest (below {}, or below {fits_fewer:.2} on one worker \
              fewer: {}?), lag at most {lag_max:.0}s (below {}?)",
             input.policy.cpu_low,
             one_fewer.map_or("-".to_owned(), |c| format!("{c:.2}")),

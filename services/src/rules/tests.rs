@@ -5,8 +5,12 @@ use crate::{cluster::Policy, decide::Sample};
 
 const INTERVAL: u32 = 30;
 
+/// The design's thresholds (CPU above 80 %), which these tests' figures are worked out for.
 fn policy() -> Policy {
-    serde_json::from_value(serde_json::json!({"max_scale": 8})).expect("policy")
+    serde_json::from_value(
+        serde_json::json!({"max_scale": 8, "cpu_high": 0.8, "target_utilization": 0.8}),
+    )
+    .expect("policy")
 }
 
 fn now() -> DateTime<Utc> {
@@ -148,11 +152,19 @@ fn low_load_fires_only_over_the_whole_longer_window() {
     // Quiet for the scale-up window only: not enough history for the scale-down window.
     let short = samples(11, |_| sample(0.1, 10.0, 1.0));
     assert_eq!(verdict(&SustainedLowLoad, &short).outcome, Outcome::NoData);
-    // A busy moment within the scale-up window holds both paths back.
-    let one_busy_moment = samples(61, |i| sample(if i == 58 { 0.6 } else { 0.1 }, 10.0, 1.0));
+    // A busy stretch (two minutes) within the scale-up window holds both paths back...
+    let busy_stretch = samples(61, |i| {
+        sample(if (55..59).contains(&i) { 0.6 } else { 0.1 }, 10.0, 1.0)
+    });
     assert_eq!(
-        verdict(&SustainedLowLoad, &one_busy_moment).outcome,
+        verdict(&SustainedLowLoad, &busy_stretch).outcome,
         Outcome::Quiet
+    );
+    // ...one noisy scrape does not.
+    let one_noisy_scrape = samples(61, |i| sample(if i == 58 { 0.6 } else { 0.1 }, 10.0, 1.0));
+    assert_eq!(
+        verdict(&SustainedLowLoad, &one_noisy_scrape).outcome,
+        Outcome::Fired
     );
 }
 

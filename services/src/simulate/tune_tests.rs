@@ -30,9 +30,9 @@ fn the_grid_holds_the_current_setting_first_and_only_valid_windows() {
     assert!(grid.len() <= 80, "{}", grid.len());
     // 900 is below the scale-up window: never proposed.
     assert!(grid.iter().all(|k| k.scale_down_window_seconds >= 1200));
-    // Targets 0.8 (current), 0.6, 0.7, 0.9; windows 2400 (current), 1800, 3600; cooldowns 900
+    // Targets 0.85 (current), 0.6, 0.7, 0.8, 0.9; windows 2400 (current), 1800, 3600; cooldowns 900
     // (current), 300, 1800.
-    assert_eq!(grid.len(), 4 * 3 * 3);
+    assert_eq!(grid.len(), 5 * 3 * 3);
 }
 
 #[test]

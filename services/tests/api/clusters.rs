@@ -20,7 +20,7 @@ async fn subscribing_returns_201_with_the_defaults_filled_in_and_a_location() {
     assert_eq!(body["name"], "logs-ingest");
     assert_eq!(body["paused"], false);
     assert_eq!(body["spec"]["policy"]["lag_seconds_high"], 300.0);
-    assert_eq!(body["spec"]["policy"]["cpu_high"], 0.8);
+    assert_eq!(body["spec"]["policy"]["cpu_high"], 0.9);
     assert_eq!(body["spec"]["policy"]["min_scale"], 1);
     assert_eq!(body["spec"]["git"]["branch"], "main");
     assert_eq!(body["spec"]["target"]["reactive"], true);

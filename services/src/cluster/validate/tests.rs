@@ -42,7 +42,8 @@ fn the_minimal_spec_is_valid_and_gets_the_designs_defaults() {
     let spec: ClusterSpec = serde_json::from_value(valid()).expect("deserializes");
     let spec = spec.with_resolved_defaults();
     assert_eq!(spec.policy.lag_seconds_high, 300.0);
-    assert_eq!(spec.policy.cpu_high, 0.8);
+    assert_eq!(spec.policy.cpu_high, 0.9);
+    assert_eq!(spec.policy.target_utilization, 0.85);
     assert_eq!(spec.policy.min_scale, 1);
     assert_eq!(spec.git.branch, "main");
     assert_eq!(spec.target.reactive, Some(true));
