@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     estimate::{Estimate, Method, estimate},
-    rules::{Direction, LagAboveThreshold, Outcome, Rule, RuleInput, Verdict, rules_for},
+    rules::{Direction, LagIncreasing, Outcome, Rule, RuleInput, Verdict, rules_for},
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -140,9 +140,9 @@ pub fn evaluate(
             .rev()
             .find(|s| s.sampled_at > fresh_after)
             .and_then(|s| s.scale),
-        lag_above_threshold: verdicts
+        lag_growing: verdicts
             .iter()
-            .any(|v| v.rule == LagAboveThreshold.name() && v.outcome == Outcome::Fired),
+            .any(|v| v.rule == LagIncreasing.name() && v.outcome == Outcome::Fired),
     };
     let mut checks: Vec<CheckVerdict> = fired
         .as_ref()

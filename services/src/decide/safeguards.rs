@@ -15,8 +15,8 @@ pub struct ClusterFacts {
     pub last_change_at: Option<DateTime<Utc>>,
     /// The newest scale metric, if fresh.
     pub current_scale: Option<f64>,
-    /// The lag rule fired: lag stayed above `lag_seconds_high` over the whole scale-up window.
-    pub lag_above_threshold: bool,
+    /// `lag_increasing` fired: the lag in records grew significantly over the whole scale-up window.
+    pub lag_growing: bool,
 }
 
 /// Every safeguard's verdict for a change in `direction`, in the order they are checked: `(name, Ok or
@@ -40,11 +40,12 @@ pub fn safeguard_verdicts(
     let cooldown = match facts.last_change_at {
         Some(changed) => {
             let until = changed + Duration::seconds(i64::from(policy.cooldown_seconds));
-            // A change that has run a whole scale-up window with the lag above the threshold throughout
-            // was not enough: waiting out the rest of the cooldown only lets the backlog grow. (A
-            // scale-down reversed so is still refused, by the post-evaluation check.)
+            // A change that has run a whole scale-up window with the lag still growing throughout was
+            // not enough: waiting out the rest of the cooldown only lets the backlog grow. (A lag that
+            // is high but shrinking is a scale-up draining it, and waits. A scale-down reversed so is
+            // still refused, by the post-evaluation check.)
             let not_enough = direction == Direction::Up
-                && facts.lag_above_threshold
+                && facts.lag_growing
                 && now >= changed + Duration::seconds(i64::from(policy.scale_up_window_seconds));
             if now < until && !not_enough {
                 Err(format!("in cooldown until {}", until.to_rfc3339()))

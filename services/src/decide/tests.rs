@@ -271,15 +271,16 @@ fn safeguards_block_paused_in_flight_cooldown_bounds_and_unknown_scale() {
 }
 
 #[test]
-fn a_scale_up_the_lag_outlasted_for_a_whole_window_may_be_followed_within_the_cooldown() {
+fn a_scale_up_the_lag_kept_growing_through_for_a_whole_window_may_be_followed_within_the_cooldown()
+{
     let policy = policy(serde_json::json!({"max_scale": 8}));
-    let behind = |seconds_ago: i64, lag_above_threshold: bool| ClusterFacts {
+    let behind = |seconds_ago: i64, lag_growing: bool| ClusterFacts {
         current_scale: Some(4.0),
         last_change_at: Some(now() - Duration::seconds(seconds_ago)),
-        lag_above_threshold,
+        lag_growing,
         ..ClusterFacts::default()
     };
-    // A whole scale-up window (300 s) at the new scale with the lag above the threshold: not enough.
+    // A whole scale-up window (300 s) at the new scale with the lag still growing: not enough.
     assert_eq!(
         check_safeguards(&policy, &behind(300, true), Direction::Up, now()),
         Ok(())

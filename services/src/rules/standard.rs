@@ -43,7 +43,9 @@ fn sustained_above(
     }
 }
 
-/// Lag in seconds above the threshold for most of the scale-up window, and still above it now.
+/// Lag in seconds above the threshold for most of the scale-up window, and still above it now, unless
+/// the backlog is draining fast enough to be gone within the catch-up time at its pace over the window
+/// (a scale-up that is working: another would only overshoot).
 pub struct LagAboveThreshold;
 
 impl Rule for LagAboveThreshold {
@@ -54,12 +56,22 @@ impl Rule for LagAboveThreshold {
         Direction::Up
     }
     fn check(&self, input: &RuleInput<'_>) -> (Outcome, String) {
-        sustained_above(
+        let (outcome, figures) = sustained_above(
             input,
             "lag_seconds",
             |s| s.lag_seconds,
             input.policy.lag_seconds_high,
-        )
+        );
+        if outcome != Outcome::Fired {
+            return (outcome, figures);
+        }
+        match Draining::over(input) {
+            Some(drain) if drain.gone_in_seconds <= f64::from(input.policy.catch_up_seconds) => (
+                Outcome::Quiet,
+                format!("{figures}; but {drain}, within the catch-up time"),
+            ),
+            _ => (outcome, figures),
+        }
     }
 }
 
@@ -95,7 +107,43 @@ impl Rule for LagIncreasing {
     }
 }
 
-/// CPU load above the threshold for most of the scale-up window, and still above it now.
+/// A backlog shrinking significantly over the scale-up window: a job catching up.
+struct Draining {
+    records_per_second: f64,
+    t: f64,
+    gone_in_seconds: f64,
+}
+
+impl Draining {
+    fn over(input: &RuleInput<'_>) -> Option<Self> {
+        let records = series(
+            input,
+            |s| s.lag_records,
+            input.policy.scale_up_window_seconds,
+        );
+        records.sufficiency("lag_records").ok()?;
+        let (slope, t) = records.trend();
+        (slope < 0.0 && t <= -SIGNIFICANT_T).then(|| Self {
+            records_per_second: -slope,
+            t,
+            gone_in_seconds: records.latest().unwrap_or_default().max(0.0) / -slope,
+        })
+    }
+}
+
+impl std::fmt::Display for Draining {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the backlog drains {:.0} records/s (t = {:.1}), gone in {:.0}s at that pace",
+            self.records_per_second, self.t, self.gone_in_seconds
+        )
+    }
+}
+
+/// CPU load above the threshold for most of the scale-up window, and still above it now, unless a
+/// backlog is draining while the lag stays below `lag_seconds_high`: a job catching up is busy by design,
+/// and the lag rules speak for it.
 pub struct CpuAboveThreshold;
 
 impl Rule for CpuAboveThreshold {
@@ -106,7 +154,24 @@ impl Rule for CpuAboveThreshold {
         Direction::Up
     }
     fn check(&self, input: &RuleInput<'_>) -> (Outcome, String) {
-        sustained_above(input, "cpu_load", |s| s.cpu_load, input.policy.cpu_high)
+        let (outcome, figures) =
+            sustained_above(input, "cpu_load", |s| s.cpu_load, input.policy.cpu_high);
+        if outcome != Outcome::Fired {
+            return (outcome, figures);
+        }
+        let lag_now = series(
+            input,
+            |s| s.lag_seconds,
+            input.policy.scale_up_window_seconds,
+        )
+        .latest();
+        match Draining::over(input) {
+            Some(drain) if lag_now.is_some_and(|lag| lag < input.policy.lag_seconds_high) => (
+                Outcome::Quiet,
+                format!("{figures}; but {drain}, with the lag below the threshold"),
+            ),
+            _ => (outcome, figures),
+        }
     }
 }
 

@@ -226,3 +226,31 @@ fn scaling_up_wins_when_rules_disagree() {
         Some("lag_above_threshold")
     );
 }
+
+#[test]
+fn lag_above_five_minutes_stays_quiet_while_the_backlog_drains_within_the_catch_up_time() {
+    // 400 s behind, 60 000 records shrinking by 150 a second: gone in about 100 s.
+    let draining = samples(11, |i| sample(0.5, 60_000.0 - 4500.0 * i as f64, 400.0));
+    let quiet = verdict(&LagAboveThreshold, &draining);
+    assert_eq!(quiet.outcome, Outcome::Quiet, "{quiet:?}");
+    assert!(
+        quiet.reason.contains("within the catch-up time"),
+        "{quiet:?}"
+    );
+    // Shrinking too slowly to be gone within the catch-up time (600 s): another worker is due.
+    let slow = samples(11, |i| sample(0.5, 600_000.0 - 4500.0 * i as f64, 400.0));
+    assert_eq!(verdict(&LagAboveThreshold, &slow).outcome, Outcome::Fired);
+}
+
+#[test]
+fn high_cpu_while_a_backlog_drains_below_the_lag_threshold_is_a_job_catching_up() {
+    let catching_up = samples(11, |i| sample(0.97, 600_000.0 - 4500.0 * i as f64, 120.0));
+    let quiet = verdict(&CpuAboveThreshold, &catching_up);
+    assert_eq!(quiet.outcome, Outcome::Quiet, "{quiet:?}");
+    assert!(quiet.reason.contains("the backlog drains"), "{quiet:?}");
+    // No backlog to drain, or a lag already above the threshold: the CPU rule speaks.
+    let busy = samples(11, |_| sample(0.97, 0.0, 0.0));
+    assert_eq!(verdict(&CpuAboveThreshold, &busy).outcome, Outcome::Fired);
+    let behind = samples(11, |i| sample(0.97, 600_000.0 - 4500.0 * i as f64, 400.0));
+    assert_eq!(verdict(&CpuAboveThreshold, &behind).outcome, Outcome::Fired);
+}

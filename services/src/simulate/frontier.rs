@@ -17,6 +17,16 @@ pub struct Point {
     pub lag_minutes: f64,
 }
 
+impl Point {
+    /// No more cost and no more lag than `other`, and less of one.
+    pub fn dominates(&self, other: &Point) -> bool {
+        self.extra_cost_percent <= other.extra_cost_percent
+            && self.lag_minutes <= other.lag_minutes
+            && (self.extra_cost_percent < other.extra_cost_percent
+                || self.lag_minutes < other.lag_minutes)
+    }
+}
+
 /// Every policy on one trace.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TracePoints {
@@ -70,20 +80,14 @@ impl TracePoints {
         })
     }
 
-    /// The policies that dominate `policy` here: no more cost and no more lag, and less of one.
+    /// The policies that dominate `policy` here.
     pub fn dominating(&self, policy: &str) -> Vec<&str> {
         let Some(it) = self.points.iter().find(|p| p.policy == policy) else {
             return Vec::new();
         };
         self.points
             .iter()
-            .filter(|other| {
-                other.policy != policy
-                    && other.extra_cost_percent <= it.extra_cost_percent
-                    && other.lag_minutes <= it.lag_minutes
-                    && (other.extra_cost_percent < it.extra_cost_percent
-                        || other.lag_minutes < it.lag_minutes)
-            })
+            .filter(|other| other.policy != policy && other.dominates(it))
             .map(|p| p.policy.as_str())
             .collect()
     }

@@ -360,7 +360,19 @@ pub fn compare(scenario: &Scenario, seeds: u32, trace_name: &str) -> (Report, Ve
             PolicyReport::new(name, runs, actions)
         })
         .collect();
-    let goals = goals(&policies, &scenario.settings, steps.len());
+    let replica_hours_percent = scenario
+        .trace
+        .goals
+        .iter()
+        .rev()
+        .find(|g| g.key == "replica-hours")
+        .map(|g| g.value);
+    let goals = goals(
+        &policies,
+        &scenario.settings,
+        steps.len(),
+        replica_hours_percent,
+    );
     let report = Report {
         trace: trace_name.to_owned(),
         duration_hours: scenario.trace.duration() / 3600.0,

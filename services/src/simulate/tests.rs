@@ -10,6 +10,7 @@ use super::{
     job::{Job, JobModel},
     noise::Noise,
     policies::{Oracle, ScalingPolicy},
+    report::Report,
     run::{Action, Run, Scenario, run},
     scenario,
     score::score,
@@ -118,6 +119,12 @@ fn malformed_traces_are_refused_naming_line_and_column() {
             .starts_with("line 1, column 10: unknown model key \"speed\""),
         "{}",
         error("# model: speed=3\n0,1\n9,1\n")
+    );
+    assert!(
+        error("# goal: cost=3\n0,1\n9,1\n")
+            .starts_with("line 1, column 9: unknown goal key \"cost\"; known: replica-hours"),
+        "{}",
+        error("# goal: cost=3\n0,1\n9,1\n")
     );
     assert!(matches!(
         Trace::parse("# nothing\n"),
@@ -514,4 +521,53 @@ fn predictive_adds_ours_with_the_rule_on_within_the_lead_time_bounds() {
         "{:?}",
         too_short.err()
     );
+}
+
+#[test]
+fn the_traces_goal_line_bounds_replica_hours_and_every_baseline_is_checked_for_dominance() {
+    let text = "0,5000\n3600,5000\n3600,9000\n7200,9000\n";
+    let goal = |report: &Report, name: &str| {
+        report
+            .goals
+            .iter()
+            .find(|g| g.goal.starts_with(name))
+            .cloned()
+            .expect("the goal")
+    };
+    let (unbounded, _) = compare(&scenario_for(text, &[]), 1, "test");
+    let replica_hours = goal(&unbounded, "replica-hours");
+    assert_eq!(replica_hours.met, None, "{replica_hours:?}");
+    assert!(
+        replica_hours
+            .detail
+            .ends_with("(bound: none for this trace)")
+    );
+
+    let (tight, _) = compare(
+        &scenario_for(&format!("# goal: replica-hours=0\n{text}"), &[]),
+        1,
+        "test",
+    );
+    let replica_hours = goal(&tight, "replica-hours");
+    assert_eq!(replica_hours.met, Some(false), "{replica_hours:?}");
+    assert!(replica_hours.detail.ends_with("(bound: 0 %)"));
+    let (loose, _) = compare(
+        &scenario_for(&format!("# goal: replica-hours=500\n{text}"), &[]),
+        1,
+        "test",
+    );
+    assert_eq!(goal(&loose, "replica-hours").met, Some(true));
+
+    // The dominance goal agrees with the cost-against-lag plot's reading of the same report.
+    let dominance = goal(&tight, "no baseline");
+    let mut json = Vec::new();
+    tight.write_json(&mut json).expect("json");
+    let points =
+        super::frontier::TracePoints::from_report(std::str::from_utf8(&json).expect("utf-8"))
+            .expect("points");
+    let dominating = points.dominating("ours");
+    assert_eq!(dominance.met, Some(dominating.is_empty()), "{dominance:?}");
+    for baseline in dominating {
+        assert!(dominance.detail.contains(baseline), "{dominance:?}");
+    }
 }

@@ -2,7 +2,8 @@
 //! between rows. Two rows at the same second make a step.
 //!
 //! Lines starting with `#` are comments, except `# model: key=value ...`, which sets the job model for
-//! this trace (a sink cap, a backlog at the start); flags on the command line win over it. An optional
+//! this trace (a sink cap, a backlog at the start; flags on the command line win over it), and
+//! `# goal: replica-hours=PERCENT`, the most ours may spend over the oracle on this trace. An optional
 //! header `seconds,records_per_second` may come first.
 
 use std::path::Path;
@@ -17,6 +18,8 @@ pub struct Trace {
     rows: Vec<(f64, f64)>,
     /// `key=value` settings from `# model:` lines, in file order, with the line they came from.
     pub model: Vec<ModelSetting>,
+    /// `key=value` settings from `# goal:` lines, likewise.
+    pub goals: Vec<ModelSetting>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +56,9 @@ pub enum TraceError {
     NoDuration,
 }
 
+/// The `# goal:` keys a trace may set: the replica-hours ours may spend over the oracle's, in percent.
+pub const GOAL_KEYS: [&str; 1] = ["replica-hours"];
+
 /// The `# model:` keys a trace may set, the same names as the command-line flags.
 pub const MODEL_KEYS: [&str; 6] = [
     "capacity-per-worker",
@@ -74,7 +80,7 @@ impl Trace {
 
     pub fn parse(text: &str) -> Result<Self, TraceError> {
         let mut rows: Vec<(f64, f64)> = Vec::new();
-        let mut model = Vec::new();
+        let (mut model, mut goals) = (Vec::new(), Vec::new());
         for (index, raw) in text.lines().enumerate() {
             let line = index + 1;
             let trimmed = raw.trim();
@@ -82,9 +88,19 @@ impl Trace {
                 continue;
             }
             if let Some(comment) = trimmed.strip_prefix('#') {
-                if let Some(settings) = comment.trim_start().strip_prefix("model:") {
+                let comment = comment.trim_start();
+                if let Some(settings) = comment.strip_prefix("model:") {
                     let offset = raw.len() - settings.len();
-                    model.extend(parse_model(settings, line, offset)?);
+                    model.extend(parse_settings(
+                        settings,
+                        line,
+                        offset,
+                        "model",
+                        &MODEL_KEYS,
+                    )?);
+                } else if let Some(settings) = comment.strip_prefix("goal:") {
+                    let offset = raw.len() - settings.len();
+                    goals.extend(parse_settings(settings, line, offset, "goal", &GOAL_KEYS)?);
                 }
                 continue;
             }
@@ -112,7 +128,7 @@ impl Trace {
         match rows.last() {
             None => Err(TraceError::Empty),
             Some((end, _)) if *end <= 0.0 => Err(TraceError::NoDuration),
-            Some(_) => Ok(Self { rows, model }),
+            Some(_) => Ok(Self { rows, model, goals }),
         }
     }
 
@@ -150,6 +166,7 @@ impl Trace {
             _ => Ok(Self {
                 rows,
                 model: Vec::new(),
+                goals: Vec::new(),
             }),
         }
     }
@@ -245,10 +262,13 @@ fn parse_row(raw: &str, line: usize) -> Result<(f64, f64), TraceError> {
     ))
 }
 
-fn parse_model(
+/// The `key=value` words of a `# model:` or `# goal:` line (`what`), each key one of `known`.
+fn parse_settings(
     settings: &str,
     line: usize,
     offset: usize,
+    what: &str,
+    known: &[&str],
 ) -> Result<Vec<ModelSetting>, TraceError> {
     let mut parsed = Vec::new();
     let mut position = 0;
@@ -262,17 +282,14 @@ fn parse_model(
             return Err(malformed(
                 line,
                 column,
-                format!("expected key=value in the model line, found {word:?}"),
+                format!("expected key=value in the {what} line, found {word:?}"),
             ));
         };
-        if !MODEL_KEYS.contains(&key) {
+        if !known.contains(&key) {
             return Err(malformed(
                 line,
                 column,
-                format!(
-                    "unknown model key {key:?}; known: {}",
-                    MODEL_KEYS.join(", ")
-                ),
+                format!("unknown {what} key {key:?}; known: {}", known.join(", ")),
             ));
         }
         let value = value
