@@ -1,7 +1,10 @@
-//! The design's rules: lag above 5 minutes, lag increasing, CPU above 80 %, and sustained low load.
+//! The design's rules: lag above 5 minutes, lag increasing, CPU above `cpu_high`, and sustained low load.
+
+use chrono::Duration;
 
 use super::{Direction, Outcome, Rule, RuleInput, series::Series};
 use crate::decide::Sample;
+use crate::estimate::arrival_rates;
 
 /// A condition must hold for this share of the window's samples, so one spike (or one dip) decides nothing.
 const SUSTAINED_SHARE: f64 = 0.8;
@@ -192,14 +195,25 @@ fn cheaper_scale_fits(input: &RuleInput<'_>, scale: Option<f64>) -> Option<Resul
     let scale = scale.filter(|s| *s >= 2.0)?;
     // Only once the load has fallen from its peak over the longer window: a burst is over. Trimming a
     // scale just raised for a load that stays would add an action to every step's settling.
-    let recent_input = series(input, |s| s.records_in, window);
-    let longer_input = series(
-        input,
-        |s| s.records_in,
-        input.policy.scale_down_window_seconds,
+    series(input, |s| s.records_in, window)
+        .sufficiency("records_in")
+        .ok()?;
+    // What arrived, not what the job consumed: a job draining a backlog consumes far above its input,
+    // and that burst of catching up is not a burst of load that ended.
+    let arrived = arrival_rates(input.samples);
+    let peak_since = |seconds: u32| {
+        let start = input.now - Duration::seconds(i64::from(seconds));
+        arrived
+            .iter()
+            .filter(|(at, _)| *at > start && *at <= input.now)
+            .map(|(_, rate)| *rate)
+            .fold(0.0, f64::max)
+    };
+    let (recent_peak, longer_peak) = (
+        peak_since(window),
+        peak_since(input.policy.scale_down_window_seconds),
     );
-    recent_input.sufficiency("records_in").ok()?;
-    let fallen = recent_input.max() <= LOAD_FALLEN_SHARE * longer_input.max();
+    let fallen = recent_peak <= LOAD_FALLEN_SHARE * longer_peak;
     let one_fewer = cpu.busiest() * scale / (scale - 1.0);
     // Never above what the slow path allows, or the CPU rule could fire right after.
     let target = input
@@ -207,9 +221,7 @@ fn cheaper_scale_fits(input: &RuleInput<'_>, scale: Option<f64>) -> Option<Resul
         .target_utilization
         .min(input.policy.cpu_ceiling());
     let figures = format!(
-        "over the last {window}s: input at most {:.0}/s against a peak of {:.0}/s, one worker fewer at most {one_fewer:.2} CPU at the busiest (target {target:.2}), lag at most {:.0}s",
-        recent_input.max(),
-        longer_input.max(),
+        "over the last {window}s: input at most {recent_peak:.0}/s against a peak of {longer_peak:.0}/s, one worker fewer at most {one_fewer:.2} CPU at the busiest (target {target:.2}), lag at most {:.0}s",
         lag.max()
     );
     if fallen && one_fewer <= target && lag.max() < input.policy.lag_seconds_low {

@@ -206,6 +206,25 @@ fn low_load_fires_soon_after_a_burst_when_one_worker_fewer_meets_the_target() {
         "{}",
         verdict_steady.reason
     );
+    // Consuming 5000 records/s while the backlog shrank by 4000 a second is 1000 arriving: a job that
+    // caught up, not a burst of load that ended.
+    let caught_up = samples(61, |i| {
+        if i < 20 {
+            Sample {
+                records_in: Some(5000.0),
+                ..sample(1.0, 2_400_000.0 - 120_000.0 * i as f64, 200.0)
+            }
+        } else {
+            sample(0.3, 10.0, 1.0)
+        }
+    });
+    let verdict_caught_up = verdict(&SustainedLowLoad, &caught_up);
+    assert_eq!(
+        verdict_caught_up.outcome,
+        Outcome::Quiet,
+        "{}",
+        verdict_caught_up.reason
+    );
 }
 
 #[test]
