@@ -235,19 +235,28 @@ async fn a_failure_the_worker_cannot_record_leaves_the_task_in_the_queue_until_i
         World::retry(),
         shutdown.clone(),
     ));
+    // Apalis hands a failed task out again at once, so between two looks the task may be failed, queued
+    // or running again: one spent attempt is what tells that the failure was not recorded. Waiting to
+    // catch it in `Failed` instead let it spend attempts on the refusing database, under load all of them.
+    let job = || async {
+        sqlx::query_as::<_, (String, i32, i32)>(
+            "select status, attempts, max_attempts from apalis.jobs limit 1",
+        )
+        .fetch_one(world.storage.pool())
+        .await
+        .expect("job")
+    };
     world::eventually(
         "the queue to keep the task after the unrecorded failure",
         Duration::from_secs(60),
-        || async {
-            let (status, attempts): (String, i32) =
-                sqlx::query_as("select status, attempts from apalis.jobs limit 1")
-                    .fetch_one(world.storage.pool())
-                    .await
-                    .expect("job");
-            status == "Failed" && attempts >= 1
-        },
+        || async { job().await.1 >= 1 },
     )
     .await;
+    let (status, attempts, max_attempts) = job().await;
+    assert!(
+        ["Failed", "Queued", "Running"].contains(&status.as_str()) && attempts < max_attempts,
+        "the task must stay in the queue with attempts left: {status}, {attempts} of {max_attempts}"
+    );
     assert_eq!(world.decision(id).await.status, DecisionStatus::Running);
 
     sqlx::raw_sql("drop trigger refuse_failed on decisions")
