@@ -191,40 +191,26 @@ fn low_load_fires_soon_after_a_burst_when_one_worker_fewer_meets_the_target() {
         verdict(&SustainedLowLoad, &burst(1.0, 0.4)).outcome,
         Outcome::Quiet
     );
-    // The same low figures without a fall in the input (just after a scale-up, say): not the fast path.
-    let steady = samples(61, |i| {
-        if i < 20 {
-            sample(1.0, 50_000.0, 200.0)
-        } else {
-            sample(0.3, 10.0, 1.0)
-        }
-    });
-    let verdict_steady = verdict(&SustainedLowLoad, &steady);
-    assert_eq!(
-        verdict_steady.outcome,
-        Outcome::Quiet,
-        "{}",
-        verdict_steady.reason
-    );
+    // Twenty samples of `busy`, then the same low figures as the burst's.
+    let quiet_after = |busy: &dyn Fn(usize) -> Sample| {
+        let history = samples(61, |i| {
+            if i < 20 {
+                busy(i)
+            } else {
+                sample(0.3, 10.0, 1.0)
+            }
+        });
+        let verdict = verdict(&SustainedLowLoad, &history);
+        assert_eq!(verdict.outcome, Outcome::Quiet, "{}", verdict.reason);
+    };
+    // Without a fall in the input (just after a scale-up, say): not the fast path.
+    quiet_after(&|_| sample(1.0, 50_000.0, 200.0));
     // Consuming 5000 records/s while the backlog shrank by 4000 a second is 1000 arriving: a job that
     // caught up, not a burst of load that ended.
-    let caught_up = samples(61, |i| {
-        if i < 20 {
-            Sample {
-                records_in: Some(5000.0),
-                ..sample(1.0, 2_400_000.0 - 120_000.0 * i as f64, 200.0)
-            }
-        } else {
-            sample(0.3, 10.0, 1.0)
-        }
+    quiet_after(&|i| Sample {
+        records_in: Some(5000.0),
+        ..sample(1.0, 2_400_000.0 - 120_000.0 * i as f64, 200.0)
     });
-    let verdict_caught_up = verdict(&SustainedLowLoad, &caught_up);
-    assert_eq!(
-        verdict_caught_up.outcome,
-        Outcome::Quiet,
-        "{}",
-        verdict_caught_up.reason
-    );
 }
 
 #[test]
