@@ -389,7 +389,7 @@ pub struct Policy {
     pub catch_up_seconds: u32,
     /// The busy share the estimator sizes for: the new scale carries the forecast input at this
     /// utilisation (plus draining the lag), and a scale-down comes as soon as one worker fewer would still
-    /// run the window's busiest moment at or below it. Between 0.3 and 0.95; lower buys headroom, higher
+    /// run the window's busiest two minutes at or below it. Between 0.3 and 0.95; lower buys headroom, higher
     /// saves replica-hours. The default is the one `bench/simulate/run.sh` found cheapest within the
     /// lag goals.
     #[serde(default = "default_target_utilization")]
