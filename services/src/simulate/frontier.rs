@@ -18,6 +18,15 @@ pub struct Point {
 }
 
 impl Point {
+    /// `policy` at `replica_hours` (over the oracle's `oracle_hours`, more than 0) and `lag_minutes`.
+    pub fn new(policy: &str, replica_hours: f64, oracle_hours: f64, lag_minutes: f64) -> Self {
+        Self {
+            policy: policy.to_owned(),
+            extra_cost_percent: (replica_hours / oracle_hours - 1.0) * 100.0,
+            lag_minutes,
+        }
+    }
+
     /// No more cost and no more lag than `other`, and less of one.
     pub fn dominates(&self, other: &Point) -> bool {
         self.extra_cost_percent <= other.extra_cost_percent
@@ -68,10 +77,13 @@ impl TracePoints {
             .policies
             .iter()
             .filter(|p| p.policy != "oracle")
-            .map(|p| Point {
-                policy: p.policy.clone(),
-                extra_cost_percent: (p.median.replica_hours / oracle - 1.0) * 100.0,
-                lag_minutes: p.median.lag_over_minutes,
+            .map(|p| {
+                Point::new(
+                    &p.policy,
+                    p.median.replica_hours,
+                    oracle,
+                    p.median.lag_over_minutes,
+                )
             })
             .collect();
         Ok(Self {

@@ -135,15 +135,7 @@ pub enum SimulateError {
 
 /// A flag, else the trace's `# model:` setting, else the default.
 fn model_value(flag: Option<f64>, trace: &Trace, key: &str, default: f64) -> f64 {
-    flag.or_else(|| {
-        trace
-            .model
-            .iter()
-            .rev()
-            .find(|s| s.key == key)
-            .map(|s| s.value)
-    })
-    .unwrap_or(default)
+    flag.or_else(|| trace.model_setting(key)).unwrap_or(default)
 }
 
 fn seconds(duration: Duration, name: &str) -> Result<u32, SimulateError> {
@@ -240,14 +232,7 @@ pub fn scenario(
         ),
         scaling_exponent: model_value(args.scaling_exponent, &trace, "scaling-exponent", 1.0),
         partitions: model_value(args.partitions.map(f64::from), &trace, "partitions", 24.0) as u32,
-        sink_cap: args.sink_cap.or_else(|| {
-            trace
-                .model
-                .iter()
-                .rev()
-                .find(|s| s.key == "sink-cap")
-                .map(|s| s.value)
-        }),
+        sink_cap: args.sink_cap.or_else(|| trace.model_setting("sink-cap")),
     };
     check_model(&model, args.noise)?;
     let max_scale = args.max_scale.unwrap_or(model.partitions);
@@ -360,18 +345,11 @@ pub fn compare(scenario: &Scenario, seeds: u32, trace_name: &str) -> (Report, Ve
             PolicyReport::new(name, runs, actions)
         })
         .collect();
-    let replica_hours_percent = scenario
-        .trace
-        .goals
-        .iter()
-        .rev()
-        .find(|g| g.key == "replica-hours")
-        .map(|g| g.value);
     let goals = goals(
         &policies,
         &scenario.settings,
         steps.len(),
-        replica_hours_percent,
+        scenario.trace.goal("replica-hours"),
     );
     let report = Report {
         trace: trace_name.to_owned(),

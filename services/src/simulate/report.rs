@@ -170,11 +170,13 @@ pub fn goals(
         ),
     });
 
-    let point = |p: &PolicyReport| Point {
-        policy: p.policy.to_owned(),
-        extra_cost_percent: (p.median("replica_hours") / oracle_hours.max(f64::MIN_POSITIVE) - 1.0)
-            * 100.0,
-        lag_minutes: p.median("lag_over_minutes"),
+    let point = |p: &PolicyReport| {
+        Point::new(
+            p.policy,
+            p.median("replica_hours"),
+            oracle_hours.max(f64::MIN_POSITIVE),
+            p.median("lag_over_minutes"),
+        )
     };
     let ours_point = point(ours);
     let dominating: Vec<String> = BASELINES

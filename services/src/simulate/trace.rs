@@ -78,6 +78,16 @@ impl Trace {
         Self::parse(&text)
     }
 
+    /// The value of the last `# model:` setting of `key`, if any.
+    pub fn model_setting(&self, key: &str) -> Option<f64> {
+        last_value(&self.model, key)
+    }
+
+    /// The value of the last `# goal:` setting of `key`, if any.
+    pub fn goal(&self, key: &str) -> Option<f64> {
+        last_value(&self.goals, key)
+    }
+
     pub fn parse(text: &str) -> Result<Self, TraceError> {
         let mut rows: Vec<(f64, f64)> = Vec::new();
         let (mut model, mut goals) = (Vec::new(), Vec::new());
@@ -260,6 +270,15 @@ fn parse_row(raw: &str, line: usize) -> Result<(f64, f64), TraceError> {
         number(fields[0], "seconds")?,
         number(fields[1], "records_per_second")?,
     ))
+}
+
+/// A later line wins over an earlier one.
+fn last_value(settings: &[ModelSetting], key: &str) -> Option<f64> {
+    settings
+        .iter()
+        .rev()
+        .find(|s| s.key == key)
+        .map(|s| s.value)
 }
 
 /// The `key=value` words of a `# model:` or `# goal:` line (`what`), each key one of `known`.
