@@ -200,7 +200,14 @@ fn cheaper_scale_fits(input: &RuleInput<'_>, scale: Option<f64>) -> Option<Resul
         .ok()?;
     // What arrived, not what the job consumed: a job draining a backlog consumes far above its input,
     // and that burst of catching up is not a burst of load that ended.
-    let arrived = arrival_rates(input.samples);
+    // Only the longer window's samples (and the one before, for the lag's growth into the first).
+    let longer_start =
+        input.now - Duration::seconds(i64::from(input.policy.scale_down_window_seconds));
+    let first = input
+        .samples
+        .partition_point(|s| s.sampled_at <= longer_start)
+        .saturating_sub(1);
+    let arrived = arrival_rates(&input.samples[first..]);
     let peak_since = |seconds: u32| {
         let start = input.now - Duration::seconds(i64::from(seconds));
         arrived
