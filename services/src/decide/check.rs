@@ -28,16 +28,30 @@ pub enum CheckOutcome {
     Skip { reason: String },
 }
 
-/// Checks an estimate for a change in `direction` from `current`.
+/// The job as the check sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct JobNow {
+    pub scale: u32,
+    pub lag_seconds: Option<f64>,
+    /// Where the cluster's capacity stops growing (`estimate::Ceiling::scale`), if known.
+    pub knee: Option<u32>,
+}
+
+/// Checks an estimate for a change in `direction` from `job.scale`. Past a known knee, a scale-down to
+/// no lower than the knee goes ahead with a lag: the workers it removes added nothing.
 pub fn post_check(
     policy: &Policy,
     direction: Direction,
-    current: u32,
+    job: JobNow,
     estimated: u32,
-    lag_seconds_now: Option<f64>,
     previous: Option<PreviousChange>,
     now: DateTime<Utc>,
 ) -> CheckOutcome {
+    let JobNow {
+        scale: current,
+        lag_seconds: lag_seconds_now,
+        knee,
+    } = job;
     if let Some(previous) = previous
         && previous.direction != direction
         && now < previous.at + Duration::seconds(i64::from(policy.cooldown_seconds))
@@ -50,7 +64,20 @@ pub fn post_check(
             ),
         };
     }
-    if direction == Direction::Down {
+    let mut notes = Vec::new();
+    let mut estimated = estimated;
+    let trim_to_knee = knee.filter(|k| direction == Direction::Down && *k < current);
+    if let Some(knee) = trim_to_knee
+        && lag_seconds_now.is_some_and(|lag| lag > policy.lag_seconds_low)
+    {
+        if estimated < knee {
+            estimated = knee;
+        }
+        notes.push(format!(
+            "down to no lower than the capacity ceiling's knee ({knee}) with the lag above {}s: the workers above it added nothing",
+            policy.lag_seconds_low
+        ));
+    } else if direction == Direction::Down {
         match lag_seconds_now {
             Some(lag) if lag <= policy.lag_seconds_low => {}
             Some(lag) => {
@@ -69,7 +96,6 @@ pub fn post_check(
         }
     }
 
-    let mut notes = Vec::new();
     let mut to = estimated;
     match direction {
         Direction::Up if to <= current => {

@@ -6,8 +6,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{
-    CheckState, CheckVerdict, Cluster, ClusterFacts, Facts, Plan, Prediction, Sample, plan,
-    predict, safeguards::safeguard_verdicts,
+    CheckState, CheckVerdict, Cluster, ClusterFacts, Facts, Plan, Prediction, Sample,
+    plan::plan_estimated, predict, safeguards::safeguard_verdicts,
 };
 use crate::{
     estimate::{Estimate, Method, estimate},
@@ -110,15 +110,14 @@ pub fn evaluate(
     now: DateTime<Utc>,
 ) -> Evaluation {
     let rules = rules_for(cluster.policy);
-    // The estimate is needed before the rules only for a prediction (sized by its capacity model).
-    let seasonal = facts.seasonal.as_deref();
-    let early_estimate = (cluster.policy.predictive.enabled && seasonal.is_some())
-        .then(|| estimate(history, cluster.policy, &facts.capacity, now).ok());
+    // Made once, before the rules: a prediction is sized by its capacity model, a rule reads its capacity
+    // ceiling, and the plan for a fired rule goes on from it.
+    let estimated = estimate(history, cluster.policy, &facts.capacity, now);
     let prediction = predict(
         cluster.policy,
-        early_estimate.as_ref().and_then(Option::as_ref),
+        estimated.as_ref().ok(),
         history,
-        seasonal,
+        facts.seasonal.as_deref(),
         now,
     );
     let input = RuleInput {
@@ -127,6 +126,7 @@ pub fn evaluate(
         now,
         scrape_interval_seconds: cluster.scrape_interval_seconds,
         prediction: prediction.as_ref(),
+        ceiling: estimated.as_ref().ok().and_then(|e| e.ceiling),
     };
     let (verdicts, fired) = crate::rules::evaluate(&rules, &input);
     // The scale is known only from a fresh sample.
@@ -158,9 +158,10 @@ pub fn evaluate(
         .iter()
         .find(|c| c.state == CheckState::Blocked)
         .map(|c| c.detail.clone());
+    let estimate = estimated.as_ref().ok().map(EstimateSummary::from);
     let plan = fired
         .as_ref()
-        .map(|v| plan(cluster.policy, v.direction, history, facts, now));
+        .map(|v| plan_estimated(cluster.policy, v.direction, history, facts, now, estimated));
     let target_scale = match plan.as_ref().map(|p| &p.outcome) {
         Some(super::CheckOutcome::Apply { to, .. }) => Some(*to),
         _ => None,
@@ -168,17 +169,6 @@ pub fn evaluate(
     if let Some(plan) = &plan {
         checks.extend(plan.checks.iter().cloned());
     }
-    let estimate = match (
-        plan.as_ref().and_then(|p| p.estimate.as_ref()),
-        early_estimate,
-    ) {
-        (Some(estimate), _) => Some(EstimateSummary::from(estimate)),
-        (None, Some(early)) => early.as_ref().map(EstimateSummary::from),
-        (None, None) => estimate(history, cluster.policy, &facts.capacity, now)
-            .ok()
-            .as_ref()
-            .map(EstimateSummary::from),
-    };
     Evaluation {
         evaluated_at: now,
         act: fired.is_some() && blocked_by.is_none(),

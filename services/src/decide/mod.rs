@@ -30,7 +30,7 @@ mod tests;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use check::{CheckOutcome, PreviousChange, post_check};
+pub use check::{CheckOutcome, JobNow, PreviousChange, post_check};
 pub use evaluate::{EstimateSummary, Evaluation, evaluate};
 pub use human::HumanCommit;
 pub use inputs::{DecisionInputs, PlanRecord, Window};

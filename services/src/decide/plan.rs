@@ -5,10 +5,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{CheckOutcome, Facts, HumanCommit, Prediction, Sample, human, post_check, predict};
+use super::{
+    CheckOutcome, Facts, HumanCommit, JobNow, Prediction, Sample, human, post_check, predict,
+};
 use crate::{
     cluster::Policy,
-    estimate::{Estimate, ScaleUpEffect, estimate, last_scale_up},
+    estimate::{Estimate, EstimateError, ScaleUpEffect, estimate, last_scale_up},
     rules::Direction,
 };
 
@@ -93,6 +95,20 @@ pub fn plan(
     facts: &Facts,
     now: DateTime<Utc>,
 ) -> Plan {
+    let estimated = estimate(history, policy, &facts.capacity, now);
+    plan_estimated(policy, direction, history, facts, now, estimated)
+}
+
+/// [`plan`] with the estimate already made from the same `history`, `policy`, memory and `now` (the
+/// manager's evaluation makes it before the rules, which read its capacity ceiling).
+pub(super) fn plan_estimated(
+    policy: &Policy,
+    direction: Direction,
+    history: &[Sample],
+    facts: &Facts,
+    now: DateTime<Utc>,
+    estimated: Result<Estimate, EstimateError>,
+) -> Plan {
     use CheckState::{Blocked, NotChecked, Passed};
     let mut checks = Vec::new();
     // A person's recent commit wins before anything is estimated.
@@ -121,7 +137,7 @@ pub fn plan(
         }
     }
     let last_scale_up = last_scale_up(history, policy);
-    let estimate = match estimate(history, policy, &facts.capacity, now) {
+    let estimate = match estimated {
         Ok(estimate) => estimate,
         Err(error) => {
             let reason = format!("cannot estimate: {error}");
@@ -206,15 +222,19 @@ pub fn plan(
         checks.push(CheckVerdict::new("forecast", *state, detail.clone()));
     }
     let previous = facts.last_written.and_then(|w| w.previous_change());
+    let job = JobNow {
+        scale: estimate.current_scale,
+        lag_seconds: lag_seconds_now,
+        knee: estimate.ceiling.map(|c| c.scale),
+    };
     let mut outcome = post_check(
         policy,
         direction,
-        estimate.current_scale,
+        job,
         forecast
             .as_ref()
             .and_then(|(_, _, scale)| *scale)
             .unwrap_or(estimate.scale.max(floor)),
-        lag_seconds_now,
         previous,
         now,
     );

@@ -31,7 +31,12 @@ fn plan(
 fn the_check_clamps_limits_steps_and_vetoes() {
     let p = policy(serde_json::json!({"min_scale": 2, "max_scale": 10, "partition_count": 8}));
     let apply = |direction, current, estimated, lag| {
-        post_check(&p, direction, current, estimated, lag, None, now())
+        let job = JobNow {
+            scale: current,
+            lag_seconds: lag,
+            knee: None,
+        };
+        post_check(&p, direction, job, estimated, None, now())
     };
 
     assert_eq!(
@@ -74,7 +79,12 @@ fn the_check_clamps_limits_steps_and_vetoes() {
         direction: Direction::Up,
         at: now() - Duration::seconds(60),
     };
-    let reversal = post_check(&p, Direction::Down, 6, 4, Some(1.0), Some(recent_up), now());
+    let at_6 = JobNow {
+        scale: 6,
+        lag_seconds: Some(1.0),
+        knee: None,
+    };
+    let reversal = post_check(&p, Direction::Down, at_6, 4, Some(recent_up), now());
     assert!(
         matches!(reversal, CheckOutcome::Veto { ref reason } if reason.contains("reverse")),
         "{reversal:?}"
@@ -84,8 +94,50 @@ fn the_check_clamps_limits_steps_and_vetoes() {
         ..recent_up
     };
     assert!(matches!(
-        post_check(&p, Direction::Down, 6, 4, Some(1.0), Some(old_up), now()),
+        post_check(&p, Direction::Down, at_6, 4, Some(old_up), now()),
         CheckOutcome::Apply { to: 4, .. }
+    ));
+}
+
+#[test]
+fn past_a_capacity_knee_a_scale_down_to_the_knee_goes_ahead_with_a_lag() {
+    let p = policy(serde_json::json!({}));
+    let check = |knee, lag, estimated| {
+        let job = JobNow {
+            scale: 20,
+            lag_seconds: lag,
+            knee,
+        };
+        post_check(&p, Direction::Down, job, estimated, None, now())
+    };
+    // A backlog waits: no lower than the knee, whatever the estimate asks.
+    let CheckOutcome::Apply { to, notes } = check(Some(14), Some(900.0), 10) else {
+        panic!("expected the trim to the knee");
+    };
+    assert_eq!(to, 14);
+    assert!(
+        notes[0].contains("capacity ceiling's knee (14)"),
+        "{notes:?}"
+    );
+    assert!(matches!(
+        check(Some(14), Some(900.0), 16),
+        CheckOutcome::Apply { to: 16, .. }
+    ));
+    // Without a knee below the scale, or with the lag unknown, the lag veto stands.
+    for (knee, lag) in [
+        (None, Some(900.0)),
+        (Some(20), Some(900.0)),
+        (Some(14), None),
+    ] {
+        assert!(
+            matches!(check(knee, lag, 14), CheckOutcome::Veto { .. }),
+            "{knee:?} {lag:?}"
+        );
+    }
+    // With the backlog gone it is an ordinary scale-down, below the knee if the load allows.
+    assert!(matches!(
+        check(Some(14), Some(1.0), 10),
+        CheckOutcome::Apply { to: 10, .. }
     ));
 }
 

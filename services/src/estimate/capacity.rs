@@ -111,7 +111,8 @@ const CEILING_SCALE_RATIO: f64 = 1.2;
 /// partition). Remembered with the points, so it outlasts the history that showed it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Ceiling {
-    /// The smallest scale that reaches `capacity`, going linearly from the last scale that still gained.
+    /// The smallest scale that reaches `capacity` (within `KNEE_TOLERANCE`), going linearly from the last
+    /// scale that still gained.
     pub scale: u32,
     /// What the job delivered past the knee (the most any such point showed), records per second.
     pub capacity: f64,
@@ -120,6 +121,13 @@ pub struct Ceiling {
 }
 
 impl Ceiling {
+    /// Whether `scale` is far enough past the knee to trim back to it: by as much as a ceiling has to be
+    /// to be told from noise (`CEILING_SCALE_RATIO`), so a knee that noise moves by one worker does not
+    /// cost a restart.
+    pub fn trims(&self, scale: u32) -> bool {
+        f64::from(scale) >= f64::from(self.scale) * CEILING_SCALE_RATIO
+    }
+
     /// Why scale-ups stop here, for the decision, the pull request and the API.
     pub fn block_reason(&self) -> String {
         format!(
@@ -130,10 +138,20 @@ impl Ceiling {
     }
 }
 
-/// A point past the knee is contradicted when a newer point at a smaller scale delivered this many times
-/// what it did: the bottleneck moved (a faster sink), so the ceiling it showed is lifted. Not at the
+/// A point past the knee is contradicted when a newer point delivered this many times what it did: at a
+/// smaller scale, the bottleneck moved (a faster sink); at a larger one, the point measured low (a few
+/// samples at a scale the job passed through). Either way the ceiling it showed is lifted. Not at the
 /// knee's own capacity: a job trimmed to the knee keeps delivering what the ceiling allows, with noise.
 const CONTRADICTED_SHARE: f64 = 1.1;
+
+/// A point shows a ceiling only with this many samples behind it (two minutes at a 30 s scrape): one
+/// scrape at a scale the job passed through is not evidence enough to stop it growing.
+const CEILING_MIN_SAMPLES: u32 = 4;
+
+/// The knee is the smallest scale that reaches this share short of the ceiling's capacity: the points'
+/// medians differ by a few percent with noise alone, and a knee that noise moved up by one worker would
+/// let a trimmed job climb again, one worker at a time.
+const KNEE_TOLERANCE: f64 = 0.03;
 
 /// Splits `points` (one per scale, sorted by scale) into those a model may be fitted on and the ceiling
 /// the others show, if any. A point past the knee says nothing about how capacity grows below it, and a
@@ -146,7 +164,10 @@ pub fn ceiling(points: &[CapacityPoint]) -> (Vec<CapacityPoint>, Option<Ceiling>
             .iter()
             .filter(|b| f64::from(point.scale) >= f64::from(b.scale) * CEILING_SCALE_RATIO)
             .max_by(|a, b| a.capacity.total_cmp(&b.capacity));
-        let Some(best) = best.copied() else {
+        let Some(best) = best
+            .copied()
+            .filter(|_| point.samples >= CEILING_MIN_SAMPLES)
+        else {
             below.push(*point);
             continue;
         };
@@ -155,13 +176,20 @@ pub fn ceiling(points: &[CapacityPoint]) -> (Vec<CapacityPoint>, Option<Ceiling>
             below.push(*point);
             continue;
         }
-        if point.observed_at < best.observed_at
-            && best.capacity > point.capacity * CONTRADICTED_SHARE
+        let contradicts = |other: &CapacityPoint| {
+            other.observed_at > point.observed_at
+                && other.capacity > point.capacity * CONTRADICTED_SHARE
+        };
+        if contradicts(&best)
+            || points
+                .iter()
+                .any(|p| p.scale > point.scale && contradicts(p))
         {
             continue;
         }
         let capacity = ceiling.map_or(point.capacity, |c| c.capacity.max(point.capacity));
-        let knee = (f64::from(best.scale) * capacity / best.capacity).ceil();
+        let knee =
+            (f64::from(best.scale) * capacity * (1.0 - KNEE_TOLERANCE) / best.capacity).ceil();
         let scale = knee.clamp(f64::from(best.scale), f64::from(point.scale)) as u32;
         ceiling = Some(match ceiling {
             Some(c) if c.scale <= scale => Ceiling { capacity, ..c },

@@ -489,4 +489,39 @@ fn points_past_a_ceiling_are_not_fitted_and_name_the_scale_that_reaches_it() {
     // Growing as promised (or at least half of it): no ceiling.
     let growing = [point(10, 10000.0, 6, 2), point(20, 16000.0, 6, 1)];
     assert_eq!(capacity::ceiling(&growing).1, None);
+    // Trimmed back to the knee, the job there measures a little under what 20 did, with noise: the knee
+    // stays at 14, where a strict reading (14 × 14050 ÷ 13990 = 14.06) would move it up to 15.
+    let trimmed = [
+        point(10, 10000.0, 6, 3),
+        point(14, 13990.0, 6, 1),
+        point(20, 14050.0, 6, 2),
+    ];
+    let ceiling = capacity::ceiling(&trimmed).1.expect("a ceiling");
+    assert_eq!((ceiling.scale, ceiling.shown_at), (14, 20));
+}
+
+#[test]
+fn a_low_point_shows_no_ceiling_when_it_is_thin_or_a_newer_larger_scale_moved_more() {
+    // At 10 the job measured 8800 where 8 moved 7900: under half the promise, a ceiling at 9 ...
+    let low = [point(8, 7900.0, 6, 4), point(10, 8800.0, 6, 3)];
+    assert_eq!(capacity::ceiling(&low).1.map(|c| c.scale), Some(9));
+    // ... unless a newer point at 12 moved 11900: the job grew past it, so 10 measured low.
+    let grew_past = [
+        point(8, 7900.0, 6, 4),
+        point(10, 8800.0, 6, 3),
+        point(12, 11900.0, 6, 1),
+    ];
+    let (below, ceiling) = capacity::ceiling(&grew_past);
+    assert_eq!(ceiling, None);
+    assert_eq!(below.iter().map(|p| p.scale).collect::<Vec<_>>(), [8, 12]);
+    // An older point at 12 says nothing against it: the sink may have slowed since.
+    let older = [
+        point(8, 7900.0, 6, 4),
+        point(10, 8800.0, 6, 3),
+        point(12, 11900.0, 6, 5),
+    ];
+    assert_eq!(capacity::ceiling(&older).1.map(|c| c.scale), Some(9));
+    // Nor does one scrape at a scale the job passed through show a ceiling.
+    let thin = [point(8, 7900.0, 6, 4), point(10, 8800.0, 3, 3)];
+    assert_eq!(capacity::ceiling(&thin).1, None);
 }

@@ -3,6 +3,7 @@
 //! loop, the dry-run endpoint and the simulator to use it. What is done with the verdicts (the safeguards,
 //! the estimate, every check and veto) is the decision core's (`decide`).
 
+mod ceiling;
 mod predictive;
 mod series;
 mod standard;
@@ -11,12 +12,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub use ceiling::AboveCapacityCeiling;
 pub use predictive::{ForecastPeak, RISE_SHARE};
 pub use standard::{CpuAboveThreshold, LagAboveThreshold, LagIncreasing, SustainedLowLoad};
 
 use crate::{
     cluster::Policy,
     decide::{Prediction, Sample},
+    estimate::Ceiling,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -59,6 +62,8 @@ pub struct RuleInput<'a> {
     /// The seasonal prediction (or why there is none) where `policy.predictive` is on and the caller
     /// read the seasonal series.
     pub prediction: Option<&'a Result<Prediction, String>>,
+    /// Where the cluster's capacity stops growing, as the estimate learned it (none known: `None`).
+    pub ceiling: Option<Ceiling>,
 }
 
 pub trait Rule: Send + Sync {
@@ -66,6 +71,10 @@ pub trait Rule: Send + Sync {
     fn direction(&self) -> Direction;
     /// Returns the outcome and the reason for it.
     fn check(&self, input: &RuleInput<'_>) -> (Outcome, String);
+    /// Whether this rule, when it fires, is acted on even where a scale-up rule fired too.
+    fn preempts_scale_up(&self) -> bool {
+        false
+    }
 
     fn evaluate(&self, input: &RuleInput<'_>) -> Verdict {
         let (outcome, reason) = self.check(input);
@@ -78,13 +87,15 @@ pub trait Rule: Send + Sync {
     }
 }
 
-/// The design's rules, scale-up first: when both directions fire, scaling up wins.
+/// The design's rules, scale-up first: when both directions fire, scaling up wins, except over the trim
+/// back to a capacity ceiling (past it, a scale-up is vetoed anyway).
 pub fn standard_rules() -> Vec<Box<dyn Rule>> {
     vec![
         Box::new(LagAboveThreshold),
         Box::new(LagIncreasing),
         Box::new(CpuAboveThreshold),
         Box::new(SustainedLowLoad),
+        Box::new(AboveCapacityCeiling),
     ]
 }
 
@@ -105,11 +116,12 @@ pub fn rules_for(policy: &Policy) -> Vec<Box<dyn Rule>> {
 /// Every rule's verdict, and the one to act on, if any.
 pub fn evaluate(rules: &[Box<dyn Rule>], input: &RuleInput<'_>) -> (Vec<Verdict>, Option<Verdict>) {
     let verdicts: Vec<Verdict> = rules.iter().map(|rule| rule.evaluate(input)).collect();
-    let fired = verdicts
+    let fired = rules
         .iter()
-        .filter(|v| v.outcome == Outcome::Fired)
-        .min_by_key(|v| v.direction == Direction::Down)
-        .cloned();
+        .zip(&verdicts)
+        .filter(|(_, v)| v.outcome == Outcome::Fired)
+        .min_by_key(|(rule, v)| (!rule.preempts_scale_up(), v.direction == Direction::Down))
+        .map(|(_, v)| v.clone());
     (verdicts, fired)
 }
 

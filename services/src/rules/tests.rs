@@ -56,6 +56,7 @@ fn verdict(rule: &dyn Rule, samples: &[Sample]) -> Verdict {
         now: now(),
         scrape_interval_seconds: INTERVAL,
         prediction: None,
+        ceiling: None,
     })
 }
 
@@ -213,22 +214,81 @@ fn low_load_fires_soon_after_a_burst_when_one_worker_fewer_meets_the_target() {
     });
 }
 
-#[test]
-fn scaling_up_wins_when_rules_disagree() {
-    let history = samples(61, |_| sample(0.1, 50_000.0, 600.0));
+fn at_scale(scale: f64) -> Vec<Sample> {
+    samples(61, |_| Sample {
+        scale: Some(scale),
+        ..sample(0.1, 50_000.0, 600.0)
+    })
+}
+
+fn choose(
+    history: &[Sample],
+    ceiling: Option<crate::estimate::Ceiling>,
+) -> (Vec<Verdict>, Option<Verdict>) {
     let policy = policy();
     let input = RuleInput {
         policy: &policy,
-        samples: &history,
+        samples: history,
         now: now(),
         scrape_interval_seconds: INTERVAL,
         prediction: None,
+        ceiling,
     };
-    let (verdicts, chosen) = evaluate(&standard_rules(), &input);
-    assert_eq!(verdicts.len(), 4);
+    evaluate(&standard_rules(), &input)
+}
+
+/// Capacity stops growing at 14: at 20 the job moved no more than 14 do.
+const KNEE_AT_14: crate::estimate::Ceiling = crate::estimate::Ceiling {
+    scale: 14,
+    capacity: 14_000.0,
+    shown_at: 20,
+};
+
+#[test]
+fn scaling_up_wins_when_rules_disagree() {
+    let (verdicts, chosen) = choose(&at_scale(2.0), None);
+    assert_eq!(verdicts.len(), 5);
     assert_eq!(
         chosen.as_ref().map(|v| v.rule.as_str()),
         Some("lag_above_threshold")
+    );
+}
+
+#[test]
+fn well_past_a_capacity_knee_the_trim_back_to_it_wins_over_a_backlog() {
+    // 20 workers with a backlog, where 14 deliver as much: the trim, though the lag rule fires too.
+    let (verdicts, chosen) = choose(&at_scale(20.0), Some(KNEE_AT_14));
+    let chosen = chosen.expect("a rule fired");
+    assert_eq!(chosen.rule, "above_capacity_ceiling");
+    assert_eq!(chosen.direction, Direction::Down);
+    assert!(
+        chosen.reason.contains("the 6 workers above it add nothing"),
+        "{chosen:?}"
+    );
+    assert!(
+        verdicts
+            .iter()
+            .any(|v| v.rule == "lag_above_threshold" && v.outcome == Outcome::Fired)
+    );
+    // One worker past the knee is within the knee's noise (under 1.2 times it), and none past it is
+    // nothing to trim: the lag rule speaks.
+    for scale in [14.0, 16.0] {
+        let (verdicts, chosen) = choose(&at_scale(scale), Some(KNEE_AT_14));
+        assert_eq!(
+            chosen.map(|v| v.rule),
+            Some("lag_above_threshold".to_owned()),
+            "{verdicts:?}"
+        );
+    }
+    // Without a known ceiling the rule is quiet and says so.
+    let (verdicts, _) = choose(&at_scale(20.0), None);
+    let ceiling = verdicts
+        .iter()
+        .find(|v| v.rule == "above_capacity_ceiling")
+        .expect("the rule's verdict");
+    assert_eq!(
+        (ceiling.outcome, ceiling.reason.as_str()),
+        (Outcome::Quiet, "no capacity ceiling is known")
     );
 }
 

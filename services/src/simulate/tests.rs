@@ -397,6 +397,40 @@ fn ours_runs_the_services_rules_and_estimator_through_a_step() {
 }
 
 #[test]
+fn ours_stops_climbing_at_a_sink_limit_and_gives_back_the_workers_past_it() {
+    // The sink takes 14000 records/s; from 2 h to 5 h the load asks 16000.
+    let scenario = scenario_for(
+        "0,10000\n7200,10000\n7200,16000\n18000,16000\n18000,10000\n25200,10000\n",
+        &["--noise", "0", "--sink-cap", "14000"],
+    );
+    let mut ours = super::policies::Ours::new(
+        scenario.settings.policy.clone(),
+        scenario.settings.scrape_interval_seconds,
+        scenario.settings.worker_history_seconds,
+    );
+    let run = run(&scenario, &mut ours);
+    let during: Vec<&Action> = run
+        .actions
+        .iter()
+        .filter(|a| (7200.0..18000.0).contains(&a.decided_at))
+        .collect();
+    // Up past the knee once (nothing told it of the sink yet), then back to 14 or 15 while the backlog
+    // still waits, and up no more.
+    let [up, trim, ..] = during.as_slice() else {
+        panic!("expected a scale-up and a trim: {:?}", run.actions);
+    };
+    assert!(up.to > 16 && up.to > up.from, "{:?}", run.actions);
+    assert!((14..=15).contains(&trim.to), "{:?}", run.actions);
+    // With a backlog waiting (above `lag_seconds_low`), where an ordinary scale-down is vetoed.
+    assert!(
+        run.lag_seconds[trim.decided_at as usize] > 60.0,
+        "{:?}",
+        run.actions
+    );
+    assert_eq!(during.len(), 2, "{:?}", run.actions);
+}
+
+#[test]
 fn every_shipped_trace_parses_with_its_load_steps() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("traces");
     let expected = [

@@ -162,7 +162,7 @@ async fn the_dry_run_says_what_would_happen_and_enqueues_nothing() {
         "{evaluation}"
     );
     assert_eq!(evaluation["act"], true);
-    assert_eq!(evaluation["verdicts"].as_array().map(Vec::len), Some(4));
+    assert_eq!(evaluation["verdicts"].as_array().map(Vec::len), Some(5));
     // The estimate, the scale the worker would write, and every check's verdict.
     assert_eq!(evaluation["estimate"]["current_scale"], 2, "{evaluation}");
     assert_eq!(evaluation["estimate"]["model"], "proportional");
@@ -202,6 +202,82 @@ async fn the_dry_run_says_what_would_happen_and_enqueues_nothing() {
         .await
         .expect("list");
     assert!(decisions.is_empty(), "a dry run records nothing");
+}
+
+#[tokio::test]
+async fn the_dry_run_gives_back_workers_past_a_sink_limit_with_the_backlog_still_waiting() {
+    let app = TestApp::spawn().await;
+    let mut capped = spec("capped");
+    capped["policy"] = json!({"max_scale": 24});
+    app.subscribe(&capped).await;
+    let cluster = app.storage.get_cluster("capped").await.expect("cluster");
+    let now = chrono::Utc::now();
+    // Ten workers moved 10000 records/s with a backlog waiting; twenty, for the last 15 minutes, moved
+    // only 14000 (a sink at its limit).
+    let samples: Vec<_> = (0..50)
+        .map(|i| {
+            let at = now - chrono::Duration::seconds(30 * (49 - i));
+            let mut s = autoscaler::storage::Sample::empty(at);
+            let (scale, moved) = if i < 20 {
+                (10.0, 10_000.0)
+            } else {
+                (20.0, 14_000.0)
+            };
+            s.scale = Some(scale);
+            s.records_out = Some(moved + (i % 3) as f64);
+            s.records_in = Some(moved);
+            s.cpu_load = Some(if i < 20 { 0.97 } else { 0.7 });
+            s.lag_seconds = Some(900.0);
+            s.lag_records = Some(14_000_000.0);
+            (cluster.id, s)
+        })
+        .collect();
+    app.storage.insert_samples(&samples).await.expect("samples");
+
+    let response = app
+        .post_json("/api/v1/clusters/capped/evaluate", &json!({}))
+        .await;
+
+    assert_eq!(response.status(), 200);
+    let evaluation: Value = response.json().await.expect("json");
+    // The lag rule fires too; the trim wins, since past the ceiling a scale-up is vetoed anyway.
+    assert_eq!(
+        (
+            &evaluation["fired"]["rule"],
+            &evaluation["fired"]["direction"]
+        ),
+        (&json!("above_capacity_ceiling"), &json!("down")),
+        "{evaluation}"
+    );
+    let reason = evaluation["fired"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("capacity stops growing at scale 14")
+            && reason.contains("the 6 workers above it add nothing"),
+        "{evaluation}"
+    );
+    assert!(
+        evaluation["verdicts"]
+            .as_array()
+            .expect("verdicts")
+            .iter()
+            .any(|v| v["rule"] == "lag_above_threshold" && v["outcome"] == "fired"),
+        "{evaluation}"
+    );
+    assert_eq!(evaluation["act"], true, "{evaluation}");
+    assert_eq!(evaluation["target_scale"], 14, "{evaluation}");
+    let post_check = evaluation["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["check"] == "post_check")
+        .expect("the post-check's verdict");
+    assert_eq!(post_check["state"], "passed", "{evaluation}");
+    assert!(
+        post_check["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("no lower than the capacity ceiling's knee (14)")),
+        "{evaluation}"
+    );
 }
 
 #[tokio::test]
