@@ -81,15 +81,9 @@ impl Series {
         self.values().fold(f64::NEG_INFINITY, f64::max)
     }
 
-    /// The busiest stretch: the highest mean over `BUSIEST_SPAN` consecutive points (over all of them
-    /// where there are fewer). A sustained peak shows in it; one noisy scrape does not.
+    /// The busiest stretch of the series ([`busiest`]).
     pub fn busiest(&self) -> f64 {
-        let values: Vec<f64> = self.values().collect();
-        let span = BUSIEST_SPAN.clamp(1, values.len().max(1));
-        values
-            .windows(span)
-            .map(|w| w.iter().sum::<f64>() / span as f64)
-            .fold(f64::NEG_INFINITY, f64::max)
+        busiest(&self.values().collect::<Vec<f64>>())
     }
 
     /// Least-squares slope per second and its t-statistic (slope over its standard error). A flat,
@@ -128,4 +122,17 @@ impl Series {
         };
         (slope, t)
     }
+}
+
+/// The busiest stretch: the highest mean over `BUSIEST_SPAN` consecutive values (over all of them where
+/// there are fewer; 0 for none). A sustained peak shows in it; one noisy scrape does not.
+pub fn busiest(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let span = BUSIEST_SPAN.min(values.len());
+    values
+        .windows(span)
+        .map(|w| w.iter().sum::<f64>() / span as f64)
+        .fold(f64::NEG_INFINITY, f64::max)
 }

@@ -2,7 +2,10 @@
 
 use chrono::Duration;
 
-use super::{Direction, Outcome, Rule, RuleInput, series::Series};
+use super::{
+    Direction, Outcome, Rule, RuleInput,
+    series::{Series, busiest},
+};
 use crate::decide::Sample;
 use crate::estimate::arrival_rates;
 
@@ -182,9 +185,11 @@ impl Rule for CpuAboveThreshold {
 /// peak over the scale-down window.
 const LOAD_FALLEN_SHARE: f64 = 0.8;
 
-/// The cost-aware path of the scale-down rule, so that a job sized for a burst comes down soon after it:
-/// the input has fallen from its peak, and over the (short) scale-up window lag stayed below the low
-/// threshold and one worker fewer would have run the busiest stretch (`Series::busiest`) at or below the target utilisation.
+/// The cost-aware path of the scale-down rule, so that a job sized for a burst or a backlog comes down
+/// soon after it: the input has fallen from its peak (busiest two minutes against busiest two minutes), or
+/// a backlog above the lag threshold within the longer window is gone; and over the (short) scale-up
+/// window lag stayed below the low threshold and one worker fewer would have run the busiest stretch
+/// (`Series::busiest`) at or below the target utilisation.
 /// `None` where the window lacks the data.
 fn cheaper_scale_fits(input: &RuleInput<'_>, scale: Option<f64>) -> Option<Result<String, String>> {
     let window = input.policy.scale_up_window_seconds;
@@ -208,19 +213,31 @@ fn cheaper_scale_fits(input: &RuleInput<'_>, scale: Option<f64>) -> Option<Resul
         .partition_point(|s| s.sampled_at <= longer_start)
         .saturating_sub(1);
     let arrived = arrival_rates(&input.samples[first..]);
+    // The busiest two minutes on both sides, as for CPU: one noisy scrape (or one high five minutes of a
+    // load that swings) neither makes a peak nor hides one.
     let peak_since = |seconds: u32| {
         let start = input.now - Duration::seconds(i64::from(seconds));
-        arrived
+        let rates: Vec<f64> = arrived
             .iter()
             .filter(|(at, _)| *at > start && *at <= input.now)
             .map(|(_, rate)| *rate)
-            .fold(0.0, f64::max)
+            .collect();
+        busiest(&rates)
     };
     let (recent_peak, longer_peak) = (
         peak_since(window),
         peak_since(input.policy.scale_down_window_seconds),
     );
     let fallen = recent_peak <= LOAD_FALLEN_SHARE * longer_peak;
+    // Or a backlog above the threshold within the longer window is gone: a scale raised to drain it
+    // is no longer needed for that.
+    let caught_up = series(
+        input,
+        |s| s.lag_seconds,
+        input.policy.scale_down_window_seconds,
+    )
+    .max()
+        > input.policy.lag_seconds_high;
     let one_fewer = cpu.busiest() * scale / (scale - 1.0);
     // Never above what the slow path allows, or the CPU rule could fire right after.
     let target = input
@@ -231,7 +248,7 @@ fn cheaper_scale_fits(input: &RuleInput<'_>, scale: Option<f64>) -> Option<Resul
         "over the last {window}s: input at most {recent_peak:.0}/s against a peak of {longer_peak:.0}/s, one worker fewer at most {one_fewer:.2} CPU at the busiest (target {target:.2}), lag at most {:.0}s",
         lag.max()
     );
-    if fallen && one_fewer <= target && lag.max() < input.policy.lag_seconds_low {
+    if (fallen || caught_up) && one_fewer <= target && lag.max() < input.policy.lag_seconds_low {
         Some(Ok(figures))
     } else {
         Some(Err(figures))

@@ -170,6 +170,39 @@ fn low_load_fires_only_over_the_whole_longer_window() {
 }
 
 #[test]
+fn the_fast_path_judges_a_fall_from_the_busiest_two_minutes_or_a_backlog_gone() {
+    // 45 % CPU on 2 workers for the first 20 samples holds the slow path back (one fewer: 90 %); since
+    // then 30 % (one fewer: 60 %, within the target).
+    let after = |older: &dyn Fn(usize) -> Sample| {
+        let history = samples(61, |i| {
+            if i < 20 {
+                older(i)
+            } else {
+                sample(0.3, 10.0, 1.0)
+            }
+        });
+        verdict(&SustainedLowLoad, &history)
+    };
+    let input = |rate: f64| Sample {
+        records_in: Some(rate),
+        ..sample(0.45, 10.0, 1.0)
+    };
+    // One noisy scrape of 1500 records/s among 1000s is no peak to have fallen from...
+    let noisy = after(&|i| input(if i == 10 { 1500.0 } else { 1000.0 }));
+    assert_eq!(noisy.outcome, Outcome::Quiet, "{}", noisy.reason);
+    // ...ten minutes of it are.
+    let burst = after(&|_| input(1500.0));
+    assert_eq!(burst.outcome, Outcome::Fired, "{}", burst.reason);
+    // No fall at all, but a backlog above the threshold (600 s) drained since: the scale raised to
+    // drain it may go.
+    let drained = after(&|i| Sample {
+        records_in: Some(5000.0),
+        ..sample(0.45, 2_400_000.0 - 120_000.0 * i as f64, 600.0)
+    });
+    assert_eq!(drained.outcome, Outcome::Fired, "{}", drained.reason);
+}
+
+#[test]
 fn low_load_fires_soon_after_a_burst_when_one_worker_fewer_meets_the_target() {
     // A burst 20 minutes ago (5000 records/s, lag 200 s), drained since, at 1000 records/s and 30 % CPU on
     // 2 workers: one fewer would run at 60 %, below the default target.
