@@ -231,13 +231,13 @@ fn cheaper_scale_fits(input: &RuleInput<'_>, scale: Option<f64>) -> Option<Resul
     let fallen = recent_peak <= LOAD_FALLEN_SHARE * longer_peak;
     // Or a backlog above the threshold within the longer window is gone: a scale raised to drain it
     // is no longer needed for that.
-    let caught_up = series(
+    let longer_lag = series(
         input,
         |s| s.lag_seconds,
         input.policy.scale_down_window_seconds,
     )
-    .max()
-        > input.policy.lag_seconds_high;
+    .max();
+    let caught_up = longer_lag > input.policy.lag_seconds_high;
     let one_fewer = cpu.busiest() * scale / (scale - 1.0);
     // Never above what the slow path allows, or the CPU rule could fire right after.
     let target = input
@@ -245,7 +245,8 @@ fn cheaper_scale_fits(input: &RuleInput<'_>, scale: Option<f64>) -> Option<Resul
         .target_utilization
         .min(input.policy.cpu_ceiling());
     let figures = format!(
-        "over the last {window}s: input at most {recent_peak:.0}/s against a peak of {longer_peak:.0}/s, one worker fewer at most {one_fewer:.2} CPU at the busiest (target {target:.2}), lag at most {:.0}s",
+        "over the last {window}s: input {recent_peak:.0}/s at its busiest against {longer_peak:.0}/s over {}s (lag there at most {longer_lag:.0}s), one worker fewer at most {one_fewer:.2} CPU at the busiest (target {target:.2}), lag at most {:.0}s",
+        input.policy.scale_down_window_seconds,
         lag.max()
     );
     if (fallen || caught_up) && one_fewer <= target && lag.max() < input.policy.lag_seconds_low {
