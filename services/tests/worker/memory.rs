@@ -30,6 +30,61 @@ fn saturated_at(cluster_id: i64, scale: f64, end: DateTime<Utc>) -> Vec<(i64, Sa
         .collect()
 }
 
+/// Fifteen minutes at 20 workers ending at `end`, a backlog waiting, moving only what 14 did before
+/// (a sink at its limit).
+fn capped_at_20(cluster_id: i64, end: DateTime<Utc>) -> Vec<(i64, Sample)> {
+    saturated_at(cluster_id, 20.0, end)
+        .into_iter()
+        .map(|(id, sample)| {
+            let moved = 14_000.0 + sample.records_out.unwrap_or_default() - 20_000.0;
+            let sample = Sample {
+                cpu_load: Some(0.7),
+                records_in: Some(14_000.0),
+                records_out: Some(moved),
+                ..sample
+            };
+            (id, sample)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_worker_gives_back_the_workers_past_a_sink_limit_and_remembers_the_limit() {
+    let world = World::with_spec(|spec| {
+        spec["write_back"] = json!({"mode": "recommend"});
+        spec["policy"]["max_scale"] = json!(24);
+    })
+    .await;
+    let worker = world.worker("host-a");
+    let now = Utc::now();
+    let mut batch = saturated_at(world.cluster_id, 10.0, now - Duration::minutes(10));
+    batch.extend(capped_at_20(world.cluster_id, now));
+    world.storage.insert_samples(&batch).await.expect("samples");
+
+    // A scale-down with 600 s of lag waiting: only the knee of the capacity ceiling lets it through.
+    let trim = world.pending("down", now).await;
+    assert_eq!(
+        worker.run_task(trim, World::retry()).await,
+        Progress::Reached(DecisionStatus::Recommended)
+    );
+    let decision = world.decision(trim).await;
+    assert_eq!(decision.to_scale, Some(14), "{decision:?}");
+    let estimate = &decision.estimate.expect("estimate").0;
+    let ceiling = &estimate["plan"]["estimate"]["ceiling"];
+    assert_eq!(
+        (&ceiling["scale"], &ceiling["shown_at"]),
+        (&json!(14), &json!(20)),
+        "{estimate}"
+    );
+    // The point past the knee is remembered, so the limit outlasts this history.
+    let memory = world
+        .storage
+        .capacity_memory(world.cluster_id)
+        .await
+        .expect("memory");
+    assert!(memory.points.iter().any(|p| p.scale == 20), "{memory:?}");
+}
+
 #[tokio::test]
 async fn a_second_decision_starts_from_what_the_first_learned() {
     let world = World::with_spec(|spec| {
