@@ -68,11 +68,11 @@ impl PolicyReport {
         }
     }
 
-    fn median(&self, figure: &str) -> f64 {
+    pub(crate) fn median(&self, figure: &str) -> f64 {
         self.median.get(figure).copied().unwrap_or(f64::NAN)
     }
 
-    fn worst(&self, figure: &str) -> f64 {
+    pub(crate) fn worst(&self, figure: &str) -> f64 {
         self.worst.get(figure).copied().unwrap_or(f64::NAN)
     }
 }

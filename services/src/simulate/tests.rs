@@ -430,6 +430,41 @@ fn ours_stops_climbing_at_a_sink_limit_and_gives_back_the_workers_past_it() {
     assert_eq!(during.len(), 2, "{:?}", run.actions);
 }
 
+/// The benchmark judges medians, which hide one seed's runaway backlog (a false capacity ceiling once
+/// trimmed a ramping job and blocked it for hours in one seed of five, with the median at 0). Every
+/// shipped trace, the benchmark's 5 seeds: ours' worst seed stays within 10 minutes of lag above the
+/// threshold of its median.
+#[test]
+fn no_seed_of_a_shipped_trace_leaves_ours_far_behind_its_median() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("traces");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("the traces")
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|x| x == "csv"))
+        .filter_map(|path| Some(path.file_name()?.to_str()?.to_owned()))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 9, "{names:?}");
+    for name in names {
+        let trace = Trace::read(&dir.join(&name)).expect("trace");
+        let scenario = scenario(&args(&[]), trace, Duration::from_secs(30)).expect(&name);
+        let (report, _) = compare(&scenario, 5, &name);
+        let ours = report
+            .policies
+            .iter()
+            .find(|p| p.policy == "ours")
+            .expect("ours");
+        let (median, worst) = (
+            ours.median("lag_over_minutes"),
+            ours.worst("lag_over_minutes"),
+        );
+        assert!(
+            worst <= median + 10.0,
+            "{name}: worst seed {worst} min of lag above the threshold, median {median}"
+        );
+    }
+}
+
 #[test]
 fn every_shipped_trace_parses_with_its_load_steps() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("traces");
