@@ -320,9 +320,16 @@ async fn check(job: &Job, sample: &Sample, rest: &str, phase: Phase) -> Vec<Stri
             // The spin alone keeps each subtask busy this share of the time, on average over the
             // vertex; Flink's REST API aggregates the same gauge (its copy up to 10 s old).
             let spin = rate * CPU_US as f64 / 1e6 / p;
+            // Just after a resubmission Flink's own busy gauge still averages in the start (one run
+            // read 0.18 from the REST API, ours 0.1755, where the spin says 0.2): the floor from the
+            // spin is looser then.
+            let floor = match phase {
+                Phase::Steady => 0.9 * spin,
+                Phase::JustRestarted => 0.8 * spin,
+            };
             let (truth, low, high) = match rest_busiest(rest, &job.id).await {
-                Some(busiest) => (busiest, (0.9 * spin).max(busiest - 0.15), busiest + 0.15),
-                None => (spin, 0.9 * spin, 1.0),
+                Some(busiest) => (busiest, floor.max(busiest - 0.15), busiest + 0.15),
+                None => (spin, floor, 1.0),
             };
             wrong.expect("cpu_load", sample.cpu_load, truth, low, high.max(low));
         }
