@@ -70,9 +70,7 @@ pub fn post_check(
     if let Some(knee) = trim_to_knee
         && lag_seconds_now.is_some_and(|lag| lag > policy.lag_seconds_low)
     {
-        if estimated < knee {
-            estimated = knee;
-        }
+        estimated = estimated.max(knee);
         notes.push(format!(
             "down to no lower than the capacity ceiling's knee ({knee}) with the lag above {}s: the workers above it added nothing",
             policy.lag_seconds_low

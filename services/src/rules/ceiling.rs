@@ -23,13 +23,7 @@ impl Rule for AboveCapacityCeiling {
         let Some(ceiling) = input.ceiling else {
             return (Outcome::Quiet, "no capacity ceiling is known".to_owned());
         };
-        let scales = Series::new(
-            input.samples,
-            |s| s.scale,
-            input.now,
-            input.policy.scale_up_window_seconds,
-            input.scrape_interval_seconds,
-        );
+        let scales = Series::over(input, |s| s.scale, input.policy.scale_up_window_seconds);
         if let Err(missing) = scales.sufficiency("scale") {
             return (Outcome::NoData, missing);
         }

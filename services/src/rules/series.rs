@@ -17,6 +17,21 @@ pub struct Series {
 }
 
 impl Series {
+    /// `metric` over the `window_seconds` before the rule input's `now`, at its scrape interval.
+    pub fn over(
+        input: &super::RuleInput<'_>,
+        metric: fn(&Sample) -> Option<f64>,
+        window_seconds: u32,
+    ) -> Self {
+        Self::new(
+            input.samples,
+            metric,
+            input.now,
+            window_seconds,
+            input.scrape_interval_seconds,
+        )
+    }
+
     pub fn new(
         samples: &[Sample],
         metric: fn(&Sample) -> Option<f64>,

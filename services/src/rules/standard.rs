@@ -14,16 +14,6 @@ const SUSTAINED_SHARE: f64 = 0.8;
 /// A lag trend counts when its slope is this many standard errors above zero.
 const SIGNIFICANT_T: f64 = 3.0;
 
-fn series(input: &RuleInput<'_>, metric: fn(&Sample) -> Option<f64>, window: u32) -> Series {
-    Series::new(
-        input.samples,
-        metric,
-        input.now,
-        window,
-        input.scrape_interval_seconds,
-    )
-}
-
 /// `metric` above `threshold` in most of the scale-up window and in its newest sample.
 fn sustained_above(
     input: &RuleInput<'_>,
@@ -31,7 +21,7 @@ fn sustained_above(
     value: fn(&Sample) -> Option<f64>,
     threshold: f64,
 ) -> (Outcome, String) {
-    let points = series(input, value, input.policy.scale_up_window_seconds);
+    let points = Series::over(input, value, input.policy.scale_up_window_seconds);
     if let Err(missing) = points.sufficiency(metric) {
         return (Outcome::NoData, missing);
     }
@@ -93,8 +83,8 @@ impl Rule for LagIncreasing {
     }
     fn check(&self, input: &RuleInput<'_>) -> (Outcome, String) {
         let window = input.policy.scale_up_window_seconds;
-        let records = series(input, |s| s.lag_records, window);
-        let seconds = series(input, |s| s.lag_seconds, window);
+        let records = Series::over(input, |s| s.lag_records, window);
+        let seconds = Series::over(input, |s| s.lag_seconds, window);
         if let Err(missing) = records
             .sufficiency("lag_records")
             .and(seconds.sufficiency("lag_seconds"))
@@ -122,7 +112,7 @@ struct Draining {
 
 impl Draining {
     fn over(input: &RuleInput<'_>) -> Option<Self> {
-        let records = series(
+        let records = Series::over(
             input,
             |s| s.lag_records,
             input.policy.scale_up_window_seconds,
@@ -165,7 +155,7 @@ impl Rule for CpuAboveThreshold {
         if outcome != Outcome::Fired {
             return (outcome, figures);
         }
-        let lag_now = series(
+        let lag_now = Series::over(
             input,
             |s| s.lag_seconds,
             input.policy.scale_up_window_seconds,
@@ -189,18 +179,23 @@ const LOAD_FALLEN_SHARE: f64 = 0.8;
 /// soon after it: the input has fallen from its peak (busiest two minutes against busiest two minutes), or
 /// a backlog above the lag threshold within the longer window is gone; and over the (short) scale-up
 /// window lag stayed below the low threshold and one worker fewer would have run the busiest stretch
-/// (`Series::busiest`) at or below the target utilisation.
+/// (`Series::busiest`) at or below the target utilisation. `longer_lag`: the most lag over the
+/// scale-down window, which the caller has read.
 /// `None` where the window lacks the data.
-fn cheaper_scale_fits(input: &RuleInput<'_>, scale: Option<f64>) -> Option<Result<String, String>> {
+fn cheaper_scale_fits(
+    input: &RuleInput<'_>,
+    scale: Option<f64>,
+    longer_lag: f64,
+) -> Option<Result<String, String>> {
     let window = input.policy.scale_up_window_seconds;
-    let cpu = series(input, |s| s.cpu_load, window);
-    let lag = series(input, |s| s.lag_seconds, window);
+    let cpu = Series::over(input, |s| s.cpu_load, window);
+    let lag = Series::over(input, |s| s.lag_seconds, window);
     cpu.sufficiency("cpu_load").ok()?;
     lag.sufficiency("lag_seconds").ok()?;
     let scale = scale.filter(|s| *s >= 2.0)?;
     // Only once the load has fallen from its peak over the longer window: a burst is over. Trimming a
     // scale just raised for a load that stays would add an action to every step's settling.
-    series(input, |s| s.records_in, window)
+    Series::over(input, |s| s.records_in, window)
         .sufficiency("records_in")
         .ok()?;
     // What arrived, not what the job consumed: a job draining a backlog consumes far above its input,
@@ -231,12 +226,6 @@ fn cheaper_scale_fits(input: &RuleInput<'_>, scale: Option<f64>) -> Option<Resul
     let fallen = recent_peak <= LOAD_FALLEN_SHARE * longer_peak;
     // Or a backlog above the threshold within the longer window is gone: a scale raised to drain it
     // is no longer needed for that.
-    let longer_lag = series(
-        input,
-        |s| s.lag_seconds,
-        input.policy.scale_down_window_seconds,
-    )
-    .max();
     let caught_up = longer_lag > input.policy.lag_seconds_high;
     let one_fewer = cpu.busiest() * scale / (scale - 1.0);
     // Never above what the slow path allows, or the CPU rule could fire right after.
@@ -272,8 +261,8 @@ impl Rule for SustainedLowLoad {
     }
     fn check(&self, input: &RuleInput<'_>) -> (Outcome, String) {
         let window = input.policy.scale_down_window_seconds;
-        let cpu = series(input, |s| s.cpu_load, window);
-        let lag = series(input, |s| s.lag_seconds, window);
+        let cpu = Series::over(input, |s| s.cpu_load, window);
+        let lag = Series::over(input, |s| s.lag_seconds, window);
         if let Err(missing) = cpu
             .sufficiency("cpu_load")
             .and(lag.sufficiency("lag_seconds"))
@@ -281,7 +270,7 @@ impl Rule for SustainedLowLoad {
             return (Outcome::NoData, missing);
         }
         let (cpu_max, lag_max) = (cpu.busiest(), lag.max());
-        let scale = series(input, |s| s.scale, window).latest();
+        let scale = Series::over(input, |s| s.scale, window).latest();
         let one_fewer = scale.filter(|s| *s >= 2.0).map(|s| cpu_max * s / (s - 1.0));
         let fits_fewer = input.policy.cpu_ceiling();
         let figures = format!(
@@ -295,7 +284,7 @@ impl Rule for SustainedLowLoad {
         if cpu_low && lag_max < input.policy.lag_seconds_low {
             return (Outcome::Fired, figures);
         }
-        match cheaper_scale_fits(input, scale) {
+        match cheaper_scale_fits(input, scale, lag_max) {
             Some(Ok(recent)) => (Outcome::Fired, format!("{figures}; {recent}")),
             Some(Err(recent)) => (Outcome::Quiet, format!("{figures}; {recent}")),
             None => (Outcome::Quiet, figures),
